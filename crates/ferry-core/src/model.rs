@@ -1,0 +1,176 @@
+//! Vocabulary of the model (SPEC §1) shared by every layer.
+
+use std::fmt;
+
+/// The two kinds of customer account. `Display` gives the label reports use;
+/// [`AccountType::jira_value`] the value snapshots use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AccountType {
+    /// Exists on one site only, can use only its help center.
+    PortalOnly,
+    /// Global Atlassian account; a site user where it has access.
+    Atlassian,
+}
+
+impl AccountType {
+    /// The Jira REST value used in `accounts.csv`.
+    pub fn jira_value(self) -> &'static str {
+        match self {
+            AccountType::PortalOnly => "customer",
+            AccountType::Atlassian => "atlassian",
+        }
+    }
+
+    pub fn from_jira_value(value: &str) -> Option<AccountType> {
+        match value {
+            "customer" => Some(AccountType::PortalOnly),
+            "atlassian" => Some(AccountType::Atlassian),
+            _ => None,
+        }
+    }
+
+    /// The label reports use, exactly as SPEC §3 writes it.
+    pub fn label(self) -> &'static str {
+        match self {
+            AccountType::PortalOnly => "Portal-only",
+            AccountType::Atlassian => "Atlassian account",
+        }
+    }
+
+    /// Parses the CLI's `--type portal-only|atlassian`.
+    pub fn from_cli(value: &str) -> Option<AccountType> {
+        match value {
+            "portal-only" => Some(AccountType::PortalOnly),
+            "atlassian" => Some(AccountType::Atlassian),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AccountType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// Review state of a group. Groups created by a copy start awaiting review
+/// (SPEC §3 case 3); every other group is active.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GroupState {
+    Active,
+    AwaitingReview,
+    Declined,
+}
+
+impl GroupState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Active => "active",
+            GroupState::AwaitingReview => "awaiting_review",
+            GroupState::Declined => "declined",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<GroupState> {
+        match value {
+            "active" => Some(GroupState::Active),
+            "awaiting_review" => Some(GroupState::AwaitingReview),
+            "declined" => Some(GroupState::Declined),
+            _ => None,
+        }
+    }
+
+    /// Whether holding a project's Customer role through this group gives
+    /// customer access.
+    pub fn grants_customer_role(self) -> bool {
+        matches!(self, GroupState::Active)
+    }
+}
+
+/// Parses a `true`/`false` cell.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim() {
+        "true" | "TRUE" | "True" => Some(true),
+        "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Checks a project key: `[A-Z][A-Z0-9]{1,9}`.
+pub fn validate_project_key(key: &str) -> Result<(), String> {
+    let bytes = key.as_bytes();
+    let shape_ok = (2..=10).contains(&bytes.len())
+        && bytes[0].is_ascii_uppercase()
+        && bytes[1..].iter().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if shape_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "project key {key:?} must be an uppercase letter followed by 1 to 9 uppercase letters or digits"
+        ))
+    }
+}
+
+/// Splits a request key `KEY-7` into its project key and number, checking
+/// both.
+pub fn parse_request_key(key: &str) -> Result<(&str, i64), String> {
+    let Some((project, number)) = key.rsplit_once('-') else {
+        return Err(format!("request key {key:?} must look like PROJECT-NUMBER"));
+    };
+    validate_project_key(project).map_err(|e| format!("request key {key:?}: {e}"))?;
+    match number.parse::<i64>() {
+        Ok(n) if n > 0 && !number.starts_with('0') && !number.starts_with('+') => Ok((project, n)),
+        _ => Err(format!("request key {key:?} must end in a positive number without leading zeros")),
+    }
+}
+
+/// Parses a timestamp (RFC 3339) and writes it back in one canonical UTC
+/// form, so stored values sort and compare as text on both backends.
+pub fn canonical_timestamp(value: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        })
+        .map_err(|e| format!("timestamp {value:?} is not RFC 3339 (like 2026-03-01T09:00:00Z): {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_keys() {
+        assert!(validate_project_key("SUP").is_ok());
+        assert!(validate_project_key("A1").is_ok());
+        assert!(validate_project_key("ABCDEFGHIJ").is_ok());
+        assert!(validate_project_key("A").is_err());
+        assert!(validate_project_key("ABCDEFGHIJK").is_err());
+        assert!(validate_project_key("sup").is_err());
+        assert!(validate_project_key("1AB").is_err());
+    }
+
+    #[test]
+    fn request_keys() {
+        assert_eq!(parse_request_key("SUP-7"), Ok(("SUP", 7)));
+        assert!(parse_request_key("SUP7").is_err());
+        assert!(parse_request_key("SUP-0").is_err());
+        assert!(parse_request_key("SUP-07").is_err());
+        assert!(parse_request_key("sup-1").is_err());
+    }
+
+    #[test]
+    fn timestamps_become_canonical_utc() {
+        assert_eq!(canonical_timestamp("2026-03-01T10:00:00+01:00").as_deref(), Ok("2026-03-01T09:00:00Z"));
+        assert_eq!(canonical_timestamp("2026-03-01T09:00:00Z").as_deref(), Ok("2026-03-01T09:00:00Z"));
+        assert!(canonical_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn labels_are_the_report_texts() {
+        assert_eq!(AccountType::PortalOnly.to_string(), "Portal-only");
+        assert_eq!(AccountType::Atlassian.to_string(), "Atlassian account");
+        assert_eq!(AccountType::from_jira_value("customer"), Some(AccountType::PortalOnly));
+        assert_eq!(AccountType::from_jira_value("Customer"), None);
+    }
+}
