@@ -1,0 +1,88 @@
+//! Gathers the facts the access rule needs from the store, then lets
+//! [`ferry_core::access::can_view_request`] decide.
+
+use std::collections::HashMap;
+
+use ferry_core::access::{AccessFacts, can_view_request};
+use ferry_core::model::GroupState;
+
+use crate::accounts::SiteAccount;
+use crate::conn::{Tx, Val};
+use crate::Result;
+
+/// Keys of the requests on `site_id` that `account` can view, sorted.
+pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount) -> Result<Vec<String>> {
+    struct Candidate {
+        key: String,
+        project_id: i64,
+        is_reporter: bool,
+        is_participant: bool,
+        in_organization: bool,
+    }
+    let candidates = tx.query_all(
+        "SELECT r.key, r.project_id,
+                r.reporter_id = $2,
+                EXISTS (SELECT 1 FROM request_participants p WHERE p.request_id = r.id AND p.account_id = $2),
+                EXISTS (SELECT 1 FROM organization_members m WHERE m.organization_id = r.organization_id AND m.account_id = $2)
+         FROM requests r
+         WHERE r.site_id = $1 AND (
+               r.reporter_id = $2
+            OR r.id IN (SELECT request_id FROM request_participants WHERE account_id = $2)
+            OR r.organization_id IN (SELECT organization_id FROM organization_members WHERE account_id = $2))",
+        &[Val::I(site_id), Val::I(account.id)],
+        |r| {
+            Ok(Candidate {
+                key: r.text(0)?.to_owned(),
+                project_id: r.int(1)?,
+                is_reporter: r.bool(2)?,
+                is_participant: r.bool(3)?,
+                in_organization: r.bool(4)?,
+            })
+        },
+    )?;
+    let mut project_access: HashMap<i64, (bool, Vec<GroupState>)> = HashMap::new();
+    let mut keys = Vec::new();
+    for candidate in candidates {
+        if !project_access.contains_key(&candidate.project_id) {
+            let access = project_customer_access(tx, candidate.project_id, account.id)?;
+            project_access.insert(candidate.project_id, access);
+        }
+        let (in_customer_list, role_group_states) =
+            project_access.get(&candidate.project_id).cloned().unwrap_or_default();
+        let facts = AccessFacts {
+            viewer_active: account.active,
+            in_customer_list,
+            role_group_states,
+            is_reporter: candidate.is_reporter,
+            is_participant: candidate.is_participant,
+            in_shared_organization: candidate.in_organization,
+        };
+        if can_view_request(&facts) {
+            keys.push(candidate.key);
+        }
+    }
+    keys.sort_unstable();
+    Ok(keys)
+}
+
+/// Whether `account_id` is on the project's customer list, and the states of
+/// the groups it is in that hold the project's Customer role.
+fn project_customer_access(tx: &mut Tx<'_>, project_id: i64, account_id: i64) -> Result<(bool, Vec<GroupState>)> {
+    let params = [Val::I(project_id), Val::I(account_id)];
+    let listed = tx
+        .query_opt(
+            "SELECT 1 FROM project_customers WHERE project_id = $1 AND account_id = $2",
+            &params,
+            |_| Ok(()),
+        )?
+        .is_some();
+    let states = tx.query_all(
+        "SELECT g.state FROM customer_roles cr
+         JOIN groups g ON g.id = cr.group_id
+         JOIN group_members gm ON gm.group_id = g.id
+         WHERE cr.project_id = $1 AND gm.account_id = $2",
+        &params,
+        |r| Ok(GroupState::parse(r.text(0)?).unwrap_or(GroupState::Declined)),
+    )?;
+    Ok((listed, states))
+}

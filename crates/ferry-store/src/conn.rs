@@ -1,0 +1,418 @@
+//! The connection abstraction: a store is one SQLite connection or one
+//! PostgreSQL client; all work happens inside a [`Tx`].
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
+
+use crate::{Result, StoreError};
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A parameter or a value to bind. Borrowed, so binding never allocates.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    I(i64),
+    T(&'a str),
+    B(bool),
+    Null,
+}
+
+impl<'a> From<i64> for Val<'a> {
+    fn from(v: i64) -> Self {
+        Val::I(v)
+    }
+}
+impl<'a> From<&'a str> for Val<'a> {
+    fn from(v: &'a str) -> Self {
+        Val::T(v)
+    }
+}
+impl<'a> From<bool> for Val<'a> {
+    fn from(v: bool) -> Self {
+        Val::B(v)
+    }
+}
+impl<'a> From<Option<i64>> for Val<'a> {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Val::Null, Val::I)
+    }
+}
+impl<'a> From<Option<&'a str>> for Val<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        v.map_or(Val::Null, Val::T)
+    }
+}
+
+impl rusqlite::ToSql for Val<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match *self {
+            Val::I(v) => ValueRef::Integer(v),
+            Val::T(v) => ValueRef::Text(v.as_bytes()),
+            Val::B(v) => ValueRef::Integer(i64::from(v)),
+            Val::Null => ValueRef::Null,
+        }))
+    }
+}
+
+impl ToSql for Val<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut postgres::types::private::BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match *self {
+            Val::I(v) if *ty == Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+            Val::I(v) => v.to_sql(ty, out),
+            Val::T(v) => v.to_sql(ty, out),
+            Val::B(v) => v.to_sql(ty, out),
+            Val::Null => Ok(IsNull::Yes),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// A ferry store: one open connection with the schema migrated.
+pub struct Store {
+    conn: Conn,
+}
+
+enum Conn {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<postgres::Client>),
+}
+
+impl Store {
+    /// Opens `url`: `postgres://…`/`postgresql://…` for a server, otherwise
+    /// an SQLite file (`sqlite://path`, `sqlite:path` or a plain path).
+    /// Migrations run before the store is returned.
+    pub fn open(url: &str) -> Result<Store> {
+        let conn = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| {
+                StoreError::Open { url: redact_url(url), reason: e.to_string() }
+            })?;
+            Conn::Postgres(Box::new(client))
+        } else {
+            let path = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            let conn = rusqlite::Connection::open(path)
+                .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.pragma_update(None, "cache_size", -262_144)?;
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
+            conn.set_prepared_statement_cache_capacity(64);
+            Conn::Sqlite(conn)
+        };
+        let mut store = Store { conn };
+        crate::migrate::run(&mut store)?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.conn {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Runs `work` in a write transaction, committed only if it returns Ok.
+    /// On SQLite the transaction takes the write lock up front, so id
+    /// allocation inside it cannot race another writer.
+    pub fn write<T, E: From<StoreError>>(
+        &mut self,
+        work: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let mut tx = self.begin(rusqlite::TransactionBehavior::Immediate)?;
+        let value = work(&mut tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `work` in a transaction that sees one consistent snapshot.
+    pub fn read<T, E: From<StoreError>>(
+        &mut self,
+        work: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let mut tx = self.begin(rusqlite::TransactionBehavior::Deferred)?;
+        let value = work(&mut tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn begin(&mut self, behavior: rusqlite::TransactionBehavior) -> Result<Tx<'_>> {
+        Ok(match &mut self.conn {
+            Conn::Sqlite(conn) => Tx::Sqlite(conn.transaction_with_behavior(behavior)?),
+            Conn::Postgres(client) => Tx::Postgres(client.transaction()?),
+        })
+    }
+}
+
+/// Hides the password of a connection URL in messages and logs.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***@{}", &url[..scheme_end], &url[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// An open transaction on either backend.
+pub enum Tx<'c> {
+    Sqlite(rusqlite::Transaction<'c>),
+    Postgres(postgres::Transaction<'c>),
+}
+
+/// One result row.
+pub enum Row<'r> {
+    Sqlite(&'r rusqlite::Row<'r>),
+    Postgres(&'r postgres::Row),
+}
+
+impl Row<'_> {
+    pub fn int(&self, i: usize) -> Result<i64> {
+        Ok(match self {
+            Row::Sqlite(r) => r.get(i)?,
+            Row::Postgres(r) => r.try_get(i)?,
+        })
+    }
+
+    pub fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(match self {
+            Row::Sqlite(r) => r.get(i)?,
+            Row::Postgres(r) => r.try_get(i)?,
+        })
+    }
+
+    pub fn text(&self, i: usize) -> Result<&str> {
+        Ok(match self {
+            Row::Sqlite(r) => r.get_ref(i)?.as_str().map_err(|e| StoreError::Decode { column: i, reason: e.to_string() })?,
+            Row::Postgres(r) => r.try_get(i)?,
+        })
+    }
+
+    pub fn opt_text(&self, i: usize) -> Result<Option<&str>> {
+        Ok(match self {
+            Row::Sqlite(r) => r
+                .get_ref(i)?
+                .as_str_or_null()
+                .map_err(|e| StoreError::Decode { column: i, reason: e.to_string() })?,
+            Row::Postgres(r) => r.try_get(i)?,
+        })
+    }
+
+    pub fn bool(&self, i: usize) -> Result<bool> {
+        Ok(match self {
+            Row::Sqlite(r) => r.get(i)?,
+            Row::Postgres(r) => r.try_get(i)?,
+        })
+    }
+}
+
+/// SQLite spells numbered parameters `?n`; ferry's SQL uses `$n` for both.
+fn sqlite_sql(sql: &str) -> Cow<'_, str> {
+    if !sql.contains('$') {
+        return Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn pg_params<'a>(params: &'a [Val<'a>]) -> impl ExactSizeIterator<Item = &'a dyn ToSql> {
+    params.iter().map(|p| p as &dyn ToSql)
+}
+
+impl<'c> Tx<'c> {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Sqlite(_) => Backend::Sqlite,
+            Tx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit()?,
+            Tx::Postgres(tx) => tx.commit()?,
+        }
+        Ok(())
+    }
+
+    /// Runs several statements without parameters (schema changes).
+    pub fn batch(&mut self, sql: &str) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.execute_batch(sql)?,
+            Tx::Postgres(tx) => tx.batch_execute(sql)?,
+        }
+        Ok(())
+    }
+
+    /// Runs one statement; returns the number of rows it changed.
+    pub fn execute(&mut self, sql: &str, params: &[Val<'_>]) -> Result<u64> {
+        Ok(match self {
+            Tx::Sqlite(tx) => {
+                let mut stmt = tx.prepare_cached(&sqlite_sql(sql))?;
+                stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64
+            }
+            Tx::Postgres(tx) => {
+                let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                tx.execute(sql, &params)?
+            }
+        })
+    }
+
+    /// Streams the rows of a query through `each`, one at a time.
+    pub fn query_each(
+        &mut self,
+        sql: &str,
+        params: &[Val<'_>],
+        mut each: impl FnMut(&Row<'_>) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => {
+                let mut stmt = tx.prepare_cached(&sqlite_sql(sql))?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                while let Some(row) = rows.next()? {
+                    each(&Row::Sqlite(row))?;
+                }
+            }
+            Tx::Postgres(tx) => {
+                let mut rows = tx.query_raw(sql, pg_params(params))?;
+                while let Some(row) = rows.next()? {
+                    each(&Row::Postgres(&row))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first row of a query, if any, mapped by `map`.
+    pub fn query_opt<T>(
+        &mut self,
+        sql: &str,
+        params: &[Val<'_>],
+        map: impl FnOnce(&Row<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut map = Some(map);
+        let mut found = None;
+        self.query_each(sql, params, |row| {
+            if let Some(map) = map.take() {
+                found = Some(map(row)?);
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Every row of a query, mapped by `map`.
+    pub fn query_all<T>(
+        &mut self,
+        sql: &str,
+        params: &[Val<'_>],
+        mut map: impl FnMut(&Row<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.query_each(sql, params, |row| {
+            out.push(map(row)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// A fresh id for `alloc`'s table, unique even against other writers.
+    pub fn next_id(&mut self, alloc: &mut IdAllocator) -> Result<i64> {
+        if let Some(id) = alloc.pool.pop() {
+            return Ok(id);
+        }
+        match self {
+            // The write transaction holds SQLite's only write lock: max + 1
+            // cannot be taken by anyone else before we commit.
+            Tx::Sqlite(tx) => {
+                if alloc.next == 0 {
+                    let max: i64 = tx.query_row(
+                        &format!("SELECT COALESCE(MAX(id), 0) FROM {}", alloc.table),
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    alloc.next = max + 1;
+                }
+                alloc.next += 1;
+                Ok(alloc.next - 1)
+            }
+            // PostgreSQL hands out a block from the table's identity
+            // sequence; concurrent writers get other numbers.
+            Tx::Postgres(tx) => {
+                let sql = format!(
+                    "SELECT nextval(pg_get_serial_sequence('{}', 'id')) FROM generate_series(1, {})",
+                    alloc.table,
+                    IdAllocator::PG_BLOCK
+                );
+                alloc.pool = tx.query(&sql, &[])?.iter().map(|r| r.get(0)).collect();
+                alloc.pool.sort_unstable_by(|a, b| b.cmp(a));
+                alloc.pool.pop().ok_or_else(|| StoreError::Conflict(format!("no id left for {}", alloc.table)))
+            }
+        }
+    }
+}
+
+/// Hands out ids for one table inside one transaction.
+pub struct IdAllocator {
+    table: &'static str,
+    next: i64,
+    pool: Vec<i64>,
+}
+
+impl IdAllocator {
+    const PG_BLOCK: i64 = 10_000;
+
+    pub fn new(table: &'static str) -> IdAllocator {
+        IdAllocator { table, next: 0, pool: Vec::new() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_parameters_become_sqlite_spelling() {
+        assert_eq!(sqlite_sql("SELECT $1, $2 WHERE x = $10"), "SELECT ?1, ?2 WHERE x = ?10");
+        assert_eq!(sqlite_sql("SELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

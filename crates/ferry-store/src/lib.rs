@@ -1,0 +1,48 @@
+//! ferry's store. One connection type over embedded SQLite (the default) and
+//! PostgreSQL; SQL is written once with `$n` placeholders and runs on both
+//! wherever the dialects agree. Capabilities live in their own modules
+//! (`sites`, `accounts`, `access`); bulk paths in [`bulk`].
+
+pub mod access;
+pub mod accounts;
+pub mod bulk;
+mod conn;
+mod migrate;
+pub mod sites;
+
+pub use conn::{Backend, IdAllocator, Row, Store, Tx, Val};
+
+/// Errors of the store layer. The message is fit for an admin; driver detail
+/// is kept in the source chain.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {reason}")]
+    Open { url: String, reason: String },
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
+    #[error("database schema migration {version} failed: {reason}")]
+    Migration { version: u32, reason: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unexpected value in column {column}: {reason}")]
+    Decode { column: usize, reason: String },
+}
+
+impl StoreError {
+    /// A stable code for scripts and the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Open { .. } => "db_open",
+            StoreError::Sqlite(_) | StoreError::Postgres(_) | StoreError::Decode { .. } => "db",
+            StoreError::Migration { .. } => "db_migration",
+            StoreError::NotFound(_) => "not_found",
+            StoreError::Conflict(_) => "conflict",
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

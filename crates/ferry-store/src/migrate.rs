@@ -1,0 +1,53 @@
+//! Embedded schema migrations, run when a store opens.
+
+use crate::conn::{Backend, Store, Val};
+use crate::{Result, StoreError};
+
+struct Migration {
+    version: u32,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
+    postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
+}];
+
+/// Any fixed number: the advisory lock that keeps two processes from
+/// migrating one PostgreSQL database at once.
+const MIGRATION_LOCK: i64 = 0x6665_7272_7901;
+
+pub(crate) fn run(store: &mut Store) -> Result<()> {
+    let backend = store.backend();
+    store.write(|tx| {
+        if backend == Backend::Postgres {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[Val::I(MIGRATION_LOCK)])?;
+        }
+        tx.batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )?;
+        let applied: Vec<i64> =
+            tx.query_all("SELECT version FROM schema_migrations", &[], |r| r.int(0))?;
+        for migration in MIGRATIONS {
+            if applied.contains(&i64::from(migration.version)) {
+                continue;
+            }
+            let sql = match backend {
+                Backend::Sqlite => migration.sqlite,
+                Backend::Postgres => migration.postgres,
+            };
+            tx.batch(sql).map_err(|e| StoreError::Migration {
+                version: migration.version,
+                reason: e.to_string(),
+            })?;
+            let now = chrono::Utc::now().to_rfc3339();
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[Val::I(i64::from(migration.version)), Val::T(&now)],
+            )?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,77 @@
+//! Organizations and sites.
+
+use crate::conn::{Tx, Val};
+use crate::{Result, StoreError};
+
+/// Names of organizations and site slugs: lowercase letters, digits and
+/// inner hyphens, 1 to 63 characters, so they are safe in URLs and group
+/// names (`customers-from-<site>`).
+pub fn validate_slug(what: &str, value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "{what} name {value:?} is not valid: use 1 to 63 lowercase letters, digits and inner hyphens"
+        )))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    pub id: i64,
+    pub slug: String,
+    pub org: String,
+}
+
+pub fn create_org(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
+    validate_slug("organization", name)?;
+    if org_id(tx, name)?.is_some() {
+        return Err(StoreError::Conflict(format!("organization {name:?} already exists")));
+    }
+    let now = chrono::Utc::now().to_rfc3339();
+    tx.execute("INSERT INTO orgs (name, created_at) VALUES ($1, $2)", &[Val::T(name), Val::T(&now)])?;
+    org_id(tx, name)?.ok_or_else(|| StoreError::NotFound(format!("organization {name:?} vanished")))
+}
+
+pub fn org_id(tx: &mut Tx<'_>, name: &str) -> Result<Option<i64>> {
+    tx.query_opt("SELECT id FROM orgs WHERE name = $1", &[Val::T(name)], |r| r.int(0))
+}
+
+pub fn create_site(tx: &mut Tx<'_>, org: &str, slug: &str) -> Result<Site> {
+    validate_slug("site", slug)?;
+    let org_id = org_id(tx, org)?.ok_or_else(|| {
+        StoreError::NotFound(format!("no organization named {org:?}; create it with `ferry org create {org}`"))
+    })?;
+    if let Some(existing) = find_site(tx, slug)? {
+        return Err(StoreError::Conflict(format!(
+            "site {slug:?} already exists (in organization {:?})",
+            existing.org
+        )));
+    }
+    let now = chrono::Utc::now().to_rfc3339();
+    tx.execute(
+        "INSERT INTO sites (org_id, slug, created_at) VALUES ($1, $2, $3)",
+        &[Val::I(org_id), Val::T(slug), Val::T(&now)],
+    )?;
+    site(tx, slug)
+}
+
+pub fn find_site(tx: &mut Tx<'_>, slug: &str) -> Result<Option<Site>> {
+    tx.query_opt(
+        "SELECT s.id, s.slug, o.name FROM sites s JOIN orgs o ON o.id = s.org_id WHERE s.slug = $1",
+        &[Val::T(slug)],
+        |r| Ok(Site { id: r.int(0)?, slug: r.text(1)?.to_owned(), org: r.text(2)?.to_owned() }),
+    )
+}
+
+/// The site named `slug`, or an error that says how to create it.
+pub fn site(tx: &mut Tx<'_>, slug: &str) -> Result<Site> {
+    find_site(tx, slug)?.ok_or_else(|| {
+        StoreError::NotFound(format!("no site named {slug:?}; create it with `ferry site create <org> {slug}`"))
+    })
+}
