@@ -450,7 +450,15 @@ impl<'t, 'c> Importer<'t, 'c> {
         let cell = |i: usize| r.get(i).unwrap_or_default();
         let id = |i: usize| r.get(i).unwrap_or_default().trim();
         match file {
-            "accounts.csv" => self.account_row(line, [id(0), id(1), cell(2), cell(3), id(4), id(5)], w),
+            "accounts.csv" => {
+                let result = self.account_row(line, [id(0), id(1), cell(2), cell(3), id(4), id(5)], w);
+                if let (Err(RowError::Bad(_)), Some(kind)) = (&result, AccountType::from_jira_value(id(1))) {
+                    // Rows referring to a bad account would only repeat its
+                    // problem; nothing is written once a row is bad anyway.
+                    self.site_accounts.entry(id(0).to_owned()).or_insert((0, kind));
+                }
+                result
+            }
             "projects.csv" => {
                 let key = id(0);
                 validate_project_key(key)?;
@@ -532,7 +540,14 @@ impl<'t, 'c> Importer<'t, 'c> {
                 self.push(&mut w.0[0], &[Val::I(project_id), Val::I(account_id)])?;
                 Ok(())
             }
-            "requests.csv" => self.request_row(line, r, w),
+            "requests.csv" => {
+                let result = self.request_row(line, r, w);
+                if matches!(result, Err(RowError::Bad(_))) {
+                    // As for accounts: its comments need not repeat its problem.
+                    self.requests.entry(id(0).to_owned()).or_insert(0);
+                }
+                result
+            }
             "comments.csv" => {
                 let key = id(0);
                 let request_id = self.requests.get(key).copied().ok_or_else(|| {

@@ -1,1 +1,97 @@
-pub fn placeholder() {}
+//! Fresh databases for integration tests, on both backends, over real
+//! connections: a temporary SQLite file, or a new database on the PostgreSQL
+//! server named by `FERRY_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+//! dropped when the test ends.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ferry_store::Store;
+
+pub use ferry_store::Backend;
+
+/// The server the PostgreSQL half of the suite runs on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("FERRY_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// One test's own database.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: tempfile::TempDir,
+    pg_database: Option<String>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestDb {
+    /// A new empty database. Panics (failing the test) when the backend is
+    /// unreachable: a suite that silently skips PostgreSQL proves nothing.
+    #[allow(clippy::expect_used, clippy::panic)]
+    pub fn new(backend: Backend) -> TestDb {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        match backend {
+            Backend::Sqlite => {
+                let url = dir.path().join("ferry.db").display().to_string();
+                TestDb { url, backend, _dir: dir, pg_database: None }
+            }
+            Backend::Postgres => {
+                let name = format!(
+                    "ferry_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos())
+                        .unwrap_or(0)
+                );
+                let admin = postgres_admin_url();
+                let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin} is not reachable ({e}); start it or set FERRY_TEST_PG")
+                });
+                client
+                    .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'"))
+                    .expect("create test database");
+                // FERRY_TEST_PG names a database (…/postgres); swap it for ours.
+                let server = admin.rsplit_once('/').map_or(admin.as_str(), |(server, _)| server);
+                let url = format!("{server}/{name}");
+                TestDb { url, backend, _dir: dir, pg_database: Some(name) }
+            }
+        }
+    }
+
+    /// Opens (and migrates) the database.
+    #[allow(clippy::expect_used)]
+    pub fn store(&self) -> Store {
+        Store::open(&self.url).expect("open test store")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_database {
+            if let Ok(mut client) = postgres::Client::connect(&postgres_admin_url(), postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+            }
+        }
+    }
+}
+
+/// Declares each listed test function (taking a [`Backend`]) once per
+/// backend: `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name($crate::Backend::Sqlite) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name($crate::Backend::Postgres) } )*
+        }
+    };
+}
+
+/// The seed's story on six customers (`examples/story` in the repository).
+pub fn story_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/story")
+}
