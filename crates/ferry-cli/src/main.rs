@@ -12,6 +12,11 @@ use ferry_snapshot::{ImportError, Progress};
 use ferry_store::accounts::{self, CustomerFilter};
 use ferry_store::{Store, StoreError, sites};
 
+// Import and copy build millions of small strings; glibc's allocator spends
+// seconds freeing them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ferry", version, about = "Copy service-desk customers between sites without anyone losing access.")]
 struct Cli {
@@ -265,6 +270,7 @@ fn csv_failure(e: csv::Error) -> Failure {
 struct TerminalProgress {
     bar: Option<indicatif::ProgressBar>,
     label: &'static str,
+    since: std::time::Instant,
 }
 
 impl TerminalProgress {
@@ -274,7 +280,7 @@ impl TerminalProgress {
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar
         });
-        TerminalProgress { bar, label }
+        TerminalProgress { bar, label, since: std::time::Instant::now() }
     }
 
     fn done(&self) {
@@ -292,9 +298,11 @@ impl Progress for TerminalProgress {
     }
 
     fn file_done(&mut self, file: &str, rows: u64) {
+        let line = format!("{} {file}: {rows} rows in {:.2} s", self.label, self.since.elapsed().as_secs_f64());
+        self.since = std::time::Instant::now();
         match &self.bar {
-            Some(bar) => bar.println(format!("{} {file}: {rows} rows", self.label)),
-            None => eprintln!("{} {file}: {rows} rows", self.label),
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
         }
     }
 }

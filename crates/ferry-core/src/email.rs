@@ -67,12 +67,12 @@ pub fn normalize(raw: &str) -> Result<String, EmailError> {
     if trimmed.is_empty() {
         return Err(EmailError::Empty);
     }
-    let nfc: String = if trimmed.is_ascii() {
-        trimmed.to_owned()
+    // Most addresses are ASCII: one allocation, no Unicode tables.
+    let lowered = if trimmed.is_ascii() {
+        trimmed.to_ascii_lowercase()
     } else {
-        trimmed.nfc().collect()
+        trimmed.nfc().collect::<String>().to_lowercase()
     };
-    let lowered = nfc.to_lowercase();
     let Some(at) = lowered.rfind('@') else {
         return Err(EmailError::MissingAt(trimmed.to_owned()));
     };
@@ -83,34 +83,35 @@ pub fn normalize(raw: &str) -> Result<String, EmailError> {
     if domain.is_empty() {
         return Err(EmailError::EmptyDomain(trimmed.to_owned()));
     }
-    if local.chars().any(char::is_whitespace)
-        || !email_address::EmailAddress::is_valid_local_part(local)
-    {
+    if local.chars().any(char::is_whitespace) || !email_address::EmailAddress::is_valid_local_part(local) {
         return Err(EmailError::InvalidLocal(trimmed.to_owned()));
     }
-    let domain = canonical_domain(domain)
-        .map_err(|why| EmailError::InvalidDomain(trimmed.to_owned(), why))?;
-    let mut key = String::with_capacity(local.len() + 1 + domain.len());
-    key.push_str(local);
-    key.push('@');
-    key.push_str(&domain);
-    Ok(key)
+    match canonical_domain(domain).map_err(|why| EmailError::InvalidDomain(trimmed.to_owned(), why))? {
+        None => Ok(lowered),
+        Some(unicode) => Ok(format!("{local}@{unicode}")),
+    }
 }
 
-/// The Unicode form of a domain, after checking it is a host name that mail
-/// can be delivered to: at least two labels of letters, digits and hyphens
-/// once in ASCII (IDNA) form.
-fn canonical_domain(domain: &str) -> Result<String, &'static str> {
-    let ascii = if domain.is_ascii() && !domain.contains("xn--") {
-        domain.to_owned()
-    } else {
-        idna::domain_to_ascii(domain).map_err(|_| "not a valid internationalized domain name")?
-    };
-    let labels: Vec<&str> = ascii.split('.').collect();
-    if labels.len() < 2 {
-        return Err("it needs at least two labels, like example.com");
+/// Checks a domain is a host name mail can be delivered to: at least two
+/// labels of letters, digits and hyphens once in ASCII (IDNA) form. Returns
+/// its Unicode form when that differs from `domain` (an `xn--` spelling or
+/// a mapped character).
+fn canonical_domain(domain: &str) -> Result<Option<String>, &'static str> {
+    if domain.is_ascii() && !domain.contains("xn--") {
+        check_ascii_host(domain)?;
+        return Ok(None);
     }
-    for label in &labels {
+    let ascii = idna::domain_to_ascii(domain).map_err(|_| "not a valid internationalized domain name")?;
+    check_ascii_host(&ascii)?;
+    let (unicode, result) = idna::domain_to_unicode(&ascii);
+    result.map_err(|_| "an xn-- label is not valid punycode")?;
+    Ok((unicode != domain).then_some(unicode))
+}
+
+fn check_ascii_host(ascii: &str) -> Result<(), &'static str> {
+    let mut labels = 0;
+    for label in ascii.split('.') {
+        labels += 1;
         if label.is_empty() {
             return Err("it has an empty label (two dots in a row or a dot at an end)");
         }
@@ -124,13 +125,10 @@ fn canonical_domain(domain: &str) -> Result<String, &'static str> {
             return Err("it holds a character that is not a letter, digit, '-' or '.'");
         }
     }
-    if ascii.contains("xn--") {
-        let (unicode, result) = idna::domain_to_unicode(&ascii);
-        result.map_err(|_| "an xn-- label is not valid punycode")?;
-        Ok(unicode)
-    } else {
-        Ok(ascii)
+    if labels < 2 {
+        return Err("it needs at least two labels, like example.com");
     }
+    Ok(())
 }
 
 #[cfg(test)]

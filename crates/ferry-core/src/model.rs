@@ -1,5 +1,6 @@
 //! Vocabulary of the model (SPEC §1) shared by every layer.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The two kinds of customer account. `Display` gives the label reports use;
@@ -125,14 +126,34 @@ pub fn parse_request_key(key: &str) -> Result<(&str, i64), String> {
 }
 
 /// Parses a timestamp (RFC 3339) and writes it back in one canonical UTC
-/// form, so stored values sort and compare as text on both backends.
-pub fn canonical_timestamp(value: &str) -> Result<String, String> {
+/// form, so stored values sort and compare as text on both backends. A value
+/// already in that form (`2026-03-01T09:00:00Z`) is returned as is.
+pub fn canonical_timestamp(value: &str) -> Result<Cow<'_, str>, String> {
+    if is_canonical_utc(value) {
+        return Ok(Cow::Borrowed(value));
+    }
     chrono::DateTime::parse_from_rfc3339(value.trim())
         .map(|t| {
-            t.with_timezone(&chrono::Utc)
-                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            Cow::Owned(t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         })
         .map_err(|e| format!("timestamp {value:?} is not RFC 3339 (like 2026-03-01T09:00:00Z): {e}"))
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` naming a real instant.
+fn is_canonical_utc(value: &str) -> bool {
+    let b = value.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+        return false;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, d| d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0')))
+    };
+    match (number(0, 4), number(5, 7), number(8, 10), number(11, 13), number(14, 16), number(17, 19)) {
+        (Some(y), Some(mo), Some(d), Some(h), Some(mi), Some(s)) => {
+            h < 24 && mi < 60 && s < 60 && chrono::NaiveDate::from_ymd_opt(y as i32, mo, d).is_some()
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +185,9 @@ mod tests {
         assert_eq!(canonical_timestamp("2026-03-01T10:00:00+01:00").as_deref(), Ok("2026-03-01T09:00:00Z"));
         assert_eq!(canonical_timestamp("2026-03-01T09:00:00Z").as_deref(), Ok("2026-03-01T09:00:00Z"));
         assert!(canonical_timestamp("yesterday").is_err());
+        assert!(canonical_timestamp("2026-02-30T09:00:00Z").is_err());
+        assert!(canonical_timestamp("2026-03-01T24:00:00Z").is_err());
+        assert!(matches!(canonical_timestamp("2026-03-01T09:00:00Z"), Ok(Cow::Borrowed(_))));
     }
 
     #[test]

@@ -94,7 +94,7 @@ fn write_rows(
                 JOIN projects p ON p.id = pc.project_id JOIN accounts a ON a.id = pc.account_id
             WHERE p.site_id = $1 ORDER BY p.key, a.ext_id".to_owned(),
         "requests.csv" => format!(
-            "SELECT r.key, p.key, r.summary, r.status, r.created, rep.ext_id,
+            "SELECT p.key || '-' || r.number, p.key, r.summary, r.status, r.created, rep.ext_id,
                     COALESCE((SELECT {participants} FROM request_participants rp
                               JOIN accounts pa ON pa.id = rp.account_id WHERE rp.request_id = r.id), ''),
                     COALESCE(o.name, '')
@@ -103,7 +103,7 @@ fn write_rows(
                   LEFT JOIN organizations o ON o.id = r.organization_id
              WHERE r.site_id = $1 ORDER BY p.key, r.number"
         ),
-        "comments.csv" => "SELECT r.key, a.ext_id, c.created, c.body FROM comments c
+        "comments.csv" => "SELECT p.key || '-' || r.number, a.ext_id, c.created, c.body FROM comments c
                 JOIN requests r ON r.id = c.request_id JOIN projects p ON p.id = r.project_id
                 JOIN accounts a ON a.id = c.author_id
             WHERE r.site_id = $1 ORDER BY p.key, r.number, c.created, c.id".to_owned(),

@@ -1,17 +1,24 @@
 //! `site import`: streams each file once, validates every row, writes in
 //! bulk inside one transaction, and rolls everything back if any row is bad,
 //! after reporting all of them.
+//!
+//! Two threads share the work: a validator parses and checks rows and turns
+//! them into batches; the caller's thread writes the batches into the open
+//! transaction. On two cores the parsing and the database overlap.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use ferry_core::email::Email;
+use compact_str::CompactString;
+use ferry_core::email::normalize;
 use ferry_core::model::{AccountType, canonical_timestamp, parse_bool, parse_request_key, validate_project_key};
-use ferry_store::bulk::{BulkWriter, OnConflict, TableSpec};
+use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
 use ferry_store::{IdAllocator, Store, StoreError, Tx, Val, sites};
+use rustc_hash::FxHashMap;
 
 use crate::{FILES, Progress};
 
@@ -75,16 +82,69 @@ pub fn import_into(
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder"),
         });
     }
-    let mut problems = unknown_files(dir)?;
+    let problems = unknown_files(dir)?;
     let site = sites::site(tx, site)?;
-    let mut importer = Importer::load(tx, site.id, site.slug)?;
-    importer.problems.append(&mut problems);
-    let summary = importer.run(dir, progress)?;
-    if importer.problems.is_empty() {
-        Ok(summary)
-    } else {
-        Err(ImportError::Invalid(std::mem::take(&mut importer.problems)))
+    let index = SiteIndex::load(tx, site.id)?;
+    let (sender, receiver) = sync_channel::<Message>(8);
+    std::thread::scope(|scope| {
+        let validator = scope.spawn(move || {
+            let mut validator = Validator { site_id: site.id, site_slug: site.slug, problems, index, sender, batches: Vec::new() };
+            let summary = validator.run(dir);
+            (summary, validator.problems)
+        });
+        let written = write_batches(tx, receiver, progress);
+        let (summary, problems) = validator.join().map_err(|_| {
+            ImportError::Io { path: dir.to_owned(), source: std::io::Error::other("the validating thread failed") }
+        })?;
+        written?;
+        let summary = summary?;
+        if problems.is_empty() { Ok(summary) } else { Err(ImportError::Invalid(problems)) }
+    })
+}
+
+/// What the validator hands the writer, in order.
+enum Message {
+    Batch(RowBatch),
+    /// A request imported again: its participants are the ones its row
+    /// lists now.
+    ClearParticipants(i64),
+    Rows(&'static str, u64),
+    FileDone(&'static str, u64, &'static [&'static TableSpec]),
+}
+
+/// The writer's side: runs until the validator hangs up. Returning early on
+/// a database error drops the receiver, which stops the validator.
+fn write_batches(tx: &mut Tx<'_>, receiver: Receiver<Message>, progress: &mut dyn Progress) -> Result<(), ImportError> {
+    let mut writers: Vec<BulkWriter> = Vec::new();
+    for message in receiver {
+        match message {
+            Message::Batch(batch) => {
+                let writer = match writers.iter().position(|w| std::ptr::eq(w.spec(), batch.spec)) {
+                    Some(i) => &mut writers[i],
+                    None => {
+                        writers.push(BulkWriter::new(batch.spec));
+                        let last = writers.len() - 1;
+                        &mut writers[last]
+                    }
+                };
+                writer.write(tx, &batch)?;
+            }
+            Message::ClearParticipants(request_id) => {
+                tx.execute("DELETE FROM request_participants WHERE request_id = $1", &[Val::I(request_id)])?;
+            }
+            Message::Rows(file, rows) => progress.rows(file, rows),
+            Message::FileDone(file, rows, specs) => {
+                // Parents before children, so foreign keys hold on PostgreSQL.
+                for spec in specs {
+                    if let Some(writer) = writers.iter_mut().find(|w| std::ptr::eq(w.spec(), *spec)) {
+                        writer.finish(tx)?;
+                    }
+                }
+                progress.file_done(file, rows);
+            }
+        }
     }
+    Ok(())
 }
 
 fn unknown_files(dir: &Path) -> Result<Vec<Problem>, ImportError> {
@@ -112,31 +172,6 @@ fn unknown_files(dir: &Path) -> Result<Vec<Problem>, ImportError> {
     Ok(problems)
 }
 
-/// Why a row failed: bad input (reported, import continues) or a database
-/// failure (aborts).
-enum RowError {
-    Bad(String),
-    Store(StoreError),
-}
-
-impl From<StoreError> for RowError {
-    fn from(e: StoreError) -> Self {
-        RowError::Store(e)
-    }
-}
-
-impl From<String> for RowError {
-    fn from(reason: String) -> Self {
-        RowError::Bad(reason)
-    }
-}
-
-type RowResult = Result<(), RowError>;
-
-fn bad<T>(reason: impl Into<String>) -> Result<T, RowError> {
-    Err(RowError::Bad(reason.into()))
-}
-
 static ACCOUNTS: TableSpec = TableSpec {
     table: "accounts",
     columns: &["id", "kind", "site_id", "ext_id", "email", "email_key", "display_name", "active", "email_verified"],
@@ -144,16 +179,10 @@ static ACCOUNTS: TableSpec = TableSpec {
 };
 static SITE_USERS: TableSpec =
     TableSpec { table: "site_users", columns: &["site_id", "account_id"], on_conflict: OnConflict::Ignore };
-static PROJECTS: TableSpec = TableSpec {
-    table: "projects",
-    columns: &["id", "site_id", "key", "name"],
-    on_conflict: OnConflict::Upsert(&["id"]),
-};
-static GROUPS: TableSpec = TableSpec {
-    table: "groups",
-    columns: &["id", "site_id", "name", "name_key"],
-    on_conflict: OnConflict::Ignore,
-};
+static PROJECTS: TableSpec =
+    TableSpec { table: "projects", columns: &["id", "site_id", "key", "name"], on_conflict: OnConflict::Upsert(&["id"]) };
+static GROUPS: TableSpec =
+    TableSpec { table: "groups", columns: &["id", "site_id", "name", "name_key"], on_conflict: OnConflict::Ignore };
 static GROUP_MEMBERS: TableSpec =
     TableSpec { table: "group_members", columns: &["group_id", "account_id"], on_conflict: OnConflict::Ignore };
 static CUSTOMER_ROLES: TableSpec =
@@ -174,9 +203,7 @@ static PROJECT_CUSTOMERS: TableSpec =
     TableSpec { table: "project_customers", columns: &["project_id", "account_id"], on_conflict: OnConflict::Ignore };
 static REQUESTS: TableSpec = TableSpec {
     table: "requests",
-    columns: &[
-        "id", "site_id", "project_id", "key", "number", "summary", "status", "created", "reporter_id", "organization_id",
-    ],
+    columns: &["id", "site_id", "project_id", "number", "summary", "status", "created", "reporter_id", "organization_id"],
     on_conflict: OnConflict::Upsert(&["id"]),
 };
 static REQUEST_PARTICIPANTS: TableSpec = TableSpec {
@@ -184,11 +211,151 @@ static REQUEST_PARTICIPANTS: TableSpec = TableSpec {
     columns: &["request_id", "account_id"],
     on_conflict: OnConflict::Ignore,
 };
+/// Comments of requests this import creates: nothing to compare against.
+static COMMENTS_NEW: TableSpec = TableSpec {
+    table: "comments",
+    columns: &["request_id", "author_id", "created", "body"],
+    on_conflict: OnConflict::Fail,
+};
+/// Comments of requests imported before: an identical comment is kept once.
 static COMMENTS: TableSpec = TableSpec {
     table: "comments",
     columns: &["request_id", "author_id", "created", "body"],
     on_conflict: OnConflict::SkipSameContent,
 };
+
+/// The tables each file writes, parents first.
+static FILE_TABLES: [(&str, &[&TableSpec]); 9] = [
+    ("accounts.csv", &[&ACCOUNTS, &SITE_USERS]),
+    ("projects.csv", &[&PROJECTS]),
+    ("groups.csv", &[&GROUPS, &GROUP_MEMBERS]),
+    ("customer_roles.csv", &[&CUSTOMER_ROLES]),
+    ("organizations.csv", &[&ORGANIZATIONS, &ORGANIZATION_MEMBERS]),
+    ("organization_projects.csv", &[&ORGANIZATION_PROJECTS]),
+    ("customers.csv", &[&PROJECT_CUSTOMERS]),
+    ("requests.csv", &[&REQUESTS, &REQUEST_PARTICIPANTS]),
+    ("comments.csv", &[&COMMENTS_NEW, &COMMENTS]),
+];
+
+fn tables_of(file: &str) -> &'static [&'static TableSpec] {
+    FILE_TABLES.iter().find(|(name, _)| *name == file).map_or(&[], |(_, tables)| tables)
+}
+
+type Key = CompactString;
+
+/// An account a row of the site may refer to.
+#[derive(Debug, Clone, Copy)]
+struct AccountEntry {
+    id: i64,
+    kind: AccountType,
+    /// Line of accounts.csv that declared it in this import; 0 if it was on
+    /// the site before.
+    line: u64,
+}
+
+/// What the site and the cloud already hold, plus what this import adds.
+struct SiteIndex {
+    site_accounts: FxHashMap<Key, AccountEntry>,
+    atlassian_by_id: FxHashMap<Key, (i64, Key)>,
+    atlassian_by_email: FxHashMap<Key, Key>,
+    portal_by_id: FxHashMap<Key, (i64, Key)>,
+    portal_by_email: FxHashMap<Key, Key>,
+    projects: FxHashMap<Key, (i64, u64)>,
+    groups: FxHashMap<Key, i64>,
+    organizations: FxHashMap<Key, i64>,
+    /// Request key -> (id, line in requests.csv or 0 if it existed before).
+    requests: FxHashMap<Key, (i64, u64)>,
+    account_ids: IdAllocator,
+    project_ids: IdAllocator,
+    group_ids: IdAllocator,
+    organization_ids: IdAllocator,
+    request_ids: IdAllocator,
+}
+
+impl SiteIndex {
+    fn load(tx: &mut Tx<'_>, site_id: i64) -> Result<SiteIndex, StoreError> {
+        let site = [Val::I(site_id)];
+        let mut index = SiteIndex {
+            site_accounts: FxHashMap::default(),
+            atlassian_by_id: FxHashMap::default(),
+            atlassian_by_email: FxHashMap::default(),
+            portal_by_id: FxHashMap::default(),
+            portal_by_email: FxHashMap::default(),
+            projects: FxHashMap::default(),
+            groups: FxHashMap::default(),
+            organizations: FxHashMap::default(),
+            requests: FxHashMap::default(),
+            account_ids: IdAllocator::start(tx, "accounts")?,
+            project_ids: IdAllocator::start(tx, "projects")?,
+            group_ids: IdAllocator::start(tx, "groups")?,
+            organization_ids: IdAllocator::start(tx, "organizations")?,
+            request_ids: IdAllocator::start(tx, "requests")?,
+        };
+        tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id IS NULL", &[], |r| {
+            let (ext, key) = (Key::from(r.text(0)?), Key::from(r.text(2)?));
+            index.atlassian_by_email.insert(key.clone(), ext.clone());
+            index.atlassian_by_id.insert(ext, (r.int(1)?, key));
+            Ok(())
+        })?;
+        tx.query_each(
+            "SELECT a.ext_id, a.id FROM site_users su JOIN accounts a ON a.id = su.account_id WHERE su.site_id = $1",
+            &site,
+            |r| {
+                let entry = AccountEntry { id: r.int(1)?, kind: AccountType::Atlassian, line: 0 };
+                index.site_accounts.insert(Key::from(r.text(0)?), entry);
+                Ok(())
+            },
+        )?;
+        tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id = $1", &site, |r| {
+            let (ext, id, key) = (Key::from(r.text(0)?), r.int(1)?, Key::from(r.text(2)?));
+            index.site_accounts.insert(ext.clone(), AccountEntry { id, kind: AccountType::PortalOnly, line: 0 });
+            index.portal_by_email.insert(key.clone(), ext.clone());
+            index.portal_by_id.insert(ext, (id, key));
+            Ok(())
+        })?;
+        tx.query_each("SELECT key, id FROM projects WHERE site_id = $1", &site, |r| {
+            index.projects.insert(Key::from(r.text(0)?), (r.int(1)?, 0));
+            Ok(())
+        })?;
+        tx.query_each("SELECT name_key, id FROM groups WHERE site_id = $1", &site, |r| {
+            index.groups.insert(Key::from(r.text(0)?), r.int(1)?);
+            Ok(())
+        })?;
+        tx.query_each("SELECT name, id FROM organizations WHERE site_id = $1", &site, |r| {
+            index.organizations.insert(Key::from(r.text(0)?), r.int(1)?);
+            Ok(())
+        })?;
+        tx.query_each(
+            "SELECT p.key, r.number, r.id FROM requests r JOIN projects p ON p.id = r.project_id WHERE r.site_id = $1",
+            &site,
+            |r| {
+                let key = compact_str::format_compact!("{}-{}", r.text(0)?, r.int(1)?);
+                index.requests.insert(key, (r.int(2)?, 0));
+                Ok(())
+            },
+        )?;
+        Ok(index)
+    }
+}
+
+/// Why a row failed: bad input (reported, import continues) or the writer
+/// hung up (aborts).
+enum RowError {
+    Bad(String),
+    WriterGone,
+}
+
+impl From<String> for RowError {
+    fn from(reason: String) -> Self {
+        RowError::Bad(reason)
+    }
+}
+
+type RowResult = Result<(), RowError>;
+
+fn bad<T>(reason: impl Into<String>) -> Result<T, RowError> {
+    Err(RowError::Bad(reason.into()))
+}
 
 /// One open snapshot file with its header checked.
 struct CsvFile {
@@ -239,91 +406,20 @@ impl CsvFile {
     }
 }
 
-struct Importer<'t, 'c> {
-    tx: &'t mut Tx<'c>,
+const BATCH_BYTES: usize = 1 << 20;
+
+struct Validator {
     site_id: i64,
     site_slug: String,
     problems: Vec<Problem>,
-    /// Every account a row of this site may refer to, by account id.
-    site_accounts: HashMap<String, (i64, AccountType)>,
-    atlassian_by_id: HashMap<String, (i64, String)>,
-    atlassian_by_email: HashMap<String, String>,
-    portal_by_id: HashMap<String, (i64, String)>,
-    portal_by_email: HashMap<String, String>,
-    projects: HashMap<String, i64>,
-    groups: HashMap<String, i64>,
-    organizations: HashMap<String, i64>,
-    requests: HashMap<String, i64>,
-    /// First line of each key seen in the current file.
-    seen: HashMap<String, u64>,
-    ids: HashMap<&'static str, IdAllocator>,
+    index: SiteIndex,
+    sender: SyncSender<Message>,
+    /// Pending rows of the current file, one batch per table of the file.
+    batches: Vec<RowBatch>,
 }
 
-impl<'t, 'c> Importer<'t, 'c> {
-    fn load(tx: &'t mut Tx<'c>, site_id: i64, site_slug: String) -> Result<Self, StoreError> {
-        let site = [Val::I(site_id)];
-        let mut atlassian_by_id = HashMap::new();
-        let mut atlassian_by_email = HashMap::new();
-        tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id IS NULL", &[], |r| {
-            let (ext, key) = (r.text(0)?.to_owned(), r.text(2)?.to_owned());
-            atlassian_by_email.insert(key.clone(), ext.clone());
-            atlassian_by_id.insert(ext, (r.int(1)?, key));
-            Ok(())
-        })?;
-        let mut site_accounts = HashMap::new();
-        tx.query_each(
-            "SELECT a.ext_id, a.id FROM site_users su JOIN accounts a ON a.id = su.account_id WHERE su.site_id = $1",
-            &site,
-            |r| {
-                site_accounts.insert(r.text(0)?.to_owned(), (r.int(1)?, AccountType::Atlassian));
-                Ok(())
-            },
-        )?;
-        let mut portal_by_id = HashMap::new();
-        let mut portal_by_email = HashMap::new();
-        tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id = $1", &site, |r| {
-            let (ext, id, key) = (r.text(0)?.to_owned(), r.int(1)?, r.text(2)?.to_owned());
-            site_accounts.insert(ext.clone(), (id, AccountType::PortalOnly));
-            portal_by_email.insert(key.clone(), ext.clone());
-            portal_by_id.insert(ext, (id, key));
-            Ok(())
-        })?;
-        let mut by_name = |sql: &str| -> Result<HashMap<String, i64>, StoreError> {
-            let mut map = HashMap::new();
-            tx.query_each(sql, &site, |r| {
-                map.insert(r.text(0)?.to_owned(), r.int(1)?);
-                Ok(())
-            })?;
-            Ok(map)
-        };
-        let projects = by_name("SELECT key, id FROM projects WHERE site_id = $1")?;
-        let groups = by_name("SELECT name_key, id FROM groups WHERE site_id = $1")?;
-        let organizations = by_name("SELECT name, id FROM organizations WHERE site_id = $1")?;
-        let requests = by_name("SELECT key, id FROM requests WHERE site_id = $1")?;
-        let ids = ["accounts", "projects", "groups", "organizations", "requests"]
-            .into_iter()
-            .map(|t| (t, IdAllocator::new(t)))
-            .collect();
-        Ok(Importer {
-            tx,
-            site_id,
-            site_slug,
-            problems: Vec::new(),
-            site_accounts,
-            atlassian_by_id,
-            atlassian_by_email,
-            portal_by_id,
-            portal_by_email,
-            projects,
-            groups,
-            organizations,
-            requests,
-            seen: HashMap::new(),
-            ids,
-        })
-    }
-
-    fn run(&mut self, dir: &Path, progress: &mut dyn Progress) -> Result<ImportSummary, ImportError> {
+impl Validator {
+    fn run(&mut self, dir: &Path) -> Result<ImportSummary, ImportError> {
         let mut summary = ImportSummary::default();
         for (name, header) in FILES {
             let path = dir.join(name);
@@ -331,25 +427,29 @@ impl<'t, 'c> Importer<'t, 'c> {
                 continue;
             }
             let Some(mut file) = self.open(&path, name, header)? else { continue };
-            let mut writers = Writers::for_file(name);
+            let tables = tables_of(name);
+            self.batches = tables.iter().map(|spec| RowBatch::new(spec)).collect();
             let mut record = csv::StringRecord::new();
             let mut rows = 0u64;
-            self.seen.clear();
             while let Some(line) = file.next(&mut record, &mut self.problems) {
                 rows += 1;
-                match self.row(name, line, &record, &mut writers) {
+                match self.row(name, line, &record) {
                     Ok(()) => {}
                     Err(RowError::Bad(reason)) => self.problems.push(Problem { file: name.into(), line, reason }),
-                    Err(RowError::Store(e)) => return Err(e.into()),
+                    Err(RowError::WriterGone) => return Ok(summary),
                 }
-                if rows % 100_000 == 0 {
-                    progress.rows(name, rows);
+                if rows % 100_000 == 0 && self.sender.send(Message::Rows(name, rows)).is_err() {
+                    return Ok(summary);
                 }
             }
-            for writer in &mut writers.0 {
-                writer.finish(self.tx)?;
+            for batch in std::mem::take(&mut self.batches) {
+                if !batch.is_empty() && self.writing() && self.sender.send(Message::Batch(batch)).is_err() {
+                    return Ok(summary);
+                }
             }
-            progress.file_done(name, rows);
+            if self.sender.send(Message::FileDone(name, rows, tables)).is_err() {
+                return Ok(summary);
+            }
             summary.rows.push((name, rows));
         }
         Ok(summary)
@@ -365,7 +465,9 @@ impl<'t, 'c> Importer<'t, 'c> {
         let problem = |reason: String| Problem { file: name.into(), line: 1, reason };
         match reader.read_record(&mut first) {
             Ok(true) => {
-                let found: Vec<&str> = first.iter().enumerate()
+                let found: Vec<&str> = first
+                    .iter()
+                    .enumerate()
                     .map(|(i, c)| if i == 0 { c.trim_start_matches('\u{feff}') } else { c })
                     .collect();
                 if found != header {
@@ -395,29 +497,25 @@ impl<'t, 'c> Importer<'t, 'c> {
         self.problems.is_empty()
     }
 
-    fn push(&mut self, writer: &mut BulkWriter, row: &[Val<'_>]) -> Result<(), StoreError> {
-        if self.writing() { writer.push(self.tx, row) } else { Ok(()) }
-    }
-
-    fn next_id(&mut self, table: &'static str) -> Result<i64, StoreError> {
-        let alloc = self.ids.entry(table).or_insert_with(|| IdAllocator::new(table));
-        self.tx.next_id(alloc)
-    }
-
-    /// Reports a key seen twice in one file.
-    fn first_time(&mut self, what: &str, key: &str, line: u64) -> RowResult {
-        if let Some(first) = self.seen.get(key) {
-            return bad(format!("duplicate {what} {key:?} (first on line {first})"));
+    /// Adds a row for the file's `table`-th table.
+    fn push(&mut self, table: usize, row: &[Val<'_>]) -> RowResult {
+        if !self.writing() {
+            return Ok(());
         }
-        self.seen.insert(key.to_owned(), line);
+        let batch = &mut self.batches[table];
+        batch.push(row);
+        if batch.weight() >= BATCH_BYTES {
+            let full = std::mem::replace(batch, RowBatch::new(batch.spec));
+            self.sender.send(Message::Batch(full)).map_err(|_| RowError::WriterGone)?;
+        }
         Ok(())
     }
 
-    fn account(&self, id: &str, column: &str) -> Result<(i64, AccountType), RowError> {
+    fn account(&self, id: &str, column: &str) -> Result<AccountEntry, RowError> {
         if id.is_empty() {
             return bad(format!("{column} is empty"));
         }
-        self.site_accounts.get(id).copied().ok_or_else(|| {
+        self.index.site_accounts.get(id).copied().ok_or_else(|| {
             RowError::Bad(format!(
                 "{column} {id:?} is not an account of site {} (not in accounts.csv nor imported before)",
                 self.site_slug
@@ -426,19 +524,22 @@ impl<'t, 'c> Importer<'t, 'c> {
     }
 
     fn project(&self, key: &str) -> Result<i64, RowError> {
-        self.projects.get(key).copied().ok_or_else(|| {
+        self.index.projects.get(key).map(|p| p.0).ok_or_else(|| {
             RowError::Bad(format!("project_key {key:?} is not a project of site {}", self.site_slug))
         })
     }
 
     fn group(&self, name: &str) -> Result<i64, RowError> {
-        self.groups.get(&name.to_lowercase()).copied().ok_or_else(|| {
-            RowError::Bad(format!("group_name {name:?} is not a group of site {} (declare it in groups.csv)", self.site_slug))
+        self.index.groups.get(name.to_lowercase().as_str()).copied().ok_or_else(|| {
+            RowError::Bad(format!(
+                "group_name {name:?} is not a group of site {} (declare it in groups.csv)",
+                self.site_slug
+            ))
         })
     }
 
     fn organization(&self, name: &str) -> Result<i64, RowError> {
-        self.organizations.get(name).copied().ok_or_else(|| {
+        self.index.organizations.get(name).copied().ok_or_else(|| {
             RowError::Bad(format!(
                 "organization {name:?} is not an organization of site {} (declare it in organizations.csv)",
                 self.site_slug
@@ -446,31 +547,32 @@ impl<'t, 'c> Importer<'t, 'c> {
         })
     }
 
-    fn row(&mut self, file: &str, line: u64, r: &csv::StringRecord, w: &mut Writers) -> RowResult {
+    fn row(&mut self, file: &str, line: u64, r: &csv::StringRecord) -> RowResult {
         let cell = |i: usize| r.get(i).unwrap_or_default();
         let id = |i: usize| r.get(i).unwrap_or_default().trim();
+        let site_id = self.site_id;
         match file {
             "accounts.csv" => {
-                let result = self.account_row(line, [id(0), id(1), cell(2), cell(3), id(4), id(5)], w);
+                let result = self.account_row(line, [id(0), id(1), cell(2), cell(3), id(4), id(5)]);
                 if let (Err(RowError::Bad(_)), Some(kind)) = (&result, AccountType::from_jira_value(id(1))) {
                     // Rows referring to a bad account would only repeat its
                     // problem; nothing is written once a row is bad anyway.
-                    self.site_accounts.entry(id(0).to_owned()).or_insert((0, kind));
+                    self.index.site_accounts.entry(Key::from(id(0))).or_insert(AccountEntry { id: 0, kind, line });
                 }
                 result
             }
             "projects.csv" => {
                 let key = id(0);
                 validate_project_key(key)?;
-                self.first_time("project_key", key, line)?;
-                let project_id = match self.projects.get(key) {
-                    Some(existing) => *existing,
-                    None => self.next_id("projects")?,
+                let project_id = match self.index.projects.get(key) {
+                    Some((_, first)) if *first > 0 => {
+                        return bad(format!("duplicate project_key {key:?} (first on line {first})"));
+                    }
+                    Some((existing, _)) => *existing,
+                    None => self.index.project_ids.next_id(),
                 };
-                self.projects.insert(key.to_owned(), project_id);
-                let (site_id, name) = (self.site_id, cell(1));
-                self.push(&mut w.0[0], &[Val::I(project_id), Val::I(site_id), Val::T(key), Val::T(name)])?;
-                Ok(())
+                self.index.projects.insert(Key::from(key), (project_id, line));
+                self.push(0, &[Val::I(project_id), Val::I(site_id), Val::T(key), Val::T(cell(1))])
             }
             "groups.csv" => {
                 let name = id(0);
@@ -478,13 +580,12 @@ impl<'t, 'c> Importer<'t, 'c> {
                     return bad("group_name is empty");
                 }
                 let name_key = name.to_lowercase();
-                let group_id = match self.groups.get(&name_key) {
+                let group_id = match self.index.groups.get(name_key.as_str()) {
                     Some(existing) => *existing,
                     None => {
-                        let group_id = self.next_id("groups")?;
-                        self.groups.insert(name_key.clone(), group_id);
-                        let site_id = self.site_id;
-                        self.push(&mut w.0[0], &[Val::I(group_id), Val::I(site_id), Val::T(name), Val::T(&name_key)])?;
+                        let group_id = self.index.group_ids.next_id();
+                        self.index.groups.insert(Key::from(name_key.as_str()), group_id);
+                        self.push(0, &[Val::I(group_id), Val::I(site_id), Val::T(name), Val::T(&name_key)])?;
                         group_id
                     }
                 };
@@ -492,31 +593,28 @@ impl<'t, 'c> Importer<'t, 'c> {
                 if member.is_empty() {
                     return Ok(());
                 }
-                let (account_id, kind) = self.account(member, "account_id")?;
-                if kind == AccountType::PortalOnly {
+                let account = self.account(member, "account_id")?;
+                if account.kind == AccountType::PortalOnly {
                     return bad(format!("portal-only account {member:?} cannot be a member of group {name:?}"));
                 }
-                self.push(&mut w.0[1], &[Val::I(group_id), Val::I(account_id)])?;
-                Ok(())
+                self.push(1, &[Val::I(group_id), Val::I(account.id)])
             }
             "customer_roles.csv" => {
                 let project_id = self.project(id(0))?;
                 let group_id = self.group(id(1))?;
-                self.push(&mut w.0[0], &[Val::I(project_id), Val::I(group_id)])?;
-                Ok(())
+                self.push(0, &[Val::I(project_id), Val::I(group_id)])
             }
             "organizations.csv" => {
                 let name = id(0);
                 if name.is_empty() {
                     return bad("organization is empty");
                 }
-                let organization_id = match self.organizations.get(name) {
+                let organization_id = match self.index.organizations.get(name) {
                     Some(existing) => *existing,
                     None => {
-                        let organization_id = self.next_id("organizations")?;
-                        self.organizations.insert(name.to_owned(), organization_id);
-                        let site_id = self.site_id;
-                        self.push(&mut w.0[0], &[Val::I(organization_id), Val::I(site_id), Val::T(name)])?;
+                        let organization_id = self.index.organization_ids.next_id();
+                        self.index.organizations.insert(Key::from(name), organization_id);
+                        self.push(0, &[Val::I(organization_id), Val::I(site_id), Val::T(name)])?;
                         organization_id
                     }
                 };
@@ -524,45 +622,42 @@ impl<'t, 'c> Importer<'t, 'c> {
                 if member.is_empty() {
                     return Ok(());
                 }
-                let (account_id, _) = self.account(member, "account_id")?;
-                self.push(&mut w.0[1], &[Val::I(organization_id), Val::I(account_id)])?;
-                Ok(())
+                let account = self.account(member, "account_id")?;
+                self.push(1, &[Val::I(organization_id), Val::I(account.id)])
             }
             "organization_projects.csv" => {
                 let organization_id = self.organization(id(0))?;
                 let project_id = self.project(id(1))?;
-                self.push(&mut w.0[0], &[Val::I(organization_id), Val::I(project_id)])?;
-                Ok(())
+                self.push(0, &[Val::I(organization_id), Val::I(project_id)])
             }
             "customers.csv" => {
                 let project_id = self.project(id(0))?;
-                let (account_id, _) = self.account(id(1), "account_id")?;
-                self.push(&mut w.0[0], &[Val::I(project_id), Val::I(account_id)])?;
-                Ok(())
+                let account = self.account(id(1), "account_id")?;
+                self.push(0, &[Val::I(project_id), Val::I(account.id)])
             }
             "requests.csv" => {
-                let result = self.request_row(line, r, w);
+                let result = self.request_row(line, r);
                 if matches!(result, Err(RowError::Bad(_))) {
                     // As for accounts: its comments need not repeat its problem.
-                    self.requests.entry(id(0).to_owned()).or_insert(0);
+                    self.index.requests.entry(Key::from(id(0))).or_insert((0, line));
                 }
                 result
             }
             "comments.csv" => {
                 let key = id(0);
-                let request_id = self.requests.get(key).copied().ok_or_else(|| {
+                let (request_id, request_line) = self.index.requests.get(key).copied().ok_or_else(|| {
                     RowError::Bad(format!("request_key {key:?} is not a request of site {}", self.site_slug))
                 })?;
-                let (author_id, _) = self.account(id(1), "author_id")?;
+                let author = self.account(id(1), "author_id")?;
                 let created = canonical_timestamp(cell(2))?;
-                self.push(&mut w.0[0], &[Val::I(request_id), Val::I(author_id), Val::T(&created), Val::T(cell(3))])?;
-                Ok(())
+                let table = if request_line > 0 { 0 } else { 1 };
+                self.push(table, &[Val::I(request_id), Val::I(author.id), Val::T(&created), Val::T(cell(3))])
             }
             _ => Ok(()),
         }
     }
 
-    fn account_row(&mut self, line: u64, cells: [&str; 6], w: &mut Writers) -> RowResult {
+    fn account_row(&mut self, line: u64, cells: [&str; 6]) -> RowResult {
         let [ext, kind, email, display_name, active, verified] = cells;
         if ext.is_empty() {
             return bad("account_id is empty");
@@ -570,75 +665,84 @@ impl<'t, 'c> Importer<'t, 'c> {
         let Some(kind) = AccountType::from_jira_value(kind) else {
             return bad(format!("account_type {kind:?} is not `atlassian` or `customer`"));
         };
-        let email = Email::parse(email).map_err(|e| e.to_string())?;
+        let key = normalize(email).map_err(|e| e.to_string())?;
+        let original = email.trim();
         let active = parse_bool(active).ok_or_else(|| format!("active {active:?} is not true or false"))?;
         let verified = match (kind, parse_bool(verified)) {
             (_, Some(v)) => v,
             (AccountType::PortalOnly, None) if verified.is_empty() => false,
             _ => return bad(format!("email_verified {verified:?} is not true or false")),
         };
-        self.first_time("account_id", ext, line)?;
-        let key = email.key();
+        if let Some(seen) = self.index.site_accounts.get(ext) {
+            if seen.line > 0 {
+                return bad(format!("duplicate account_id {ext:?} (first on line {})", seen.line));
+            }
+        }
+        let index = &mut self.index;
         let account_id = match kind {
             AccountType::Atlassian => {
-                if self.portal_by_id.contains_key(ext) {
+                if index.portal_by_id.contains_key(ext) {
                     return bad(format!(
                         "account {ext:?} is a portal-only account of site {}; it cannot also be an Atlassian account",
                         self.site_slug
                     ));
                 }
-                if let Some((_, existing)) = self.atlassian_by_id.get(ext) {
-                    if existing != key {
+                let existing = index.atlassian_by_id.get(ext);
+                if let Some((_, existing_key)) = existing {
+                    if existing_key != key.as_str() {
                         return bad(format!(
-                            "Atlassian account {ext:?} already has email {existing:?}; one Atlassian account has one email"
+                            "Atlassian account {ext:?} already has email {existing_key:?}; one Atlassian account has one email"
                         ));
                     }
                 }
-                if let Some(owner) = self.atlassian_by_email.get(key) {
+                if let Some(owner) = index.atlassian_by_email.get(key.as_str()) {
                     if owner != ext {
                         return bad(format!(
-                            "email {:?} already belongs to Atlassian account {owner:?}; one email has one Atlassian account",
-                            email.original()
+                            "email {original:?} already belongs to Atlassian account {owner:?}; one email has one Atlassian account"
                         ));
                     }
                 }
-                let account_id = match self.atlassian_by_id.get(ext) {
-                    Some((existing, _)) => *existing,
-                    None => self.next_id("accounts")?,
-                };
-                self.atlassian_by_id.insert(ext.to_owned(), (account_id, key.to_owned()));
-                self.atlassian_by_email.insert(key.to_owned(), ext.to_owned());
-                account_id
+                match existing {
+                    Some((id, _)) => *id,
+                    None => {
+                        let id = index.account_ids.next_id();
+                        let key = Key::from(key.as_str());
+                        index.atlassian_by_id.insert(Key::from(ext), (id, key.clone()));
+                        index.atlassian_by_email.insert(key, Key::from(ext));
+                        id
+                    }
+                }
             }
             AccountType::PortalOnly => {
-                if self.atlassian_by_id.contains_key(ext) {
+                if index.atlassian_by_id.contains_key(ext) {
                     return bad(format!(
                         "account {ext:?} is an Atlassian account; a portal-only account needs an id of its own"
                     ));
                 }
-                if let Some(owner) = self.portal_by_email.get(key) {
+                if let Some(owner) = index.portal_by_email.get(key.as_str()) {
                     if owner != ext {
                         return bad(format!(
-                            "email {:?} is already used by portal-only account {owner:?} of site {}; a site has one portal-only account per email",
-                            email.original(),
+                            "email {original:?} is already used by portal-only account {owner:?} of site {}; a site has one portal-only account per email",
                             self.site_slug
                         ));
                     }
                 }
-                let account_id = match self.portal_by_id.get(ext) {
+                let id = match index.portal_by_id.get(ext) {
                     Some((existing, old_key)) => {
-                        let (existing, old_key) = (*existing, old_key.clone());
-                        self.portal_by_email.remove(&old_key);
+                        let existing = *existing;
+                        let old_key = old_key.clone();
+                        index.portal_by_email.remove(&old_key);
                         existing
                     }
-                    None => self.next_id("accounts")?,
+                    None => index.account_ids.next_id(),
                 };
-                self.portal_by_id.insert(ext.to_owned(), (account_id, key.to_owned()));
-                self.portal_by_email.insert(key.to_owned(), ext.to_owned());
-                account_id
+                let key = Key::from(key.as_str());
+                index.portal_by_id.insert(Key::from(ext), (id, key.clone()));
+                index.portal_by_email.insert(key, Key::from(ext));
+                id
             }
         };
-        self.site_accounts.insert(ext.to_owned(), (account_id, kind));
+        index.site_accounts.insert(Key::from(ext), AccountEntry { id: account_id, kind, line });
         let site = match kind {
             AccountType::Atlassian => Val::Null,
             AccountType::PortalOnly => Val::I(self.site_id),
@@ -648,21 +752,21 @@ impl<'t, 'c> Importer<'t, 'c> {
             Val::T(kind.jira_value()),
             site,
             Val::T(ext),
-            Val::T(email.original()),
-            Val::T(key),
+            Val::T(original),
+            Val::T(&key),
             Val::T(display_name),
             Val::B(active),
             Val::B(verified),
         ];
-        self.push(&mut w.0[0], &row)?;
+        self.push(0, &row)?;
         if kind == AccountType::Atlassian {
             let site_id = self.site_id;
-            self.push(&mut w.0[1], &[Val::I(site_id), Val::I(account_id)])?;
+            self.push(1, &[Val::I(site_id), Val::I(account_id)])?;
         }
         Ok(())
     }
 
-    fn request_row(&mut self, line: u64, r: &csv::StringRecord, w: &mut Writers) -> RowResult {
+    fn request_row(&mut self, line: u64, r: &csv::StringRecord) -> RowResult {
         let cell = |i: usize| r.get(i).unwrap_or_default();
         let key = cell(0).trim();
         let project_key = cell(1).trim();
@@ -671,66 +775,58 @@ impl<'t, 'c> Importer<'t, 'c> {
             return bad(format!("request key {key:?} does not belong to project {project_key:?}"));
         }
         let project_id = self.project(project_key)?;
-        self.first_time("request_key", key, line)?;
-        let created = canonical_timestamp(cell(4))?;
-        let (reporter_id, _) = self.account(cell(5).trim(), "reporter_id")?;
-        let mut participants = Vec::new();
+        let existing = match self.index.requests.get(key) {
+            Some((_, first)) if *first > 0 => {
+                return bad(format!("duplicate request_key {key:?} (first on line {first})"));
+            }
+            Some((id, _)) => Some(*id),
+            None => None,
+        };
+        let created: Cow<'_, str> = canonical_timestamp(cell(4))?;
+        let reporter = self.account(cell(5).trim(), "reporter_id")?;
+        let mut participants: Vec<i64> = Vec::new();
         for participant in cell(6).split(';').map(str::trim).filter(|p| !p.is_empty()) {
-            let (account_id, _) = self.account(participant, "participant")?;
-            if !participants.contains(&account_id) {
-                participants.push(account_id);
+            let account = self.account(participant, "participant")?;
+            if !participants.contains(&account.id) {
+                participants.push(account.id);
             }
         }
         let organization = cell(7).trim();
         let organization_id = if organization.is_empty() { None } else { Some(self.organization(organization)?) };
-        let existing = self.requests.get(key).copied();
         let request_id = match existing {
             Some(id) => id,
-            None => self.next_id("requests")?,
+            None => self.index.request_ids.next_id(),
         };
-        self.requests.insert(key.to_owned(), request_id);
-        let site_id = self.site_id;
+        // Line 0 marks a request that existed before: its comments are
+        // compared with the stored ones.
+        let marker = if existing.is_some() { 0 } else { line };
+        self.index.requests.insert(Key::from(key), (request_id, marker));
         let row = [
             Val::I(request_id),
-            Val::I(site_id),
+            Val::I(self.site_id),
             Val::I(project_id),
-            Val::T(key),
             Val::I(number),
             Val::T(cell(2)),
             Val::T(cell(3)),
             Val::T(&created),
-            Val::I(reporter_id),
+            Val::I(reporter.id),
             Val::from(organization_id),
         ];
-        self.push(&mut w.0[0], &row)?;
+        self.push(0, &row)?;
         if existing.is_some() && self.writing() {
-            // A request's participants are the ones its row lists now.
-            self.tx.execute("DELETE FROM request_participants WHERE request_id = $1", &[Val::I(request_id)])?;
+            // Rows before this one must land before the participants go.
+            let pending = std::mem::replace(&mut self.batches[1], RowBatch::new(&REQUEST_PARTICIPANTS));
+            let requests = std::mem::replace(&mut self.batches[0], RowBatch::new(&REQUESTS));
+            for batch in [requests, pending] {
+                if !batch.is_empty() {
+                    self.sender.send(Message::Batch(batch)).map_err(|_| RowError::WriterGone)?;
+                }
+            }
+            self.sender.send(Message::ClearParticipants(request_id)).map_err(|_| RowError::WriterGone)?;
         }
         for account_id in participants {
-            self.push(&mut w.0[1], &[Val::I(request_id), Val::I(account_id)])?;
+            self.push(1, &[Val::I(request_id), Val::I(account_id)])?;
         }
         Ok(())
-    }
-}
-
-/// The bulk writers one file fills, finished in order (parents first).
-struct Writers(Vec<BulkWriter>);
-
-impl Writers {
-    fn for_file(name: &str) -> Writers {
-        let specs: &[&'static TableSpec] = match name {
-            "accounts.csv" => &[&ACCOUNTS, &SITE_USERS],
-            "projects.csv" => &[&PROJECTS],
-            "groups.csv" => &[&GROUPS, &GROUP_MEMBERS],
-            "customer_roles.csv" => &[&CUSTOMER_ROLES],
-            "organizations.csv" => &[&ORGANIZATIONS, &ORGANIZATION_MEMBERS],
-            "organization_projects.csv" => &[&ORGANIZATION_PROJECTS],
-            "customers.csv" => &[&PROJECT_CUSTOMERS],
-            "requests.csv" => &[&REQUESTS, &REQUEST_PARTICIPANTS],
-            "comments.csv" => &[&COMMENTS],
-            _ => &[],
-        };
-        Writers(specs.iter().map(|s| BulkWriter::new(s)).collect())
     }
 }

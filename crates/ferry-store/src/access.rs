@@ -20,11 +20,11 @@ pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount
         in_organization: bool,
     }
     let candidates = tx.query_all(
-        "SELECT r.key, r.project_id,
+        "SELECT p.key || '-' || r.number, r.project_id,
                 r.reporter_id = $2,
                 EXISTS (SELECT 1 FROM request_participants p WHERE p.request_id = r.id AND p.account_id = $2),
                 EXISTS (SELECT 1 FROM organization_members m WHERE m.organization_id = r.organization_id AND m.account_id = $2)
-         FROM requests r
+         FROM requests r JOIN projects p ON p.id = r.project_id
          WHERE r.site_id = $1 AND (
                r.reporter_id = $2
             OR r.id IN (SELECT request_id FROM request_participants WHERE account_id = $2)

@@ -1,7 +1,8 @@
-//! Bulk writes at the database's own speed. SQLite: one cached prepared
-//! statement per table inside the caller's transaction. PostgreSQL: `COPY`
-//! into a temporary staging table, then one set-based `INSERT … SELECT` that
-//! applies the same conflict rule.
+//! Bulk writes at the database's own speed. Rows are gathered in
+//! [`RowBatch`]es (owned, so they can cross threads) and written by a
+//! [`BulkWriter`]. SQLite: one prepared statement per batch inside the
+//! caller's transaction. PostgreSQL: `COPY` into a temporary staging table,
+//! then one set-based `INSERT … SELECT` that applies the same conflict rule.
 
 use std::io::Write;
 
@@ -11,6 +12,8 @@ use crate::{Result, StoreError};
 /// What a row does when its key already exists.
 #[derive(Debug, Clone, Copy)]
 pub enum OnConflict {
+    /// Plain insert: the caller guarantees the key is new.
+    Fail,
     /// Replace the other columns of the row with this key.
     Upsert(&'static [&'static str]),
     /// Keep the existing row (set-like tables).
@@ -28,8 +31,76 @@ pub struct TableSpec {
     pub on_conflict: OnConflict,
 }
 
-/// Buffers rows for one table; [`BulkWriter::finish`] must be called before
-/// the transaction commits.
+#[derive(Debug, Clone, Copy)]
+enum Cell {
+    I(i64),
+    T(u32, u32),
+    B(bool),
+    Null,
+}
+
+/// Rows for one table, owned: text lives in one buffer.
+#[derive(Debug)]
+pub struct RowBatch {
+    pub spec: &'static TableSpec,
+    cells: Vec<Cell>,
+    text: String,
+}
+
+impl RowBatch {
+    pub fn new(spec: &'static TableSpec) -> RowBatch {
+        RowBatch { spec, cells: Vec::new(), text: String::new() }
+    }
+
+    /// Appends one row, columns in the order of the spec.
+    pub fn push(&mut self, row: &[Val<'_>]) {
+        debug_assert_eq!(row.len(), self.spec.columns.len());
+        for value in row {
+            self.cells.push(match *value {
+                Val::I(v) => Cell::I(v),
+                Val::B(v) => Cell::B(v),
+                Val::Null => Cell::Null,
+                Val::T(t) => {
+                    let start = self.text.len() as u32;
+                    self.text.push_str(t);
+                    Cell::T(start, self.text.len() as u32)
+                }
+            });
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.cells.len() / self.spec.columns.len().max(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Bytes held, to decide when a batch is worth sending.
+    pub fn weight(&self) -> usize {
+        self.cells.len() * 16 + self.text.len()
+    }
+
+    fn each_row(&self, mut f: impl FnMut(&[Val<'_>]) -> Result<()>) -> Result<()> {
+        let width = self.spec.columns.len();
+        let mut row: Vec<Val<'_>> = Vec::with_capacity(width);
+        for chunk in self.cells.chunks(width) {
+            row.clear();
+            row.extend(chunk.iter().map(|c| match *c {
+                Cell::I(v) => Val::I(v),
+                Cell::B(v) => Val::B(v),
+                Cell::Null => Val::Null,
+                Cell::T(s, e) => Val::T(&self.text[s as usize..e as usize]),
+            }));
+            f(&row)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes batches of one table; [`BulkWriter::finish`] must be called
+/// before the transaction commits.
 pub struct BulkWriter {
     spec: &'static TableSpec,
     sqlite_insert: String,
@@ -38,31 +109,33 @@ pub struct BulkWriter {
     rows: u64,
 }
 
-const PG_FLUSH_BYTES: usize = 4 << 20;
+const PG_FLUSH_BYTES: usize = 8 << 20;
 
 impl BulkWriter {
     pub fn new(spec: &'static TableSpec) -> BulkWriter {
-        BulkWriter {
-            spec,
-            sqlite_insert: sqlite_insert(spec),
-            pg_buffer: Vec::new(),
-            pg_stage_ready: false,
-            rows: 0,
-        }
+        BulkWriter { spec, sqlite_insert: sqlite_insert(spec), pg_buffer: Vec::new(), pg_stage_ready: false, rows: 0 }
     }
 
-    /// Writes (SQLite) or stages (PostgreSQL) one row, columns in the order
-    /// of the spec.
-    pub fn push(&mut self, tx: &mut Tx<'_>, row: &[Val<'_>]) -> Result<()> {
-        debug_assert_eq!(row.len(), self.spec.columns.len());
-        self.rows += 1;
+    pub fn spec(&self) -> &'static TableSpec {
+        self.spec
+    }
+
+    /// Writes (SQLite) or stages (PostgreSQL) every row of `batch`.
+    pub fn write(&mut self, tx: &mut Tx<'_>, batch: &RowBatch) -> Result<()> {
+        self.rows += batch.rows() as u64;
         match tx {
             Tx::Sqlite(t) => {
                 let mut stmt = t.prepare_cached(&self.sqlite_insert)?;
-                stmt.execute(rusqlite::params_from_iter(row.iter()))?;
+                batch.each_row(|row| {
+                    stmt.execute(rusqlite::params_from_iter(row.iter()))?;
+                    Ok(())
+                })?;
             }
             Tx::Postgres(_) => {
-                encode_copy_row(&mut self.pg_buffer, row);
+                batch.each_row(|row| {
+                    encode_copy_row(&mut self.pg_buffer, row);
+                    Ok(())
+                })?;
                 if self.pg_buffer.len() >= PG_FLUSH_BYTES {
                     self.flush_pg(tx)?;
                 }
@@ -71,15 +144,13 @@ impl BulkWriter {
         Ok(())
     }
 
-    /// Applies everything pushed so far; returns the number of rows pushed.
+    /// Applies everything written so far; returns the number of rows.
     pub fn finish(&mut self, tx: &mut Tx<'_>) -> Result<u64> {
-        if let Tx::Postgres(_) = tx {
-            self.flush_pg(tx)?;
+        self.flush_pg(tx)?;
+        if let Tx::Postgres(t) = tx {
             if self.pg_stage_ready {
-                if let Tx::Postgres(t) = tx {
-                    t.batch_execute(&pg_merge(self.spec))?;
-                    t.batch_execute(&format!("TRUNCATE {}", stage_name(self.spec)))?;
-                }
+                t.batch_execute(&pg_merge(self.spec))?;
+                t.batch_execute(&format!("TRUNCATE {}", stage_name(self.spec)))?;
             }
         }
         Ok(std::mem::take(&mut self.rows))
@@ -117,16 +188,11 @@ fn sqlite_insert(spec: &TableSpec) -> String {
     let columns = spec.columns.join(", ");
     let params: Vec<String> = (1..=spec.columns.len()).map(|i| format!("?{i}")).collect();
     let params = params.join(", ");
+    let insert = format!("INSERT INTO {} ({columns}) VALUES ({params})", spec.table);
     match spec.on_conflict {
-        OnConflict::Upsert(key) => format!(
-            "INSERT INTO {} ({columns}) VALUES ({params}) ON CONFLICT ({}) {}",
-            spec.table,
-            key.join(", "),
-            update_clause(spec, key)
-        ),
-        OnConflict::Ignore => {
-            format!("INSERT INTO {} ({columns}) VALUES ({params}) ON CONFLICT DO NOTHING", spec.table)
-        }
+        OnConflict::Fail => insert,
+        OnConflict::Upsert(key) => format!("{insert} ON CONFLICT ({}) {}", key.join(", "), update_clause(spec, key)),
+        OnConflict::Ignore => format!("{insert} ON CONFLICT DO NOTHING"),
         OnConflict::SkipSameContent => {
             let same: Vec<String> =
                 spec.columns.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 1)).collect();
@@ -152,16 +218,11 @@ fn update_clause(spec: &TableSpec, key: &[&str]) -> String {
 fn pg_merge(spec: &TableSpec) -> String {
     let columns = spec.columns.join(", ");
     let stage = stage_name(spec);
+    let insert = format!("INSERT INTO {} ({columns}) SELECT {columns} FROM {stage}", spec.table);
     match spec.on_conflict {
-        OnConflict::Upsert(key) => format!(
-            "INSERT INTO {} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT ({}) {}",
-            spec.table,
-            key.join(", "),
-            update_clause(spec, key)
-        ),
-        OnConflict::Ignore => {
-            format!("INSERT INTO {} ({columns}) SELECT {columns} FROM {stage} ON CONFLICT DO NOTHING", spec.table)
-        }
+        OnConflict::Fail => insert,
+        OnConflict::Upsert(key) => format!("{insert} ON CONFLICT ({}) {}", key.join(", "), update_clause(spec, key)),
+        OnConflict::Ignore => format!("{insert} ON CONFLICT DO NOTHING"),
         OnConflict::SkipSameContent => {
             let same: Vec<String> = spec.columns.iter().map(|c| format!("t.{c} = s.{c}")).collect();
             let picked: Vec<String> = spec.columns.iter().map(|c| format!("s.{c}")).collect();
@@ -223,5 +284,21 @@ mod tests {
             sqlite_insert(&T),
             "INSERT INTO t (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET name = excluded.name"
         );
+    }
+
+    #[test]
+    fn a_batch_gives_back_the_rows_it_was_given() {
+        let mut batch = RowBatch::new(&T);
+        batch.push(&[Val::I(1), Val::T("ä")]);
+        batch.push(&[Val::I(2), Val::Null]);
+        let mut seen = Vec::new();
+        batch
+            .each_row(|row| {
+                seen.push(format!("{row:?}"));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, ["[I(1), T(\"ä\")]", "[I(2), Null]"]);
+        assert_eq!(batch.rows(), 2);
     }
 }

@@ -349,54 +349,40 @@ impl<'c> Tx<'c> {
         Ok(out)
     }
 
-    /// A fresh id for `alloc`'s table, unique even against other writers.
-    pub fn next_id(&mut self, alloc: &mut IdAllocator) -> Result<i64> {
-        if let Some(id) = alloc.pool.pop() {
-            return Ok(id);
+    /// Takes the lock every id-allocating writer holds: SQLite's write
+    /// transaction already is one; on PostgreSQL an advisory lock until
+    /// commit.
+    pub fn lock_for_writing_ids(&mut self) -> Result<()> {
+        if let Tx::Postgres(tx) = self {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
         }
-        match self {
-            // The write transaction holds SQLite's only write lock: max + 1
-            // cannot be taken by anyone else before we commit.
-            Tx::Sqlite(tx) => {
-                if alloc.next == 0 {
-                    let max: i64 = tx.query_row(
-                        &format!("SELECT COALESCE(MAX(id), 0) FROM {}", alloc.table),
-                        [],
-                        |r| r.get(0),
-                    )?;
-                    alloc.next = max + 1;
-                }
-                alloc.next += 1;
-                Ok(alloc.next - 1)
-            }
-            // PostgreSQL hands out a block from the table's identity
-            // sequence; concurrent writers get other numbers.
-            Tx::Postgres(tx) => {
-                let sql = format!(
-                    "SELECT nextval(pg_get_serial_sequence('{}', 'id')) FROM generate_series(1, {})",
-                    alloc.table,
-                    IdAllocator::PG_BLOCK
-                );
-                alloc.pool = tx.query(&sql, &[])?.iter().map(|r| r.get(0)).collect();
-                alloc.pool.sort_unstable_by(|a, b| b.cmp(a));
-                alloc.pool.pop().ok_or_else(|| StoreError::Conflict(format!("no id left for {}", alloc.table)))
-            }
-        }
+        Ok(())
     }
 }
 
-/// Hands out ids for one table inside one transaction.
+/// The advisory lock of id-allocating writers on PostgreSQL.
+const WRITE_LOCK: i64 = 0x6665_7272_7902;
+
+/// Hands out ids for one table inside one transaction. The table's ids are
+/// never taken from a database default, so `max(id) + 1` under the write
+/// lock is unique on both backends and needs no round trip per row.
+#[derive(Debug, Clone)]
 pub struct IdAllocator {
-    table: &'static str,
     next: i64,
-    pool: Vec<i64>,
 }
 
 impl IdAllocator {
-    const PG_BLOCK: i64 = 10_000;
+    pub fn start(tx: &mut Tx<'_>, table: &'static str) -> Result<IdAllocator> {
+        tx.lock_for_writing_ids()?;
+        let max = tx
+            .query_opt(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"), &[], |r| r.int(0))?
+            .unwrap_or(0);
+        Ok(IdAllocator { next: max + 1 })
+    }
 
-    pub fn new(table: &'static str) -> IdAllocator {
-        IdAllocator { table, next: 0, pool: Vec::new() }
+    pub fn next_id(&mut self) -> i64 {
+        self.next += 1;
+        self.next - 1
     }
 }
 

@@ -1,6 +1,7 @@
 -- Foundation: the cloud, organizations, sites and everything a site holds.
 -- Ids of accounts, projects, groups, organizations and requests are given by
--- ferry (see allocate_ids) so bulk writes need no round trip per row.
+-- ferry (IdAllocator, under the write lock) so bulk writes need no round trip
+-- per row. A request's key is its project's key and its number.
 
 CREATE TABLE orgs (
     id INTEGER PRIMARY KEY,
@@ -99,14 +100,13 @@ CREATE TABLE requests (
     id INTEGER PRIMARY KEY,
     site_id INTEGER NOT NULL REFERENCES sites(id),
     project_id INTEGER NOT NULL REFERENCES projects(id),
-    key TEXT NOT NULL,
     number INTEGER NOT NULL,
     summary TEXT NOT NULL,
     status TEXT NOT NULL,
     created TEXT NOT NULL,
     reporter_id INTEGER NOT NULL REFERENCES accounts(id),
     organization_id INTEGER REFERENCES organizations(id),
-    UNIQUE (site_id, key)
+    UNIQUE (project_id, number)
 );
 CREATE INDEX requests_reporter ON requests (reporter_id);
 CREATE INDEX requests_organization ON requests (organization_id) WHERE organization_id IS NOT NULL;
