@@ -386,7 +386,7 @@ pub fn load_demo(
     let scratch = tempfile::tempdir().map_err(io(&std::env::temp_dir()))?;
     let (src_dir, dst_dir) = (scratch.path().join(SOURCE_SITE), scratch.path().join(DESTINATION_SITE));
     let counts = write_demo(&src_dir, &dst_dir, customers, seed).map_err(io(scratch.path()))?;
-    store.write(|tx| {
+    store.write_checked_bulk(|tx| {
         ferry_store::sites::create_org(tx, ORG)?;
         ferry_store::sites::create_site(tx, ORG, SOURCE_SITE)?;
         ferry_store::sites::create_site(tx, ORG, DESTINATION_SITE)?;

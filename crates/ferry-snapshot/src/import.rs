@@ -65,7 +65,7 @@ pub fn import_site(
     dir: &Path,
     progress: &mut dyn Progress,
 ) -> Result<ImportSummary, ImportError> {
-    store.write(|tx| import_into(tx, site, dir, progress))
+    store.write_checked_bulk(|tx| import_into(tx, site, dir, progress))
 }
 
 /// [`import_site`] inside a transaction the caller owns, so that several
@@ -442,10 +442,8 @@ impl Validator {
                     return Ok(summary);
                 }
             }
-            for batch in std::mem::take(&mut self.batches) {
-                if !batch.is_empty() && self.writing() && self.sender.send(Message::Batch(batch)).is_err() {
-                    return Ok(summary);
-                }
+            if self.writing() && self.send_batches().is_err() {
+                return Ok(summary);
             }
             if self.sender.send(Message::FileDone(name, rows, tables)).is_err() {
                 return Ok(summary);
@@ -505,8 +503,19 @@ impl Validator {
         let batch = &mut self.batches[table];
         batch.push(row);
         if batch.weight() >= BATCH_BYTES {
-            let full = std::mem::replace(batch, RowBatch::new(batch.spec));
-            self.sender.send(Message::Batch(full)).map_err(|_| RowError::WriterGone)?;
+            self.send_batches()?;
+        }
+        Ok(())
+    }
+
+    /// Sends every pending batch of the file, parents first, so a child row
+    /// never reaches the database before the row it refers to.
+    fn send_batches(&mut self) -> RowResult {
+        for batch in &mut self.batches {
+            if !batch.is_empty() {
+                let full = std::mem::replace(batch, RowBatch::new(batch.spec));
+                self.sender.send(Message::Batch(full)).map_err(|_| RowError::WriterGone)?;
+            }
         }
         Ok(())
     }
@@ -815,13 +824,7 @@ impl Validator {
         self.push(0, &row)?;
         if existing.is_some() && self.writing() {
             // Rows before this one must land before the participants go.
-            let pending = std::mem::replace(&mut self.batches[1], RowBatch::new(&REQUEST_PARTICIPANTS));
-            let requests = std::mem::replace(&mut self.batches[0], RowBatch::new(&REQUESTS));
-            for batch in [requests, pending] {
-                if !batch.is_empty() {
-                    self.sender.send(Message::Batch(batch)).map_err(|_| RowError::WriterGone)?;
-                }
-            }
+            self.send_batches()?;
             self.sender.send(Message::ClearParticipants(request_id)).map_err(|_| RowError::WriterGone)?;
         }
         for account_id in participants {

@@ -146,6 +146,24 @@ impl Store {
         Ok(value)
     }
 
+    /// [`Store::write`] for bulk loads whose rows the caller has already
+    /// checked against each other (an import validates every reference).
+    /// SQLite then skips its per-row foreign-key lookups, which cost more
+    /// than the inserts themselves; PostgreSQL keeps checking, set-based.
+    pub fn write_checked_bulk<T, E: From<StoreError>>(
+        &mut self,
+        work: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        if let Conn::Sqlite(conn) = &self.conn {
+            conn.pragma_update(None, "foreign_keys", "OFF").map_err(StoreError::from)?;
+        }
+        let result = self.write(work);
+        if let Conn::Sqlite(conn) = &self.conn {
+            conn.pragma_update(None, "foreign_keys", "ON").map_err(StoreError::from)?;
+        }
+        result
+    }
+
     /// Runs `work` in a transaction that sees one consistent snapshot.
     pub fn read<T, E: From<StoreError>>(
         &mut self,
