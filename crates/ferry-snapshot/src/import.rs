@@ -172,11 +172,13 @@ fn unknown_files(dir: &Path) -> Result<Vec<Problem>, ImportError> {
     Ok(problems)
 }
 
-static ACCOUNTS: TableSpec = TableSpec {
-    table: "accounts",
-    columns: &["id", "kind", "site_id", "ext_id", "email", "email_key", "display_name", "active", "email_verified"],
-    on_conflict: OnConflict::Upsert(&["id"]),
-};
+const ACCOUNT_COLUMNS: &[&str] =
+    &["id", "kind", "site_id", "ext_id", "email", "email_key", "display_name", "active", "email_verified"];
+/// Accounts this import creates: ids are fresh, a plain insert suffices.
+static ACCOUNTS_NEW: TableSpec = TableSpec { table: "accounts", columns: ACCOUNT_COLUMNS, on_conflict: OnConflict::Fail };
+/// Accounts imported before: their row is replaced.
+static ACCOUNTS_UPDATE: TableSpec =
+    TableSpec { table: "accounts", columns: ACCOUNT_COLUMNS, on_conflict: OnConflict::Upsert(&["id"]) };
 static SITE_USERS: TableSpec =
     TableSpec { table: "site_users", columns: &["site_id", "account_id"], on_conflict: OnConflict::Ignore };
 static PROJECTS: TableSpec =
@@ -201,11 +203,11 @@ static ORGANIZATION_PROJECTS: TableSpec = TableSpec {
 };
 static PROJECT_CUSTOMERS: TableSpec =
     TableSpec { table: "project_customers", columns: &["project_id", "account_id"], on_conflict: OnConflict::Ignore };
-static REQUESTS: TableSpec = TableSpec {
-    table: "requests",
-    columns: &["id", "site_id", "project_id", "number", "summary", "status", "created", "reporter_id", "organization_id"],
-    on_conflict: OnConflict::Upsert(&["id"]),
-};
+const REQUEST_COLUMNS: &[&str] =
+    &["id", "site_id", "project_id", "number", "summary", "status", "created", "reporter_id", "organization_id"];
+static REQUESTS_NEW: TableSpec = TableSpec { table: "requests", columns: REQUEST_COLUMNS, on_conflict: OnConflict::Fail };
+static REQUESTS_UPDATE: TableSpec =
+    TableSpec { table: "requests", columns: REQUEST_COLUMNS, on_conflict: OnConflict::Upsert(&["id"]) };
 static REQUEST_PARTICIPANTS: TableSpec = TableSpec {
     table: "request_participants",
     columns: &["request_id", "account_id"],
@@ -226,14 +228,14 @@ static COMMENTS: TableSpec = TableSpec {
 
 /// The tables each file writes, parents first.
 static FILE_TABLES: [(&str, &[&TableSpec]); 9] = [
-    ("accounts.csv", &[&ACCOUNTS, &SITE_USERS]),
+    ("accounts.csv", &[&ACCOUNTS_NEW, &ACCOUNTS_UPDATE, &SITE_USERS]),
     ("projects.csv", &[&PROJECTS]),
     ("groups.csv", &[&GROUPS, &GROUP_MEMBERS]),
     ("customer_roles.csv", &[&CUSTOMER_ROLES]),
     ("organizations.csv", &[&ORGANIZATIONS, &ORGANIZATION_MEMBERS]),
     ("organization_projects.csv", &[&ORGANIZATION_PROJECTS]),
     ("customers.csv", &[&PROJECT_CUSTOMERS]),
-    ("requests.csv", &[&REQUESTS, &REQUEST_PARTICIPANTS]),
+    ("requests.csv", &[&REQUESTS_NEW, &REQUESTS_UPDATE, &REQUEST_PARTICIPANTS]),
     ("comments.csv", &[&COMMENTS_NEW, &COMMENTS]),
 ];
 
@@ -688,6 +690,7 @@ impl Validator {
             }
         }
         let index = &mut self.index;
+        let mut created = false;
         let account_id = match kind {
             AccountType::Atlassian => {
                 if index.portal_by_id.contains_key(ext) {
@@ -714,6 +717,7 @@ impl Validator {
                 match existing {
                     Some((id, _)) => *id,
                     None => {
+                        created = true;
                         let id = index.account_ids.next_id();
                         let key = Key::from(key.as_str());
                         index.atlassian_by_id.insert(Key::from(ext), (id, key.clone()));
@@ -743,7 +747,10 @@ impl Validator {
                         index.portal_by_email.remove(&old_key);
                         existing
                     }
-                    None => index.account_ids.next_id(),
+                    None => {
+                        created = true;
+                        index.account_ids.next_id()
+                    }
                 };
                 let key = Key::from(key.as_str());
                 index.portal_by_id.insert(Key::from(ext), (id, key.clone()));
@@ -767,10 +774,10 @@ impl Validator {
             Val::B(active),
             Val::B(verified),
         ];
-        self.push(0, &row)?;
+        self.push(if created { 0 } else { 1 }, &row)?;
         if kind == AccountType::Atlassian {
             let site_id = self.site_id;
-            self.push(1, &[Val::I(site_id), Val::I(account_id)])?;
+            self.push(2, &[Val::I(site_id), Val::I(account_id)])?;
         }
         Ok(())
     }
@@ -821,14 +828,14 @@ impl Validator {
             Val::I(reporter.id),
             Val::from(organization_id),
         ];
-        self.push(0, &row)?;
+        self.push(if existing.is_some() { 1 } else { 0 }, &row)?;
         if existing.is_some() && self.writing() {
             // Rows before this one must land before the participants go.
             self.send_batches()?;
             self.sender.send(Message::ClearParticipants(request_id)).map_err(|_| RowError::WriterGone)?;
         }
         for account_id in participants {
-            self.push(1, &[Val::I(request_id), Val::I(account_id)])?;
+            self.push(2, &[Val::I(request_id), Val::I(account_id)])?;
         }
         Ok(())
     }

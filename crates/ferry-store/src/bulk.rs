@@ -82,6 +82,16 @@ impl RowBatch {
         self.cells.len() * 16 + self.text.len()
     }
 
+    /// The values of cells `range` (whole rows), in order.
+    fn values(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = Val<'_>> {
+        self.cells[range].iter().map(|c| match *c {
+            Cell::I(v) => Val::I(v),
+            Cell::B(v) => Val::B(v),
+            Cell::Null => Val::Null,
+            Cell::T(s, e) => Val::T(&self.text[s as usize..e as usize]),
+        })
+    }
+
     fn each_row(&self, mut f: impl FnMut(&[Val<'_>]) -> Result<()>) -> Result<()> {
         let width = self.spec.columns.len();
         let mut row: Vec<Val<'_>> = Vec::with_capacity(width);
@@ -104,16 +114,30 @@ impl RowBatch {
 pub struct BulkWriter {
     spec: &'static TableSpec,
     sqlite_insert: String,
+    /// The same insert for [`SQLITE_ROWS_PER_INSERT`] rows at once, where
+    /// the conflict rule allows a multi-row VALUES list.
+    sqlite_multi_insert: Option<String>,
     pg_buffer: Vec<u8>,
     pg_stage_ready: bool,
     rows: u64,
 }
 
 const PG_FLUSH_BYTES: usize = 8 << 20;
+const SQLITE_ROWS_PER_INSERT: usize = 50;
 
 impl BulkWriter {
     pub fn new(spec: &'static TableSpec) -> BulkWriter {
-        BulkWriter { spec, sqlite_insert: sqlite_insert(spec), pg_buffer: Vec::new(), pg_stage_ready: false, rows: 0 }
+        BulkWriter {
+            spec,
+            sqlite_insert: sqlite_insert(spec, 1),
+            sqlite_multi_insert: match spec.on_conflict {
+                OnConflict::SkipSameContent => None,
+                _ => Some(sqlite_insert(spec, SQLITE_ROWS_PER_INSERT)),
+            },
+            pg_buffer: Vec::new(),
+            pg_stage_ready: false,
+            rows: 0,
+        }
     }
 
     pub fn spec(&self) -> &'static TableSpec {
@@ -125,11 +149,26 @@ impl BulkWriter {
         self.rows += batch.rows() as u64;
         match tx {
             Tx::Sqlite(t) => {
+                // Many rows per statement: SQLite's cost per executed
+                // statement is larger than its cost per row.
+                let width = self.spec.columns.len();
+                let rows = batch.rows();
+                let full = match self.sqlite_multi_insert.as_ref() {
+                    Some(_) => rows / SQLITE_ROWS_PER_INSERT,
+                    None => 0,
+                };
+                if let Some(multi) = &self.sqlite_multi_insert {
+                    let mut stmt = t.prepare_cached(multi)?;
+                    for chunk in 0..full {
+                        let from = chunk * SQLITE_ROWS_PER_INSERT;
+                        let values = batch.values(from * width..(from + SQLITE_ROWS_PER_INSERT) * width);
+                        stmt.execute(rusqlite::params_from_iter(values))?;
+                    }
+                }
                 let mut stmt = t.prepare_cached(&self.sqlite_insert)?;
-                batch.each_row(|row| {
-                    stmt.execute(rusqlite::params_from_iter(row.iter()))?;
-                    Ok(())
-                })?;
+                for row in full * SQLITE_ROWS_PER_INSERT..rows {
+                    stmt.execute(rusqlite::params_from_iter(batch.values(row * width..(row + 1) * width)))?;
+                }
             }
             Tx::Postgres(_) => {
                 batch.each_row(|row| {
@@ -184,20 +223,25 @@ fn stage_name(spec: &TableSpec) -> String {
     format!("ferry_stage_{}", spec.table)
 }
 
-fn sqlite_insert(spec: &TableSpec) -> String {
+fn sqlite_insert(spec: &TableSpec, rows: usize) -> String {
     let columns = spec.columns.join(", ");
-    let params: Vec<String> = (1..=spec.columns.len()).map(|i| format!("?{i}")).collect();
-    let params = params.join(", ");
-    let insert = format!("INSERT INTO {} ({columns}) VALUES ({params})", spec.table);
+    let width = spec.columns.len();
+    let tuple = |row: usize| {
+        let params: Vec<String> = (1..=width).map(|i| format!("?{}", row * width + i)).collect();
+        format!("({})", params.join(", "))
+    };
+    let tuples: Vec<String> = (0..rows).map(tuple).collect();
+    let insert = format!("INSERT INTO {} ({columns}) VALUES {}", spec.table, tuples.join(", "));
     match spec.on_conflict {
         OnConflict::Fail => insert,
         OnConflict::Upsert(key) => format!("{insert} ON CONFLICT ({}) {}", key.join(", "), update_clause(spec, key)),
         OnConflict::Ignore => format!("{insert} ON CONFLICT DO NOTHING"),
         OnConflict::SkipSameContent => {
-            let same: Vec<String> =
-                spec.columns.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 1)).collect();
+            let params: Vec<String> = (1..=width).map(|i| format!("?{i}")).collect();
+            let same: Vec<String> = spec.columns.iter().enumerate().map(|(i, c)| format!("{c} = ?{}", i + 1)).collect();
             format!(
-                "INSERT INTO {t} ({columns}) SELECT {params} WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE {})",
+                "INSERT INTO {t} ({columns}) SELECT {} WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE {})",
+                params.join(", "),
                 same.join(" AND "),
                 t = spec.table
             )
@@ -281,8 +325,12 @@ mod tests {
     #[test]
     fn upsert_updates_the_non_key_columns() {
         assert_eq!(
-            sqlite_insert(&T),
+            sqlite_insert(&T, 1),
             "INSERT INTO t (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET name = excluded.name"
+        );
+        assert_eq!(
+            sqlite_insert(&T, 2),
+            "INSERT INTO t (id, name) VALUES (?1, ?2), (?3, ?4) ON CONFLICT (id) DO UPDATE SET name = excluded.name"
         );
     }
 

@@ -1,0 +1,154 @@
+//! The `ferry` binary end to end, on both backends: exit codes, messages,
+//! and the seed's story before any copy.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ferry_testkit::{Backend, TestDb, on_both_backends, story_dir};
+
+struct Ferry {
+    db: TestDb,
+    cwd: tempfile::TempDir,
+}
+
+impl Ferry {
+    fn new(backend: Backend) -> Ferry {
+        Ferry { db: TestDb::new(backend), cwd: tempfile::tempdir().unwrap() }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .env("FERRY_DB", &self.db.url)
+            .current_dir(self.cwd.path())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "ferry {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and expects exit code 2 (bad input); returns stderr.
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(2), "ferry {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    fn story(&self) {
+        self.ok(&["org", "create", "acme"]);
+        self.ok(&["site", "create", "acme", "eu"]);
+        self.ok(&["site", "create", "acme", "us"]);
+        self.ok(&["site", "import", "eu", &path(&story_dir().join("eu"))]);
+        self.ok(&["site", "import", "us", &path(&story_dir().join("us"))]);
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn the_story_before_a_copy(backend: Backend) {
+    let ferry = Ferry::new(backend);
+    ferry.story();
+    assert_eq!(ferry.ok(&["access", "eu", "Chen@ACME.test"]), "SUP-3\n");
+    assert_eq!(ferry.ok(&["access", "us", "fay@acme.test"]), "HR-1\n");
+    assert_eq!(ferry.ok(&["access", "us", "fay@acme.test", "--type", "portal-only"]), "HR-1\n");
+    assert_eq!(ferry.ok(&["access", "us", "chen@acme.test"]), "");
+    let stderr = ferry.refused(&["access", "us", "bruno@acme.test", "--type", "atlassian"]);
+    assert!(stderr.contains("no Atlassian account with email bruno@acme.test on site us"), "{stderr}");
+    let all = ferry.ok(&["customer", "list", "us"]);
+    assert_eq!(
+        all,
+        "Customer email,Account type,Account id,Display name,Active\n\
+         bruno@acme.test,Portal-only,po-bruno-us,Bruno,true\n\
+         chen@acme.test,Atlassian account,aa-chen,Chen,true\n\
+         eli@acme.test,Atlassian account,aa-eli,Eli,true\n\
+         fay@acme.test,Portal-only,po-fay-us,Fay,true\n"
+    );
+    let atlassian = ferry.ok(&["customer", "list", "us", "--type", "atlassian"]);
+    assert_eq!(atlassian.lines().count(), 3);
+    assert!(atlassian.lines().skip(1).all(|l| l.contains("Atlassian account")));
+    assert_eq!(ferry.ok(&["customer", "list", "us", "--duplicates"]).lines().count(), 1, "no duplicates before a copy");
+}
+
+fn a_bad_import_exits_2_names_every_row_and_writes_nothing(backend: Backend) {
+    let ferry = Ferry::new(backend);
+    ferry.ok(&["org", "create", "acme"]);
+    ferry.ok(&["site", "create", "acme", "eu"]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified\n\
+         po-1,customer,a@acme.test,A,true,true\n\
+         po-2,customer,not-an-email,B,true,true\n\
+         po-3,robot,c@acme.test,C,true,true\n",
+    )
+    .unwrap();
+    let stderr = ferry.refused(&["site", "import", "eu", &path(dir.path())]);
+    let accounts = path(&dir.path().join("accounts.csv"));
+    assert!(stderr.contains(&format!("{accounts}:3: email \"not-an-email\" has no '@'")), "{stderr}");
+    assert!(stderr.contains(&format!("{accounts}:4: account_type \"robot\"")), "{stderr}");
+    assert!(stderr.contains("2 problem(s)") && stderr.contains("nothing was imported"), "{stderr}");
+    assert_eq!(ferry.ok(&["customer", "list", "eu"]).lines().count(), 1, "only the header: nothing written");
+}
+
+fn unknown_names_exit_2_with_what_to_do(backend: Backend) {
+    let ferry = Ferry::new(backend);
+    let stderr = ferry.refused(&["site", "create", "nope", "eu"]);
+    assert!(stderr.contains("no organization named \"nope\"") && stderr.contains("ferry org create nope"), "{stderr}");
+    let stderr = ferry.refused(&["customer", "list", "eu"]);
+    assert!(stderr.contains("no site named \"eu\""), "{stderr}");
+    ferry.ok(&["org", "create", "acme"]);
+    let stderr = ferry.refused(&["org", "create", "acme"]);
+    assert!(stderr.contains("already exists"), "{stderr}");
+    let stderr = ferry.refused(&["site", "create", "acme", "Not A Slug"]);
+    assert!(stderr.contains("is not valid"), "{stderr}");
+    let stderr = ferry.refused(&["site", "import", "eu", "/no/such/folder"]);
+    assert!(stderr.contains("/no/such/folder"), "{stderr}");
+    ferry.ok(&["site", "create", "acme", "eu"]);
+    let stderr = ferry.refused(&["access", "eu", "nobody@acme.test"]);
+    assert!(stderr.contains("no customer with email nobody@acme.test on site eu"), "{stderr}");
+    let stderr = ferry.refused(&["access", "eu", "not an email"]);
+    assert!(stderr.contains("email"), "{stderr}");
+}
+
+fn demo_then_export_and_list(backend: Backend) {
+    let ferry = Ferry::new(backend);
+    let out = ferry.ok(&["demo", "--customers", "300", "--seed", "4"]);
+    assert!(out.contains("site demo-src with 300 customers"), "{out}");
+    let listed = ferry.ok(&["customer", "list", "demo-src"]);
+    assert_eq!(listed.lines().count(), 301);
+    assert!(listed.lines().any(|l| l.starts_with("'=cmd.")), "formula-looking email is guarded: {listed}");
+    let duplicates = ferry.ok(&["customer", "list", "demo-dst", "--duplicates"]);
+    assert!(duplicates.lines().count() > 1);
+    let stderr = ferry.refused(&["demo", "--customers", "10"]);
+    assert!(stderr.contains("organization \"demo\" already exists"), "{stderr}");
+    let exported = ferry.cwd.path().join("export");
+    ferry.ok(&["site", "export", "demo-dst", &path(&exported)]);
+    assert!(exported.join("accounts.csv").is_file() && exported.join("comments.csv").is_file());
+}
+
+on_both_backends!(
+    the_story_before_a_copy,
+    a_bad_import_exits_2_names_every_row_and_writes_nothing,
+    unknown_names_exit_2_with_what_to_do,
+    demo_then_export_and_list,
+);
+
+#[test]
+fn the_default_store_is_ferry_db_in_the_working_folder() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["org", "create", "acme"])
+        .env_remove("FERRY_DB")
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(cwd.path().join("ferry.db").is_file());
+}

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Import speed of `ferry site import` against the database's own bulk load of
+# the same files, measured in the same run on the same machine.
+#
+#   scripts/bench-import.sh [customers] [postgres-url]
+#
+# customers defaults to 1000000 (about 2,000,000 requests); with a PostgreSQL
+# URL (a database the script may drop and create tables in) PostgreSQL is
+# measured too, against psql's \copy. Release build; nothing here is a test.
+set -euo pipefail
+export PGOPTIONS="-c client_min_messages=warning"
+customers=${1:-1000000}
+pg_url=${2:-}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
+command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+[ -x /usr/bin/time ] >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+ferry=$CARGO_TARGET_DIR/release/ferry
+work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+now() { date +%s.%N; }
+secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
+div() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.{sys.argv[3]}f}')" "$1" "$2" "$3"; }
+
+"$ferry" demo --customers "$customers" --seed 1 --snapshots-only snap >/dev/null
+snap=snap/demo-src
+rows=0
+for f in "$snap"/*.csv; do
+  n=$(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))) - 1)' "$f")
+  rows=$((rows + n))
+done
+accounts=$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))))' "$snap/accounts.csv") - 1))
+requests=$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))))' "$snap/requests.csv") - 1))
+
+# Baseline: the sqlite3 shell's .import of every file into fresh tables.
+{ echo ".mode csv"; for f in "$snap"/*.csv; do echo ".import $f t_$(basename "$f" .csv)"; done; } > import.sql
+sync; t0=$(now); sqlite3 baseline.db < import.sql; t1=$(now)
+baseline=$(secs "$t0" "$t1")
+loaded=$(sqlite3 baseline.db "SELECT (SELECT count(*) FROM t_accounts) + (SELECT count(*) FROM t_requests)")
+
+# ferry: the same files through validation into ferry's schema (WAL, indexes).
+"$ferry" --db ferry.db org create demo >/dev/null
+"$ferry" --db ferry.db site create demo demo-src >/dev/null
+sync; t0=$(now)
+/usr/bin/time -f %M -o rss.txt "$ferry" --db ferry.db site import demo-src "$snap" >/dev/null 2>ferry.log
+t1=$(now)
+took=$(secs "$t0" "$t1")
+rss_mb=$(( $(cat rss.txt) / 1024 ))
+
+ratio=$(div "$took" "$baseline" 2)
+rate=$(div "$rows" "$took" 0)
+base_rate=$(div "$rows" "$baseline" 0)
+echo "snapshot: $accounts accounts, $requests requests, $rows rows in all (sqlite3 loaded $loaded accounts+requests)"
+echo "sqlite3 .import:      ${baseline} s  ($base_rate rows/s)"
+echo "ferry import sqlite:  ${took} s  ($rate rows/s, peak RSS ${rss_mb} MB)  ratio ${ratio}x"
+
+if [ -n "$pg_url" ]; then
+  psql -q -v ON_ERROR_STOP=1 "$pg_url" -c "DROP SCHEMA IF EXISTS ferry_bench_copy CASCADE" -c "CREATE SCHEMA ferry_bench_copy" >/dev/null
+  copy_sql=copy.sql
+  : > $copy_sql
+  for f in "$snap"/*.csv; do
+    t=ferry_bench_copy.t_$(basename "$f" .csv)
+    cols=$(head -1 "$f" | sed 's/,/ text, /g; s/$/ text/')
+    echo "CREATE TABLE $t ($cols);" >> $copy_sql
+    echo "\\copy $t FROM '$work/$f' WITH (FORMAT csv, HEADER true)" >> $copy_sql
+  done
+  sync; t0=$(now); psql -q -v ON_ERROR_STOP=1 "$pg_url" -f $copy_sql >/dev/null; t1=$(now)
+  pg_base=$(secs "$t0" "$t1")
+  psql -q -v ON_ERROR_STOP=1 "$pg_url" -c "DROP SCHEMA ferry_bench_copy CASCADE" >/dev/null
+  db=ferry_bench_$$
+  admin=${pg_url%/*}
+  psql -q -v ON_ERROR_STOP=1 "$pg_url" -c "CREATE DATABASE $db" >/dev/null
+  "$ferry" --db "$admin/$db" org create demo >/dev/null
+  "$ferry" --db "$admin/$db" site create demo demo-src >/dev/null
+  sync; t0=$(now); "$ferry" --db "$admin/$db" site import demo-src "$snap" >/dev/null 2>&1; t1=$(now)
+  pg_took=$(secs "$t0" "$t1")
+  psql -q -v ON_ERROR_STOP=1 "$pg_url" -c "DROP DATABASE $db" >/dev/null
+  echo "psql \\copy:          ${pg_base} s  ($(div "$rows" "$pg_base" 0) rows/s)"
+  echo "ferry import pg:      ${pg_took} s  ($(div "$rows" "$pg_took" 0) rows/s)  ratio $(div "$pg_took" "$pg_base" 2)x"
+fi
