@@ -71,11 +71,20 @@ enum OrgCommand {
 
 #[derive(Subcommand)]
 enum SiteCommand {
-    Create { org: String, site: String },
+    Create {
+        org: String,
+        site: String,
+    },
     /// Import a snapshot folder; all of it or, on any bad row, nothing.
-    Import { site: String, dir: PathBuf },
+    Import {
+        site: String,
+        dir: PathBuf,
+    },
     /// Export a site as a snapshot folder.
-    Export { site: String, dir: PathBuf },
+    Export {
+        site: String,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -196,7 +205,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     progress.done();
                     let mut err = std::io::stderr().lock();
                     for problem in &problems {
-                        writeln!(err, "{}", ferry_snapshot::Problem { file: dir.join(&problem.file).display().to_string(), ..problem.clone() })?;
+                        writeln!(
+                            err,
+                            "{}",
+                            ferry_snapshot::Problem {
+                                file: dir.join(&problem.file).display().to_string(),
+                                ..problem.clone()
+                            }
+                        )?;
                     }
                     return Err(bad_input(format!(
                         "{} problem(s) in {}; nothing was imported",

@@ -1,5 +1,6 @@
 //! The `ferry` binary end to end, on both backends: exit codes, messages,
 //! and the seed's story before any copy.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is the assertion
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -23,11 +23,7 @@ pub struct AccessFacts {
 /// Customer access to a project: on its customer list, or in a group holding
 /// its Customer role that is neither awaiting review nor declined.
 pub fn has_customer_access(facts: &AccessFacts) -> bool {
-    facts.in_customer_list
-        || facts
-            .role_group_states
-            .iter()
-            .any(|state| state.grants_customer_role())
+    facts.in_customer_list || facts.role_group_states.iter().any(|state| state.grants_customer_role())
 }
 
 /// X can view R iff X is active, X has customer access to R's project, and X
@@ -44,12 +40,7 @@ mod tests {
     use super::*;
 
     fn reporter_on_list() -> AccessFacts {
-        AccessFacts {
-            viewer_active: true,
-            in_customer_list: true,
-            is_reporter: true,
-            ..AccessFacts::default()
-        }
+        AccessFacts { viewer_active: true, in_customer_list: true, is_reporter: true, ..AccessFacts::default() }
     }
 
     #[test]
@@ -71,11 +62,8 @@ mod tests {
 
     #[test]
     fn active_group_with_customer_role_gives_access() {
-        let facts = AccessFacts {
-            in_customer_list: false,
-            role_group_states: vec![GroupState::Active],
-            ..reporter_on_list()
-        };
+        let facts =
+            AccessFacts { in_customer_list: false, role_group_states: vec![GroupState::Active], ..reporter_on_list() };
         assert!(can_view_request(&facts));
     }
 

@@ -106,9 +106,7 @@ pub fn validate_project_key(key: &str) -> Result<(), String> {
     if shape_ok {
         Ok(())
     } else {
-        Err(format!(
-            "project key {key:?} must be an uppercase letter followed by 1 to 9 uppercase letters or digits"
-        ))
+        Err(format!("project key {key:?} must be an uppercase letter followed by 1 to 9 uppercase letters or digits"))
     }
 }
 
@@ -133,16 +131,15 @@ pub fn canonical_timestamp(value: &str) -> Result<Cow<'_, str>, String> {
         return Ok(Cow::Borrowed(value));
     }
     chrono::DateTime::parse_from_rfc3339(value.trim())
-        .map(|t| {
-            Cow::Owned(t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        })
+        .map(|t| Cow::Owned(t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
         .map_err(|e| format!("timestamp {value:?} is not RFC 3339 (like 2026-03-01T09:00:00Z): {e}"))
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` naming a real instant.
 fn is_canonical_utc(value: &str) -> bool {
     let b = value.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
+    {
         return false;
     }
     let number = |from: usize, to: usize| -> Option<u32> {

@@ -348,28 +348,6 @@ fn capitalize(word: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_valid_and_ordered() {
-        assert_eq!(timestamp(0), "2025-01-01T00:00:00Z");
-        assert_eq!(timestamp(31 * 24 * 60 + 61), "2025-02-01T01:01:00Z");
-        for minutes in [0, 59, 1440 * 58, 1440 * 364 + 1439] {
-            assert!(ferry_core::model::canonical_timestamp(&timestamp(minutes)).is_ok());
-        }
-    }
-
-    #[test]
-    fn the_first_customers_walk_through_every_case() {
-        let dir = std::env::temp_dir().join(format!("ferry-demo-test-{}", std::process::id()));
-        let counts = write_demo(&dir.join("src"), &dir.join("dst"), CASES.len() as u64, 1).unwrap();
-        assert!(counts.per_case.iter().all(|(_, n)| *n == 1), "{counts:?}");
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-}
-
 /// Creates organization `demo` with sites `demo-src` and `demo-dst` holding
 /// the demo data, all in one transaction: either the whole demo exists
 /// afterwards or nothing was written.
@@ -394,4 +372,26 @@ pub fn load_demo(
         crate::import_into(tx, DESTINATION_SITE, &dst_dir, progress)?;
         Ok(counts)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_valid_and_ordered() {
+        assert_eq!(timestamp(0), "2025-01-01T00:00:00Z");
+        assert_eq!(timestamp(31 * 24 * 60 + 61), "2025-02-01T01:01:00Z");
+        for minutes in [0, 59, 1440 * 58, 1440 * 364 + 1439] {
+            assert!(ferry_core::model::canonical_timestamp(&timestamp(minutes)).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_first_customers_walk_through_every_case() {
+        let dir = std::env::temp_dir().join(format!("ferry-demo-test-{}", std::process::id()));
+        let counts = write_demo(&dir.join("src"), &dir.join("dst"), CASES.len() as u64, 1).unwrap();
+        assert!(counts.per_case.iter().all(|(_, n)| *n == 1), "{counts:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

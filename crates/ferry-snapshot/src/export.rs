@@ -74,25 +74,31 @@ fn write_rows(
                 UNION ALL
                 SELECT a.ext_id, a.kind, a.email, a.display_name, a.active, a.email_verified
                 FROM site_users su JOIN accounts a ON a.id = su.account_id WHERE su.site_id = $1) x
-            ORDER BY ext_id, kind".to_owned(),
+            ORDER BY ext_id, kind"
+            .to_owned(),
         "projects.csv" => "SELECT key, name FROM projects WHERE site_id = $1 ORDER BY key".to_owned(),
         "groups.csv" => "SELECT g.name, COALESCE(a.ext_id, '') FROM groups g
                 LEFT JOIN group_members gm ON gm.group_id = g.id
                 LEFT JOIN accounts a ON a.id = gm.account_id
-            WHERE g.site_id = $1 ORDER BY g.name_key, g.name, 2".to_owned(),
+            WHERE g.site_id = $1 ORDER BY g.name_key, g.name, 2"
+            .to_owned(),
         "customer_roles.csv" => "SELECT p.key, g.name FROM customer_roles cr
                 JOIN projects p ON p.id = cr.project_id JOIN groups g ON g.id = cr.group_id
-            WHERE p.site_id = $1 ORDER BY p.key, g.name_key".to_owned(),
+            WHERE p.site_id = $1 ORDER BY p.key, g.name_key"
+            .to_owned(),
         "organizations.csv" => "SELECT o.name, COALESCE(a.ext_id, '') FROM organizations o
                 LEFT JOIN organization_members m ON m.organization_id = o.id
                 LEFT JOIN accounts a ON a.id = m.account_id
-            WHERE o.site_id = $1 ORDER BY o.name, 2".to_owned(),
+            WHERE o.site_id = $1 ORDER BY o.name, 2"
+            .to_owned(),
         "organization_projects.csv" => "SELECT o.name, p.key FROM organization_projects op
                 JOIN organizations o ON o.id = op.organization_id JOIN projects p ON p.id = op.project_id
-            WHERE o.site_id = $1 ORDER BY o.name, p.key".to_owned(),
+            WHERE o.site_id = $1 ORDER BY o.name, p.key"
+            .to_owned(),
         "customers.csv" => "SELECT p.key, a.ext_id FROM project_customers pc
                 JOIN projects p ON p.id = pc.project_id JOIN accounts a ON a.id = pc.account_id
-            WHERE p.site_id = $1 ORDER BY p.key, a.ext_id".to_owned(),
+            WHERE p.site_id = $1 ORDER BY p.key, a.ext_id"
+            .to_owned(),
         "requests.csv" => format!(
             "SELECT p.key || '-' || r.number, p.key, r.summary, r.status, r.created, rep.ext_id,
                     COALESCE((SELECT {participants} FROM request_participants rp
@@ -106,7 +112,8 @@ fn write_rows(
         "comments.csv" => "SELECT p.key || '-' || r.number, a.ext_id, c.created, c.body FROM comments c
                 JOIN requests r ON r.id = c.request_id JOIN projects p ON p.id = r.project_id
                 JOIN accounts a ON a.id = c.author_id
-            WHERE r.site_id = $1 ORDER BY p.key, r.number, c.created, c.id".to_owned(),
+            WHERE r.site_id = $1 ORDER BY p.key, r.number, c.created, c.id"
+            .to_owned(),
         _ => return Ok(0),
     };
     let mut rows = 0u64;

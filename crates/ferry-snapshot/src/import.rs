@@ -88,13 +88,15 @@ pub fn import_into(
     let (sender, receiver) = sync_channel::<Message>(8);
     std::thread::scope(|scope| {
         let validator = scope.spawn(move || {
-            let mut validator = Validator { site_id: site.id, site_slug: site.slug, problems, index, sender, batches: Vec::new() };
+            let mut validator =
+                Validator { site_id: site.id, site_slug: site.slug, problems, index, sender, batches: Vec::new() };
             let summary = validator.run(dir);
             (summary, validator.problems)
         });
         let written = write_batches(tx, receiver, progress);
-        let (summary, problems) = validator.join().map_err(|_| {
-            ImportError::Io { path: dir.to_owned(), source: std::io::Error::other("the validating thread failed") }
+        let (summary, problems) = validator.join().map_err(|_| ImportError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other("the validating thread failed"),
         })?;
         written?;
         let summary = summary?;
@@ -175,14 +177,18 @@ fn unknown_files(dir: &Path) -> Result<Vec<Problem>, ImportError> {
 const ACCOUNT_COLUMNS: &[&str] =
     &["id", "kind", "site_id", "ext_id", "email", "email_key", "display_name", "active", "email_verified"];
 /// Accounts this import creates: ids are fresh, a plain insert suffices.
-static ACCOUNTS_NEW: TableSpec = TableSpec { table: "accounts", columns: ACCOUNT_COLUMNS, on_conflict: OnConflict::Fail };
+static ACCOUNTS_NEW: TableSpec =
+    TableSpec { table: "accounts", columns: ACCOUNT_COLUMNS, on_conflict: OnConflict::Fail };
 /// Accounts imported before: their row is replaced.
 static ACCOUNTS_UPDATE: TableSpec =
     TableSpec { table: "accounts", columns: ACCOUNT_COLUMNS, on_conflict: OnConflict::Upsert(&["id"]) };
 static SITE_USERS: TableSpec =
     TableSpec { table: "site_users", columns: &["site_id", "account_id"], on_conflict: OnConflict::Ignore };
-static PROJECTS: TableSpec =
-    TableSpec { table: "projects", columns: &["id", "site_id", "key", "name"], on_conflict: OnConflict::Upsert(&["id"]) };
+static PROJECTS: TableSpec = TableSpec {
+    table: "projects",
+    columns: &["id", "site_id", "key", "name"],
+    on_conflict: OnConflict::Upsert(&["id"]),
+};
 static GROUPS: TableSpec =
     TableSpec { table: "groups", columns: &["id", "site_id", "name", "name_key"], on_conflict: OnConflict::Ignore };
 static GROUP_MEMBERS: TableSpec =
@@ -205,7 +211,8 @@ static PROJECT_CUSTOMERS: TableSpec =
     TableSpec { table: "project_customers", columns: &["project_id", "account_id"], on_conflict: OnConflict::Ignore };
 const REQUEST_COLUMNS: &[&str] =
     &["id", "site_id", "project_id", "number", "summary", "status", "created", "reporter_id", "organization_id"];
-static REQUESTS_NEW: TableSpec = TableSpec { table: "requests", columns: REQUEST_COLUMNS, on_conflict: OnConflict::Fail };
+static REQUESTS_NEW: TableSpec =
+    TableSpec { table: "requests", columns: REQUEST_COLUMNS, on_conflict: OnConflict::Fail };
 static REQUESTS_UPDATE: TableSpec =
     TableSpec { table: "requests", columns: REQUEST_COLUMNS, on_conflict: OnConflict::Upsert(&["id"]) };
 static REQUEST_PARTICIPANTS: TableSpec = TableSpec {
@@ -440,7 +447,7 @@ impl Validator {
                     Err(RowError::Bad(reason)) => self.problems.push(Problem { file: name.into(), line, reason }),
                     Err(RowError::WriterGone) => return Ok(summary),
                 }
-                if rows % 100_000 == 0 && self.sender.send(Message::Rows(name, rows)).is_err() {
+                if rows.is_multiple_of(100_000) && self.sender.send(Message::Rows(name, rows)).is_err() {
                     return Ok(summary);
                 }
             }
@@ -535,9 +542,11 @@ impl Validator {
     }
 
     fn project(&self, key: &str) -> Result<i64, RowError> {
-        self.index.projects.get(key).map(|p| p.0).ok_or_else(|| {
-            RowError::Bad(format!("project_key {key:?} is not a project of site {}", self.site_slug))
-        })
+        self.index
+            .projects
+            .get(key)
+            .map(|p| p.0)
+            .ok_or_else(|| RowError::Bad(format!("project_key {key:?} is not a project of site {}", self.site_slug)))
     }
 
     fn group(&self, name: &str) -> Result<i64, RowError> {
@@ -684,10 +693,10 @@ impl Validator {
             (AccountType::PortalOnly, None) if verified.is_empty() => false,
             _ => return bad(format!("email_verified {verified:?} is not true or false")),
         };
-        if let Some(seen) = self.index.site_accounts.get(ext) {
-            if seen.line > 0 {
-                return bad(format!("duplicate account_id {ext:?} (first on line {})", seen.line));
-            }
+        if let Some(seen) = self.index.site_accounts.get(ext)
+            && seen.line > 0
+        {
+            return bad(format!("duplicate account_id {ext:?} (first on line {})", seen.line));
         }
         let index = &mut self.index;
         let mut created = false;
@@ -700,19 +709,19 @@ impl Validator {
                     ));
                 }
                 let existing = index.atlassian_by_id.get(ext);
-                if let Some((_, existing_key)) = existing {
-                    if existing_key != key.as_str() {
-                        return bad(format!(
-                            "Atlassian account {ext:?} already has email {existing_key:?}; one Atlassian account has one email"
-                        ));
-                    }
+                if let Some((_, existing_key)) = existing
+                    && existing_key != key.as_str()
+                {
+                    return bad(format!(
+                        "Atlassian account {ext:?} already has email {existing_key:?}; one Atlassian account has one email"
+                    ));
                 }
-                if let Some(owner) = index.atlassian_by_email.get(key.as_str()) {
-                    if owner != ext {
-                        return bad(format!(
-                            "email {original:?} already belongs to Atlassian account {owner:?}; one email has one Atlassian account"
-                        ));
-                    }
+                if let Some(owner) = index.atlassian_by_email.get(key.as_str())
+                    && owner != ext
+                {
+                    return bad(format!(
+                        "email {original:?} already belongs to Atlassian account {owner:?}; one email has one Atlassian account"
+                    ));
                 }
                 match existing {
                     Some((id, _)) => *id,
@@ -732,13 +741,13 @@ impl Validator {
                         "account {ext:?} is an Atlassian account; a portal-only account needs an id of its own"
                     ));
                 }
-                if let Some(owner) = index.portal_by_email.get(key.as_str()) {
-                    if owner != ext {
-                        return bad(format!(
-                            "email {original:?} is already used by portal-only account {owner:?} of site {}; a site has one portal-only account per email",
-                            self.site_slug
-                        ));
-                    }
+                if let Some(owner) = index.portal_by_email.get(key.as_str())
+                    && owner != ext
+                {
+                    return bad(format!(
+                        "email {original:?} is already used by portal-only account {owner:?} of site {}; a site has one portal-only account per email",
+                        self.site_slug
+                    ));
                 }
                 let id = match index.portal_by_id.get(ext) {
                     Some((existing, old_key)) => {

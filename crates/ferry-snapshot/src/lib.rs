@@ -18,7 +18,19 @@ pub const FILES: [(&str, &[&str]); 9] = [
     ("organizations.csv", &["organization", "account_id"]),
     ("organization_projects.csv", &["organization", "project_key"]),
     ("customers.csv", &["project_key", "account_id"]),
-    ("requests.csv", &["request_key", "project_key", "summary", "status", "created", "reporter_id", "participant_ids", "organization"]),
+    (
+        "requests.csv",
+        &[
+            "request_key",
+            "project_key",
+            "summary",
+            "status",
+            "created",
+            "reporter_id",
+            "participant_ids",
+            "organization",
+        ],
+    ),
     ("comments.csv", &["request_key", "author_id", "created", "body"]),
 ];
 

@@ -1,5 +1,6 @@
 //! Snapshot import/export on both backends, over real databases.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is the assertion
 use std::path::Path;
 
 use ferry_core::email::Email;
@@ -64,9 +65,20 @@ fn access(store: &mut Store, site: &str, email: &str, prefer: Option<AccountType
 }
 
 const TABLES: [&str; 14] = [
-    "accounts", "site_users", "groups", "group_members", "projects", "project_customers", "customer_roles",
-    "organizations", "organization_members", "organization_projects", "requests", "request_participants",
-    "comments", "sites",
+    "accounts",
+    "site_users",
+    "groups",
+    "group_members",
+    "projects",
+    "project_customers",
+    "customer_roles",
+    "organizations",
+    "organization_members",
+    "organization_projects",
+    "requests",
+    "request_participants",
+    "comments",
+    "sites",
 ];
 
 fn row_counts(store: &mut Store) -> Vec<(String, i64)> {
@@ -74,7 +86,12 @@ fn row_counts(store: &mut Store) -> Vec<(String, i64)> {
         .read(|tx| {
             TABLES
                 .iter()
-                .map(|t| Ok((t.to_string(), tx.query_opt(&format!("SELECT COUNT(*) FROM {t}"), &[], |r| r.int(0))?.unwrap_or(0))))
+                .map(|t| {
+                    Ok((
+                        t.to_string(),
+                        tx.query_opt(&format!("SELECT COUNT(*) FROM {t}"), &[], |r| r.int(0))?.unwrap_or(0),
+                    ))
+                })
                 .collect::<Result<Vec<_>, ferry_store::StoreError>>()
         })
         .unwrap()
@@ -113,7 +130,9 @@ fn invalid_email_is_reported_with_file_line_and_reason(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
     sites(&mut store, &["eu"]);
-    let accounts = format!("{ACCOUNTS}po-1,customer,ok@acme.test,A,true,true\npo-2,customer,not-an-email,B,true,true\npo-3,customer,x@,C,true,true\n");
+    let accounts = format!(
+        "{ACCOUNTS}po-1,customer,ok@acme.test,A,true,true\npo-2,customer,not-an-email,B,true,true\npo-3,customer,x@,C,true,true\n"
+    );
     let found = problems(&mut store, "eu", &[("accounts.csv", &accounts)]);
     assert_problem(&found, "accounts.csv", 3, "no '@'");
     assert_problem(&found, "accounts.csv", 4, "empty domain");
@@ -143,7 +162,12 @@ fn wrong_or_missing_header_is_refused(backend: Backend) {
             ("customer.csv", "project_key,account_id\n"),
         ],
     );
-    assert_problem(&found, "accounts.csv", 1, "header must be `account_id,account_type,email,display_name,active,email_verified`");
+    assert_problem(
+        &found,
+        "accounts.csv",
+        1,
+        "header must be `account_id,account_type,email,display_name,active,email_verified`",
+    );
     assert_problem(&found, "projects.csv", 1, "missing header row");
     assert_problem(&found, "customer.csv", 0, "unknown snapshot file");
 }
@@ -160,7 +184,9 @@ fn malformed_quoting_is_refused(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
     sites(&mut store, &["eu"]);
-    let accounts = format!("{ACCOUNTS}po-1,customer,a@acme.test,\"Ann, the first,true,true\npo-2,customer,b@acme.test,B,true,true\n");
+    let accounts = format!(
+        "{ACCOUNTS}po-1,customer,a@acme.test,\"Ann, the first,true,true\npo-2,customer,b@acme.test,B,true,true\n"
+    );
     let found = problems(&mut store, "eu", &[("accounts.csv", &accounts)]);
     assert_problem(&found, "accounts.csv", 2, "expected 6 fields");
     assert_eq!(row_counts(&mut store).iter().find(|(t, _)| t == "accounts").map(|c| c.1), Some(0));
@@ -183,7 +209,9 @@ fn idna_and_unicode_domains_are_one_email(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
     sites(&mut store, &["eu"]);
-    let accounts = format!("{ACCOUNTS}po-1,customer,anna@bücher.example,A,true,true\npo-2,customer,anna@xn--bcher-kva.example,B,true,true\n");
+    let accounts = format!(
+        "{ACCOUNTS}po-1,customer,anna@bücher.example,A,true,true\npo-2,customer,anna@xn--bcher-kva.example,B,true,true\n"
+    );
     let found = problems(&mut store, "eu", &[("accounts.csv", &accounts)]);
     assert_problem(&found, "accounts.csv", 3, "already used by portal-only account");
 }
@@ -192,7 +220,8 @@ fn one_atlassian_account_one_email_also_across_sites(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
     sites(&mut store, &["eu", "us"]);
-    let in_one_file = format!("{ACCOUNTS}aa-1,atlassian,a@acme.test,A,true,true\naa-2,atlassian,A@acme.test,B,true,true\n");
+    let in_one_file =
+        format!("{ACCOUNTS}aa-1,atlassian,a@acme.test,A,true,true\naa-2,atlassian,A@acme.test,B,true,true\n");
     let found = problems(&mut store, "eu", &[("accounts.csv", &in_one_file)]);
     assert_problem(&found, "accounts.csv", 3, "already belongs to Atlassian account \"aa-1\"");
 
@@ -246,7 +275,10 @@ fn references_to_unknown_entities_are_refused(backend: Backend) {
                  SUP-2,SUP,s,Open,2026-03-01T09:00:00Z,nobody,,\n\
                  SUP-3,SUP,s,Open,2026-03-01T09:00:00Z,po-1,,Globex\n",
             ),
-            ("comments.csv", "request_key,author_id,created,body\nSUP-9,po-1,2026-03-01T09:00:00Z,hi\nSUP-1,ghost,2026-03-01T09:00:00Z,hi\n"),
+            (
+                "comments.csv",
+                "request_key,author_id,created,body\nSUP-9,po-1,2026-03-01T09:00:00Z,hi\nSUP-1,ghost,2026-03-01T09:00:00Z,hi\n",
+            ),
         ],
     );
     assert_problem(&found, "customers.csv", 2, "project_key \"NOPE\"");
@@ -296,11 +328,8 @@ fn every_problem_is_reported_in_one_pass(backend: Backend) {
     let accounts = format!(
         "{ACCOUNTS}po-1,customer,bad,A,true,true\npo-2,customer,b@acme.test,B,maybe,true\npo-3,customer,c@acme.test,C,true,true\npo-3,customer,d@acme.test,D,true,true\n"
     );
-    let found = problems(
-        &mut store,
-        "eu",
-        &[("accounts.csv", &accounts), ("projects.csv", "project_key,name\nsup,Support\n")],
-    );
+    let found =
+        problems(&mut store, "eu", &[("accounts.csv", &accounts), ("projects.csv", "project_key,name\nsup,Support\n")]);
     let lines: Vec<(String, u64)> = found.iter().map(|p| (p.file.clone(), p.line)).collect();
     assert_eq!(
         lines,
@@ -322,7 +351,9 @@ fn a_refused_import_writes_nothing(backend: Backend) {
     let exported_before = tempfile::tempdir().unwrap();
     export_site(&mut store, "eu", exported_before.path()).unwrap();
     // Good rows first, then one bad row at the very end of the last file.
-    let accounts = format!("{ACCOUNTS}po-new,customer,new@acme.test,New,true,true\npo-alice,customer,alice@acme.test,Alice Renamed,true,true\n");
+    let accounts = format!(
+        "{ACCOUNTS}po-new,customer,new@acme.test,New,true,true\npo-alice,customer,alice@acme.test,Alice Renamed,true,true\n"
+    );
     let found = problems(
         &mut store,
         "eu",
@@ -330,7 +361,10 @@ fn a_refused_import_writes_nothing(backend: Backend) {
             ("accounts.csv", &accounts),
             ("projects.csv", "project_key,name\nSUP,Renamed\nNEW,New project\n"),
             ("customers.csv", "project_key,account_id\nNEW,po-new\n"),
-            ("comments.csv", "request_key,author_id,created,body\nSUP-1,po-new,2026-03-01T09:00:00Z,hi\nSUP-1,po-new,never,hi\n"),
+            (
+                "comments.csv",
+                "request_key,author_id,created,body\nSUP-1,po-new,2026-03-01T09:00:00Z,hi\nSUP-1,po-new,never,hi\n",
+            ),
         ],
     );
     assert_eq!(found.len(), 1);
@@ -385,7 +419,12 @@ fn reimport_adds_new_ids_and_updates_existing_ones(backend: Backend) {
     sites(&mut store, &["eu"]);
     import(&mut store, "eu", &story_dir().join("eu")).unwrap();
     let update = folder(&[
-        ("accounts.csv", &format!("{ACCOUNTS}po-alice,customer,alice@acme.test,Alice A.,false,true\npo-zoe,customer,zoe@acme.test,Zoe,true,true\n")),
+        (
+            "accounts.csv",
+            &format!(
+                "{ACCOUNTS}po-alice,customer,alice@acme.test,Alice A.,false,true\npo-zoe,customer,zoe@acme.test,Zoe,true,true\n"
+            ),
+        ),
         ("customers.csv", "project_key,account_id\nSUP,po-zoe\n"),
         (
             "requests.csv",
@@ -436,11 +475,18 @@ fn access_through_groups_organizations_and_participants(backend: Backend) {
         ),
     ]);
     import(&mut store, "eu", dir.path()).unwrap();
-    assert_eq!(access(&mut store, "eu", "grace@acme.test", None), ["ITS-1"], "role through an active group; SUP needs the list");
+    assert_eq!(
+        access(&mut store, "eu", "grace@acme.test", None),
+        ["ITS-1"],
+        "role through an active group; SUP needs the list"
+    );
     assert_eq!(access(&mut store, "eu", "oscar@acme.test", None), ["SUP-1"], "organization member");
     assert_eq!(access(&mut store, "eu", "pia@acme.test", None), ["SUP-1"], "participant");
     assert_eq!(access(&mut store, "eu", "rita@acme.test", None), ["SUP-1", "SUP-2"]);
-    assert!(access(&mut store, "eu", "xavier@acme.test", None).is_empty(), "organization member without customer access");
+    assert!(
+        access(&mut store, "eu", "xavier@acme.test", None).is_empty(),
+        "organization member without customer access"
+    );
 }
 
 fn the_demo_loads_every_case(backend: Backend) {
@@ -453,10 +499,15 @@ fn the_demo_loads_every_case(backend: Backend) {
         .read(|tx| {
             let dst = sites::site(tx, "demo-dst")?;
             let mut n = 0;
-            accounts::each_customer(tx, dst.id, accounts::CustomerFilter { account_type: None, duplicates_only: true }, |_| {
-                n += 1;
-                Ok(())
-            })?;
+            accounts::each_customer(
+                tx,
+                dst.id,
+                accounts::CustomerFilter { account_type: None, duplicates_only: true },
+                |_| {
+                    n += 1;
+                    Ok(())
+                },
+            )?;
             Ok::<_, ferry_store::StoreError>(n)
         })
         .unwrap();

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use ferry_core::access::{AccessFacts, can_view_request};
 use ferry_core::model::GroupState;
 
+use crate::Result;
 use crate::accounts::SiteAccount;
 use crate::conn::{Tx, Val};
-use crate::Result;
 
 /// Keys of the requests on `site_id` that `account` can view, sorted.
 pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount) -> Result<Vec<String>> {
@@ -43,12 +43,12 @@ pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount
     let mut project_access: HashMap<i64, (bool, Vec<GroupState>)> = HashMap::new();
     let mut keys = Vec::new();
     for candidate in candidates {
-        if !project_access.contains_key(&candidate.project_id) {
-            let access = project_customer_access(tx, candidate.project_id, account.id)?;
-            project_access.insert(candidate.project_id, access);
-        }
-        let (in_customer_list, role_group_states) =
-            project_access.get(&candidate.project_id).cloned().unwrap_or_default();
+        let (in_customer_list, role_group_states) = match project_access.entry(candidate.project_id) {
+            std::collections::hash_map::Entry::Occupied(known) => known.get().clone(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(project_customer_access(tx, candidate.project_id, account.id)?).clone()
+            }
+        };
         let facts = AccessFacts {
             viewer_active: account.active,
             in_customer_list,
@@ -70,11 +70,7 @@ pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount
 fn project_customer_access(tx: &mut Tx<'_>, project_id: i64, account_id: i64) -> Result<(bool, Vec<GroupState>)> {
     let params = [Val::I(project_id), Val::I(account_id)];
     let listed = tx
-        .query_opt(
-            "SELECT 1 FROM project_customers WHERE project_id = $1 AND account_id = $2",
-            &params,
-            |_| Ok(()),
-        )?
+        .query_opt("SELECT 1 FROM project_customers WHERE project_id = $1 AND account_id = $2", &params, |_| Ok(()))?
         .is_some();
     let states = tx.query_all(
         "SELECT g.state FROM customer_roles cr

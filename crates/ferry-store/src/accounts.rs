@@ -2,8 +2,8 @@
 
 use ferry_core::model::AccountType;
 
-use crate::conn::{Tx, Val};
 use crate::Result;
+use crate::conn::{Tx, Val};
 
 /// One customer account as the customer list shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +51,7 @@ pub fn each_customer(
     }
     let sql = format!("SELECT * FROM ({}) c ORDER BY 2, 3, 4", parts.join(" UNION ALL "));
     tx.query_each(&sql, &[Val::I(site_id)], |r| {
-        let account_type =
-            AccountType::from_jira_value(r.text(2)?).unwrap_or(AccountType::PortalOnly);
+        let account_type = AccountType::from_jira_value(r.text(2)?).unwrap_or(AccountType::PortalOnly);
         each(CustomerRow {
             email: r.text(0)?.to_owned(),
             email_key: r.text(1)?.to_owned(),

@@ -186,11 +186,9 @@ impl BulkWriter {
     /// Applies everything written so far; returns the number of rows.
     pub fn finish(&mut self, tx: &mut Tx<'_>) -> Result<u64> {
         self.flush_pg(tx)?;
-        if let Tx::Postgres(t) = tx {
-            if self.pg_stage_ready {
-                t.batch_execute(&pg_merge(self.spec))?;
-                t.batch_execute(&format!("TRUNCATE {}", stage_name(self.spec)))?;
-            }
+        if let (Tx::Postgres(t), true) = (tx, self.pg_stage_ready) {
+            t.batch_execute(&pg_merge(self.spec))?;
+            t.batch_execute(&format!("TRUNCATE {}", stage_name(self.spec)))?;
         }
         Ok(std::mem::take(&mut self.rows))
     }
@@ -250,12 +248,8 @@ fn sqlite_insert(spec: &TableSpec, rows: usize) -> String {
 }
 
 fn update_clause(spec: &TableSpec, key: &[&str]) -> String {
-    let sets: Vec<String> = spec
-        .columns
-        .iter()
-        .filter(|c| !key.contains(c))
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
+    let sets: Vec<String> =
+        spec.columns.iter().filter(|c| !key.contains(c)).map(|c| format!("{c} = excluded.{c}")).collect();
     if sets.is_empty() { "DO NOTHING".to_owned() } else { format!("DO UPDATE SET {}", sets.join(", ")) }
 }
 
@@ -312,8 +306,7 @@ fn encode_copy_row(out: &mut Vec<u8>, row: &[Val<'_>]) {
 mod tests {
     use super::*;
 
-    static T: TableSpec =
-        TableSpec { table: "t", columns: &["id", "name"], on_conflict: OnConflict::Upsert(&["id"]) };
+    static T: TableSpec = TableSpec { table: "t", columns: &["id", "name"], on_conflict: OnConflict::Upsert(&["id"]) };
 
     #[test]
     fn copy_text_escapes_what_copy_would_misread() {

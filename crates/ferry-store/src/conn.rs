@@ -101,15 +101,11 @@ impl Store {
     /// Migrations run before the store is returned.
     pub fn open(url: &str) -> Result<Store> {
         let conn = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| {
-                StoreError::Open { url: redact_url(url), reason: e.to_string() }
-            })?;
+            let client = postgres::Client::connect(url, postgres::NoTls)
+                .map_err(|e| StoreError::Open { url: redact_url(url), reason: e.to_string() })?;
             Conn::Postgres(Box::new(client))
         } else {
-            let path = url
-                .strip_prefix("sqlite://")
-                .or_else(|| url.strip_prefix("sqlite:"))
-                .unwrap_or(url);
+            let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             let conn = rusqlite::Connection::open(path)
                 .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
             conn.busy_timeout(Duration::from_secs(10))?;
@@ -226,17 +222,18 @@ impl Row<'_> {
 
     pub fn text(&self, i: usize) -> Result<&str> {
         Ok(match self {
-            Row::Sqlite(r) => r.get_ref(i)?.as_str().map_err(|e| StoreError::Decode { column: i, reason: e.to_string() })?,
+            Row::Sqlite(r) => {
+                r.get_ref(i)?.as_str().map_err(|e| StoreError::Decode { column: i, reason: e.to_string() })?
+            }
             Row::Postgres(r) => r.try_get(i)?,
         })
     }
 
     pub fn opt_text(&self, i: usize) -> Result<Option<&str>> {
         Ok(match self {
-            Row::Sqlite(r) => r
-                .get_ref(i)?
-                .as_str_or_null()
-                .map_err(|e| StoreError::Decode { column: i, reason: e.to_string() })?,
+            Row::Sqlite(r) => {
+                r.get_ref(i)?.as_str_or_null().map_err(|e| StoreError::Decode { column: i, reason: e.to_string() })?
+            }
             Row::Postgres(r) => r.try_get(i)?,
         })
     }
@@ -392,9 +389,7 @@ pub struct IdAllocator {
 impl IdAllocator {
     pub fn start(tx: &mut Tx<'_>, table: &'static str) -> Result<IdAllocator> {
         tx.lock_for_writing_ids()?;
-        let max = tx
-            .query_opt(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"), &[], |r| r.int(0))?
-            .unwrap_or(0);
+        let max = tx.query_opt(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"), &[], |r| r.int(0))?.unwrap_or(0);
         Ok(IdAllocator { next: max + 1 })
     }
 

@@ -28,8 +28,7 @@ pub(crate) fn run(store: &mut Store) -> Result<()> {
         tx.batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
         )?;
-        let applied: Vec<i64> =
-            tx.query_all("SELECT version FROM schema_migrations", &[], |r| r.int(0))?;
+        let applied: Vec<i64> = tx.query_all("SELECT version FROM schema_migrations", &[], |r| r.int(0))?;
         for migration in MIGRATIONS {
             if applied.contains(&i64::from(migration.version)) {
                 continue;
@@ -38,10 +37,7 @@ pub(crate) fn run(store: &mut Store) -> Result<()> {
                 Backend::Sqlite => migration.sqlite,
                 Backend::Postgres => migration.postgres,
             };
-            tx.batch(sql).map_err(|e| StoreError::Migration {
-                version: migration.version,
-                reason: e.to_string(),
-            })?;
+            tx.batch(sql).map_err(|e| StoreError::Migration { version: migration.version, reason: e.to_string() })?;
             let now = chrono::Utc::now().to_rfc3339();
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",

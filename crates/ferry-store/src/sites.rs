@@ -48,10 +48,7 @@ pub fn create_site(tx: &mut Tx<'_>, org: &str, slug: &str) -> Result<Site> {
         StoreError::NotFound(format!("no organization named {org:?}; create it with `ferry org create {org}`"))
     })?;
     if let Some(existing) = find_site(tx, slug)? {
-        return Err(StoreError::Conflict(format!(
-            "site {slug:?} already exists (in organization {:?})",
-            existing.org
-        )));
+        return Err(StoreError::Conflict(format!("site {slug:?} already exists (in organization {:?})", existing.org)));
     }
     let now = chrono::Utc::now().to_rfc3339();
     tx.execute(

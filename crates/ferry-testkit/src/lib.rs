@@ -69,10 +69,10 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        if let Some(name) = &self.pg_database {
-            if let Ok(mut client) = postgres::Client::connect(&postgres_admin_url(), postgres::NoTls) {
-                let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
-            }
+        if let Some(name) = &self.pg_database
+            && let Ok(mut client) = postgres::Client::connect(&postgres_admin_url(), postgres::NoTls)
+        {
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
 }
