@@ -6,7 +6,8 @@
 #
 # customers defaults to 1000000 (about 2,000,000 requests); with a PostgreSQL
 # URL (a database the script may drop and create tables in) PostgreSQL is
-# measured too, against psql's \copy. Release build; nothing here is a test.
+# measured too, against psql's \copy. RUNS (default 3) runs of each SQLite
+# measurement, median reported. Release build; nothing here is a test.
 set -euo pipefail
 export PGOPTIONS="-c client_min_messages=warning"
 customers=${1:-1000000}
@@ -35,25 +36,41 @@ done
 accounts=$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))))' "$snap/accounts.csv") - 1))
 requests=$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))))' "$snap/requests.csv") - 1))
 
+median() { python3 -c "import statistics, sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
+runs=${RUNS:-3}
+
 # Baseline: the sqlite3 shell's .import of every file into fresh tables.
 { echo ".mode csv"; for f in "$snap"/*.csv; do echo ".import $f t_$(basename "$f" .csv)"; done; } > import.sql
-sync; t0=$(now); sqlite3 baseline.db < import.sql; t1=$(now)
-baseline=$(secs "$t0" "$t1")
+times=()
+for _ in $(seq "$runs"); do
+  rm -f baseline.db; sync
+  t0=$(now); sqlite3 baseline.db < import.sql; t1=$(now)
+  times+=("$(secs "$t0" "$t1")")
+done
+baseline=$(median "${times[@]}")
 loaded=$(sqlite3 baseline.db "SELECT (SELECT count(*) FROM t_accounts) + (SELECT count(*) FROM t_requests)")
+rm -f baseline.db
 
 # ferry: the same files through validation into ferry's schema (WAL, indexes).
-"$ferry" --db ferry.db org create demo >/dev/null
-"$ferry" --db ferry.db site create demo demo-src >/dev/null
-sync; t0=$(now)
-/usr/bin/time -f %M -o rss.txt "$ferry" --db ferry.db site import demo-src "$snap" >/dev/null 2>ferry.log
-t1=$(now)
-took=$(secs "$t0" "$t1")
+times=()
+for _ in $(seq "$runs"); do
+  rm -f ferry.db ferry.db-wal ferry.db-shm
+  "$ferry" --db ferry.db org create demo >/dev/null
+  "$ferry" --db ferry.db site create demo demo-src >/dev/null
+  sync; t0=$(now)
+  /usr/bin/time -f %M -o rss.txt "$ferry" --db ferry.db site import demo-src "$snap" >/dev/null 2>ferry.log
+  t1=$(now)
+  times+=("$(secs "$t0" "$t1")")
+done
+took=$(median "${times[@]}")
 rss_mb=$(( $(cat rss.txt) / 1024 ))
+rm -f ferry.db ferry.db-wal ferry.db-shm
 
 ratio=$(div "$took" "$baseline" 2)
 rate=$(div "$rows" "$took" 0)
 base_rate=$(div "$rows" "$baseline" 0)
 echo "snapshot: $accounts accounts, $requests requests, $rows rows in all (sqlite3 loaded $loaded accounts+requests)"
+echo "median of $runs runs each"
 echo "sqlite3 .import:      ${baseline} s  ($base_rate rows/s)"
 echo "ferry import sqlite:  ${took} s  ($rate rows/s, peak RSS ${rss_mb} MB)  ratio ${ratio}x"
 

@@ -262,6 +262,16 @@ struct AccountEntry {
     line: u64,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct RequestEntry {
+    id: i64,
+    /// Line of requests.csv that declared it in this import; 0 if none yet.
+    line: u64,
+    /// It was on the site before this import: its comments are compared
+    /// with the stored ones.
+    existed: bool,
+}
+
 /// What the site and the cloud already hold, plus what this import adds.
 struct SiteIndex {
     site_accounts: FxHashMap<Key, AccountEntry>,
@@ -272,8 +282,7 @@ struct SiteIndex {
     projects: FxHashMap<Key, (i64, u64)>,
     groups: FxHashMap<Key, i64>,
     organizations: FxHashMap<Key, i64>,
-    /// Request key -> (id, line in requests.csv or 0 if it existed before).
-    requests: FxHashMap<Key, (i64, u64)>,
+    requests: FxHashMap<Key, RequestEntry>,
     account_ids: IdAllocator,
     project_ids: IdAllocator,
     group_ids: IdAllocator,
@@ -339,7 +348,7 @@ impl SiteIndex {
             &site,
             |r| {
                 let key = compact_str::format_compact!("{}-{}", r.text(0)?, r.int(1)?);
-                index.requests.insert(key, (r.int(2)?, 0));
+                index.requests.insert(key, RequestEntry { id: r.int(2)?, line: 0, existed: true });
                 Ok(())
             },
         )?;
@@ -659,19 +668,20 @@ impl Validator {
                 let result = self.request_row(line, r);
                 if matches!(result, Err(RowError::Bad(_))) {
                     // As for accounts: its comments need not repeat its problem.
-                    self.index.requests.entry(Key::from(id(0))).or_insert((0, line));
+                    let placeholder = RequestEntry { id: 0, line, existed: false };
+                    self.index.requests.entry(Key::from(id(0))).or_insert(placeholder);
                 }
                 result
             }
             "comments.csv" => {
                 let key = id(0);
-                let (request_id, request_line) = self.index.requests.get(key).copied().ok_or_else(|| {
+                let request = self.index.requests.get(key).copied().ok_or_else(|| {
                     RowError::Bad(format!("request_key {key:?} is not a request of site {}", self.site_slug))
                 })?;
                 let author = self.account(id(1), "author_id")?;
                 let created = canonical_timestamp(cell(2))?;
-                let table = if request_line > 0 { 0 } else { 1 };
-                self.push(table, &[Val::I(request_id), Val::I(author.id), Val::T(&created), Val::T(cell(3))])
+                let table = if request.existed { 1 } else { 0 };
+                self.push(table, &[Val::I(request.id), Val::I(author.id), Val::T(&created), Val::T(cell(3))])
             }
             _ => Ok(()),
         }
@@ -736,9 +746,12 @@ impl Validator {
                 }
             }
             AccountType::PortalOnly => {
-                if index.atlassian_by_id.contains_key(ext) {
+                if let Some(seen) = index.site_accounts.get(ext)
+                    && seen.kind == AccountType::Atlassian
+                {
                     return bad(format!(
-                        "account {ext:?} is an Atlassian account; a portal-only account needs an id of its own"
+                        "account {ext:?} is an Atlassian account of site {}; it cannot also be a portal-only account",
+                        self.site_slug
                     ));
                 }
                 if let Some(owner) = index.portal_by_email.get(key.as_str())
@@ -801,10 +814,10 @@ impl Validator {
         }
         let project_id = self.project(project_key)?;
         let existing = match self.index.requests.get(key) {
-            Some((_, first)) if *first > 0 => {
-                return bad(format!("duplicate request_key {key:?} (first on line {first})"));
+            Some(seen) if seen.line > 0 => {
+                return bad(format!("duplicate request_key {key:?} (first on line {})", seen.line));
             }
-            Some((id, _)) => Some(*id),
+            Some(seen) => Some(seen.id),
             None => None,
         };
         let created: Cow<'_, str> = canonical_timestamp(cell(4))?;
@@ -822,10 +835,8 @@ impl Validator {
             Some(id) => id,
             None => self.index.request_ids.next_id(),
         };
-        // Line 0 marks a request that existed before: its comments are
-        // compared with the stored ones.
-        let marker = if existing.is_some() { 0 } else { line };
-        self.index.requests.insert(Key::from(key), (request_id, marker));
+        let entry = RequestEntry { id: request_id, line, existed: existing.is_some() };
+        self.index.requests.insert(Key::from(key), entry);
         let row = [
             Val::I(request_id),
             Val::I(self.site_id),

@@ -448,6 +448,28 @@ fn reimport_adds_new_ids_and_updates_existing_ones(backend: Backend) {
     assert_eq!(access(&mut store, "eu", "zoe@acme.test", None), ["SUP-1", "SUP-7"]);
 }
 
+fn within_a_site_an_id_names_one_account_and_reimports_catch_duplicates(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    sites(&mut store, &["eu", "us"]);
+    import(&mut store, "eu", &story_dir().join("eu")).unwrap();
+    // aa-dana is an Atlassian account of eu: eu cannot also have a portal-only aa-dana.
+    let found = problems(&mut store, "eu", &[("accounts.csv", &format!("{ACCOUNTS}aa-dana,customer,dana2@acme.test,D,true,true\n"))]);
+    assert_problem(&found, "accounts.csv", 2, "cannot also be a portal-only account");
+    // po-alice is portal-only on eu: it cannot become an Atlassian account there...
+    let found = problems(&mut store, "eu", &[("accounts.csv", &format!("{ACCOUNTS}po-alice,atlassian,alice@acme.test,A,true,true\n"))]);
+    assert_problem(&found, "accounts.csv", 2, "cannot also be an Atlassian account");
+    // ...but another site may use the id for its own portal-only account.
+    let us = folder(&[("accounts.csv", &format!("{ACCOUNTS}po-alice,customer,someone@acme.test,S,true,true\n"))]);
+    import(&mut store, "us", us.path()).unwrap();
+    // A request already on the site, listed twice in a re-import.
+    let twice = "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization\n\
+                 SUP-1,SUP,a,Open,2026-03-01T09:00:00Z,po-alice,,\n\
+                 SUP-1,SUP,b,Open,2026-03-01T09:00:00Z,po-alice,,\n";
+    let found = problems(&mut store, "eu", &[("accounts.csv", ACCOUNTS), ("requests.csv", twice)]);
+    assert_problem(&found, "requests.csv", 3, "duplicate request_key \"SUP-1\" (first on line 2)");
+}
+
 fn access_through_groups_organizations_and_participants(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
@@ -534,6 +556,7 @@ on_both_backends!(
     export_import_export_is_identical,
     importing_the_same_folder_twice_changes_nothing,
     reimport_adds_new_ids_and_updates_existing_ones,
+    within_a_site_an_id_names_one_account_and_reimports_catch_duplicates,
     access_through_groups_organizations_and_participants,
     the_demo_loads_every_case,
 );
