@@ -8,3 +8,4 @@ pub mod access;
 pub mod csv_guard;
 pub mod email;
 pub mod model;
+pub mod plan;
