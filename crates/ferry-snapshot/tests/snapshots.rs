@@ -454,10 +454,18 @@ fn within_a_site_an_id_names_one_account_and_reimports_catch_duplicates(backend:
     sites(&mut store, &["eu", "us"]);
     import(&mut store, "eu", &story_dir().join("eu")).unwrap();
     // aa-dana is an Atlassian account of eu: eu cannot also have a portal-only aa-dana.
-    let found = problems(&mut store, "eu", &[("accounts.csv", &format!("{ACCOUNTS}aa-dana,customer,dana2@acme.test,D,true,true\n"))]);
+    let found = problems(
+        &mut store,
+        "eu",
+        &[("accounts.csv", &format!("{ACCOUNTS}aa-dana,customer,dana2@acme.test,D,true,true\n"))],
+    );
     assert_problem(&found, "accounts.csv", 2, "cannot also be a portal-only account");
     // po-alice is portal-only on eu: it cannot become an Atlassian account there...
-    let found = problems(&mut store, "eu", &[("accounts.csv", &format!("{ACCOUNTS}po-alice,atlassian,alice@acme.test,A,true,true\n"))]);
+    let found = problems(
+        &mut store,
+        "eu",
+        &[("accounts.csv", &format!("{ACCOUNTS}po-alice,atlassian,alice@acme.test,A,true,true\n"))],
+    );
     assert_problem(&found, "accounts.csv", 2, "cannot also be an Atlassian account");
     // ...but another site may use the id for its own portal-only account.
     let us = folder(&[("accounts.csv", &format!("{ACCOUNTS}po-alice,customer,someone@acme.test,S,true,true\n"))]);
