@@ -44,6 +44,11 @@ enum Command {
         #[command(subcommand)]
         command: CustomerCommand,
     },
+    /// Copy customers, with their projects, requests and organizations, to another site.
+    Copy {
+        #[command(subcommand)]
+        command: CopyCommand,
+    },
     /// Keys of the requests a customer can view on a site, one a line, sorted.
     Access {
         site: String,
@@ -100,6 +105,88 @@ enum CustomerCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct PlanArgs {
+    #[arg(long)]
+    from: String,
+    #[arg(long)]
+    to: String,
+    /// Project keys to copy, comma-separated (default: every project).
+    #[arg(long, value_delimiter = ',')]
+    projects: Option<Vec<String>>,
+    #[arg(long, value_enum, default_value = "related")]
+    customers: ScopeArg,
+    /// Copy project OLD under key NEW (when OLD is taken on the destination). Repeatable.
+    #[arg(long = "rename", value_name = "OLD=NEW")]
+    renames: Vec<String>,
+    /// An organization whose name the destination uses with other members: block the run, or merge into it.
+    #[arg(long, value_enum, default_value = "block")]
+    organizations: OrganizationArg,
+    /// Report folder (default: ferry-reports/check-<from>-to-<to> or ferry-reports/run-<id>).
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScopeArg {
+    Related,
+    All,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OrganizationArg {
+    Block,
+    Merge,
+}
+
+impl PlanArgs {
+    fn options(&self) -> Result<ferry_copy::CopyOptions, Failure> {
+        let mut renames = std::collections::BTreeMap::new();
+        for rename in &self.renames {
+            let Some((old, new)) = rename.split_once('=') else {
+                return Err(bad_input(format!("--rename {rename:?} must look like OLD=NEW")));
+            };
+            renames.insert(old.trim().to_owned(), new.trim().to_owned());
+        }
+        Ok(ferry_copy::CopyOptions {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            projects: self.projects.clone(),
+            customers: match self.customers {
+                ScopeArg::Related => ferry_copy::Scope::Related,
+                ScopeArg::All => ferry_copy::Scope::All,
+            },
+            renames,
+            organizations: match self.organizations {
+                OrganizationArg::Block => ferry_copy::OrganizationMode::Block,
+                OrganizationArg::Merge => ferry_copy::OrganizationMode::Merge,
+            },
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum CopyCommand {
+    /// Predict every outcome and write the report a run would write; changes nothing.
+    Check(PlanArgs),
+    /// Carry the plan out. Prints `run <id>` first.
+    Run(PlanArgs),
+    /// Finish an interrupted run.
+    Resume {
+        run: i64,
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Where a run stands.
+    Status { run: i64 },
+    /// Write a run's report folder.
+    Report {
+        run: i64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum TypeArg {
     PortalOnly,
@@ -138,6 +225,18 @@ impl From<ImportError> for Failure {
             ImportError::Store(e) => e.into(),
             ImportError::Io { .. } => Failure { code: 2, message: e.to_string() },
             ImportError::Invalid(_) => Failure { code: 2, message: e.to_string() },
+        }
+    }
+}
+
+impl From<ferry_copy::CopyError> for Failure {
+    fn from(e: ferry_copy::CopyError) -> Failure {
+        match e {
+            ferry_copy::CopyError::Store(e) => e.into(),
+            ferry_copy::CopyError::Report { .. } => Failure { code: 1, message: e.to_string() },
+            ferry_copy::CopyError::Invalid(_) | ferry_copy::CopyError::Conflicts(_) => {
+                Failure { code: 2, message: e.to_string() }
+            }
         }
     }
 }
@@ -274,8 +373,161 @@ fn run(cli: Cli) -> Result<(), Failure> {
             writeln!(out, "next: ferry customer list demo-dst --duplicates")?;
         }
         Command::Demo { snapshots_only: Some(_), .. } => {}
+        Command::Copy { command } => copy(&mut store, command, &mut out)?,
     }
     Ok(())
+}
+
+fn print_report_summary(
+    out: &mut impl Write,
+    data: &ferry_copy::ReportData,
+    dir: &std::path::Path,
+) -> std::io::Result<()> {
+    use ferry_core::plan::Outcome;
+    for outcome in Outcome::ALL {
+        let n = data.customers.iter().filter(|c| c.outcome == outcome).count();
+        if n > 0 {
+            writeln!(out, "  {n:>9}  {}", outcome.label())?;
+        }
+    }
+    writeln!(out, "  {:>9}  requests", data.requests)?;
+    writeln!(out, "  {:>9}  RequiresAttention rows", data.requires_attention().len())?;
+    if let Some(group) = &data.group_name {
+        writeln!(out, "  imported group {group} awaits review")?;
+    }
+    writeln!(out, "report: {}", dir.display())
+}
+
+fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result<(), Failure> {
+    match command {
+        CopyCommand::Check(args) => {
+            let options = args.options()?;
+            let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options))?;
+            let dir = args
+                .report
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("ferry-reports/check-{}-to-{}", options.from, options.to)));
+            ferry_copy::write_plan_report(&plan, &dir)?;
+            let data = ferry_copy::ReportData::from_plan(&plan, ferry_copy::ReportKind::Prediction);
+            writeln!(
+                out,
+                "check {} -> {}: {} customers (prediction, nothing written)",
+                options.from,
+                options.to,
+                plan.customers.len()
+            )?;
+            print_report_summary(out, &data, &dir)?;
+            for conflict in &plan.conflicts {
+                writeln!(out, "blocking conflict: {} ({})", conflict.problem, conflict.resolution)?;
+            }
+        }
+        CopyCommand::Run(args) => {
+            let options = args.options()?;
+            let mut progress = CopyProgress::new();
+            let mut run_id = 0;
+            let result = ferry_copy::run(store, &options, &mut progress, |id| {
+                run_id = id;
+                println!("run {id}");
+                let _ = std::io::stdout().flush();
+            });
+            progress.done();
+            let dir = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("ferry-reports/run-{run_id}")));
+            match result {
+                Ok((_, data)) => {
+                    ferry_copy::write_report(&data, &dir)?;
+                    print_report_summary(out, &data, &dir)?;
+                }
+                Err(ferry_copy::CopyError::Conflicts(conflicts)) => {
+                    let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options))?;
+                    ferry_copy::write_plan_report(&plan, &dir)?;
+                    writeln!(out, "report: {}", dir.display())?;
+                    return Err(ferry_copy::CopyError::Conflicts(conflicts).into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        CopyCommand::Resume { run, report } => {
+            let mut progress = CopyProgress::new();
+            let data = ferry_copy::resume(store, run, &mut progress)?;
+            progress.done();
+            let dir = report.unwrap_or_else(|| PathBuf::from(format!("ferry-reports/run-{run}")));
+            ferry_copy::write_report(&data, &dir)?;
+            writeln!(out, "run {run} {}", data.state)?;
+            print_report_summary(out, &data, &dir)?;
+        }
+        CopyCommand::Status { run } => {
+            let status = ferry_copy::status(store, run)?;
+            writeln!(out, "run {}: {} -> {}", status.id, status.from, status.to)?;
+            writeln!(out, "state: {}", status.state)?;
+            if status.state == "applying" {
+                let phase = match status.phase {
+                    1 => "accounts",
+                    2 => "projects and memberships",
+                    _ => "requests",
+                };
+                writeln!(out, "phase: {phase} (cursor {})", status.cursor)?;
+                writeln!(out, "resume with: ferry copy resume {}", status.id)?;
+            }
+            writeln!(out, "customers: {}", status.customers)?;
+            writeln!(out, "requests copied: {}", status.requests_copied)?;
+            if let Some(group) = status.group_name {
+                writeln!(out, "imported group: {group}")?;
+            }
+            writeln!(out, "started: {}", status.started_at)?;
+            if let Some(finished) = status.finished_at {
+                writeln!(out, "finished: {finished}")?;
+            }
+        }
+        CopyCommand::Report { run, out: dir } => {
+            ferry_copy::write_run_report(store, run, &dir)?;
+            writeln!(out, "report: {}", dir.display())?;
+        }
+    }
+    Ok(())
+}
+
+/// A bar on a terminal; a plain line per phase otherwise.
+struct CopyProgress {
+    bar: Option<indicatif::ProgressBar>,
+    phase: String,
+}
+
+impl CopyProgress {
+    fn new() -> CopyProgress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg:28} [{bar:40}] {pos}/{len} {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        CopyProgress { bar, phase: String::new() }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl ferry_copy::Progress for CopyProgress {
+    fn step(&mut self, phase: &str, done: u64, total: u64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(phase.to_owned());
+                bar.set_length(total.max(done));
+                bar.set_position(done);
+            }
+            None => {
+                if self.phase != phase {
+                    eprintln!("copy: {phase}");
+                    self.phase = phase.to_owned();
+                }
+            }
+        }
+    }
 }
 
 fn csv_failure(e: csv::Error) -> Failure {

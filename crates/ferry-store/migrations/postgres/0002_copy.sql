@@ -8,7 +8,7 @@ CREATE TABLE copy_runs (
     source_site_id BIGINT NOT NULL REFERENCES sites(id),
     destination_site_id BIGINT NOT NULL REFERENCES sites(id),
     options TEXT COLLATE "C" NOT NULL,
-    state TEXT COLLATE "C" NOT NULL CHECK (state IN ('planning', 'applying', 'done', 'rolled_back')),
+    state TEXT COLLATE "C" NOT NULL CHECK (state IN ('planning', 'blocked', 'applying', 'done', 'rolled_back')),
     phase BIGINT NOT NULL DEFAULT 0,
     cursor BIGINT NOT NULL DEFAULT 0,
     source_request_limit BIGINT NOT NULL DEFAULT 0,
@@ -31,6 +31,7 @@ CREATE TABLE copy_customers (
     problems BIGINT NOT NULL,
     new_account_ext_id TEXT COLLATE "C",
     adds_site_user BOOLEAN NOT NULL,
+    via_group BOOLEAN NOT NULL,
     PRIMARY KEY (run_id, source_account_id)
 );
 

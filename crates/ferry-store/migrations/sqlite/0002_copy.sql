@@ -8,7 +8,7 @@ CREATE TABLE copy_runs (
     source_site_id INTEGER NOT NULL REFERENCES sites(id),
     destination_site_id INTEGER NOT NULL REFERENCES sites(id),
     options TEXT NOT NULL,
-    state TEXT NOT NULL CHECK (state IN ('planning', 'applying', 'done', 'rolled_back')),
+    state TEXT NOT NULL CHECK (state IN ('planning', 'blocked', 'applying', 'done', 'rolled_back')),
     phase INTEGER NOT NULL DEFAULT 0,
     cursor INTEGER NOT NULL DEFAULT 0,
     source_request_limit INTEGER NOT NULL DEFAULT 0,
@@ -31,6 +31,7 @@ CREATE TABLE copy_customers (
     problems INTEGER NOT NULL,
     new_account_ext_id TEXT,
     adds_site_user INTEGER NOT NULL,
+    via_group INTEGER NOT NULL,
     PRIMARY KEY (run_id, source_account_id)
 ) WITHOUT ROWID;
 

@@ -1,0 +1,640 @@
+//! `copy run`, `resume`, `status` and `rollback`.
+//!
+//! A run first persists its decisions (the write-ahead plan) in one
+//! transaction, then applies them in phases; every chunk commits its writes,
+//! its links and its cursor together. Resume continues from the cursor, so
+//! an interrupted run ends exactly as an uninterrupted one would.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ferry_core::model::AccountType;
+use ferry_core::plan::{Outcome, Problem, Target, TypesHeld};
+use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
+use ferry_store::sites::{self, Site};
+use ferry_store::{IdAllocator, Store, StoreError, Tx, Val};
+
+use crate::plan::{CopyOptions, CopyPlan, plan_copy};
+use crate::report::{CustomerLine, ReportData, ReportKind, write_report};
+use crate::{CopyError, Progress};
+
+/// Phases of a run, in order; stored in `copy_runs.phase`.
+const PHASE_ACCOUNTS: i64 = 1;
+const PHASE_STRUCTURE: i64 = 2;
+const PHASE_REQUESTS: i64 = 3;
+const PHASE_DONE: i64 = 4;
+
+const ACCOUNT_CHUNK: i64 = 50_000;
+const REQUEST_CHUNK: i64 = 25_000;
+
+/// Where a run stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunStatus {
+    pub id: i64,
+    pub from: String,
+    pub to: String,
+    pub state: String,
+    pub phase: i64,
+    pub cursor: i64,
+    pub customers: u64,
+    pub requests_copied: u64,
+    pub group_name: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+static COPY_CUSTOMERS: TableSpec = TableSpec {
+    table: "copy_customers",
+    columns: &[
+        "run_id",
+        "source_account_id",
+        "destination_account_id",
+        "matched_account_id",
+        "outcome",
+        "type_before",
+        "type_after",
+        "problems",
+        "new_account_ext_id",
+        "adds_site_user",
+        "via_group",
+    ],
+    on_conflict: OnConflict::Fail,
+};
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Carries out a copy plan. `started` receives the run id before any work,
+/// so a script can resume the run if this process dies.
+pub fn run(
+    store: &mut Store,
+    options: &CopyOptions,
+    progress: &mut dyn Progress,
+    started: impl FnOnce(i64),
+) -> Result<(i64, ReportData), CopyError> {
+    let options_json = serde_json::to_string(options).map_err(|e| CopyError::Invalid(e.to_string()))?;
+    let run_id = store.write(|tx| -> Result<i64, CopyError> {
+        let source = sites::site(tx, &options.from)?;
+        let destination = sites::site(tx, &options.to)?;
+        let started_at = now();
+        tx.execute(
+            "INSERT INTO copy_runs (source_site_id, destination_site_id, options, state, started_at)
+             VALUES ($1, $2, $3, 'planning', $4)",
+            &[Val::I(source.id), Val::I(destination.id), Val::T(&options_json), Val::T(&started_at)],
+        )?;
+        Ok(tx
+            .query_opt("SELECT MAX(id) FROM copy_runs WHERE started_at = $1", &[Val::T(&started_at)], |r| r.int(0))?
+            .unwrap_or(0))
+    })?;
+    started(run_id);
+    let data = continue_run(store, run_id, progress)?;
+    Ok((run_id, data))
+}
+
+/// Finishes an interrupted run; a finished run is left as it is.
+pub fn resume(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
+    continue_run(store, run_id, progress)
+}
+
+struct RunRow {
+    source: Site,
+    destination: Site,
+    options: CopyOptions,
+    state: String,
+    phase: i64,
+    cursor: i64,
+    source_request_limit: i64,
+    group_id: Option<i64>,
+}
+
+fn load_run(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
+    let row = tx.query_opt(
+        "SELECT r.options, r.state, r.phase, r.cursor, r.source_request_limit, r.group_id, s.slug, d.slug
+         FROM copy_runs r JOIN sites s ON s.id = r.source_site_id JOIN sites d ON d.id = r.destination_site_id
+         WHERE r.id = $1",
+        &[Val::I(run_id)],
+        |r| {
+            Ok((
+                r.text(0)?.to_owned(),
+                r.text(1)?.to_owned(),
+                r.int(2)?,
+                r.int(3)?,
+                r.int(4)?,
+                r.opt_int(5)?,
+                r.text(6)?.to_owned(),
+                r.text(7)?.to_owned(),
+            ))
+        },
+    )?;
+    let Some((options, state, phase, cursor, source_request_limit, group_id, from, to)) = row else {
+        return Err(CopyError::Invalid(format!("no copy run {run_id}; `ferry copy status` lists none by that id")));
+    };
+    let options: CopyOptions = serde_json::from_str(&options)
+        .map_err(|e| CopyError::Invalid(format!("run {run_id} has unreadable options: {e}")))?;
+    Ok(RunRow {
+        source: sites::site(tx, &from)?,
+        destination: sites::site(tx, &to)?,
+        options,
+        state,
+        phase,
+        cursor,
+        source_request_limit,
+        group_id,
+    })
+}
+
+fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
+    let mut timings = std::collections::BTreeMap::new();
+    let row = store.read(|tx| load_run(tx, run_id))?;
+    match row.state.as_str() {
+        "planning" => {
+            let started = Instant::now();
+            persist_plan(store, run_id, &row.options)?;
+            timings.insert("plan".to_owned(), started.elapsed().as_secs_f64());
+        }
+        "applying" | "done" => {}
+        "blocked" => {
+            return Err(CopyError::Invalid(format!(
+                "run {run_id} was stopped by blocking conflicts; fix them and start a new run"
+            )));
+        }
+        other => return Err(CopyError::Invalid(format!("run {run_id} is {other}; it cannot be resumed"))),
+    }
+    let phases: [(i64, &str); 3] =
+        [(PHASE_ACCOUNTS, "accounts"), (PHASE_STRUCTURE, "projects and memberships"), (PHASE_REQUESTS, "requests")];
+    for (phase, name) in phases {
+        let started = Instant::now();
+        loop {
+            let row = store.read(|tx| load_run(tx, run_id))?;
+            if row.phase != phase {
+                break;
+            }
+            store.write_checked_bulk(|tx| apply_step(tx, run_id, &row, progress))?;
+        }
+        timings.insert(name.to_owned(), started.elapsed().as_secs_f64());
+    }
+    let mut data = store.read(|tx| report_data(tx, run_id))?;
+    data.timings.extend(timings);
+    Ok(data)
+}
+
+/// Decides everything and writes the decisions, in one transaction; or
+/// records that blocking conflicts stopped the run.
+fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions) -> Result<(), CopyError> {
+    let conflicts = store.write_checked_bulk(|tx| -> Result<Vec<crate::Conflict>, CopyError> {
+        tx.lock_for_writing_ids()?;
+        let plan = plan_copy(tx, options)?;
+        if !plan.conflicts.is_empty() {
+            tx.execute(
+                "UPDATE copy_runs SET state = 'blocked', finished_at = $2 WHERE id = $1",
+                &[Val::I(run_id), Val::T(&now())],
+            )?;
+            return Ok(plan.conflicts);
+        }
+        write_decisions(tx, run_id, &plan)?;
+        Ok(Vec::new())
+    })?;
+    if conflicts.is_empty() { Ok(()) } else { Err(CopyError::Conflicts(conflicts)) }
+}
+
+fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), CopyError> {
+    let mut account_ids = IdAllocator::start(tx, "accounts")?;
+    let mut writer = BulkWriter::new(&COPY_CUSTOMERS);
+    let mut batch = RowBatch::new(&COPY_CUSTOMERS);
+    for c in &plan.customers {
+        let destination = match c.decision.target {
+            Target::Existing(id) => id,
+            Target::NewPortalOnly => account_ids.next_id(),
+        };
+        let problems: i64 = c.decision.problems.iter().map(|p| p.bit()).sum();
+        batch.push(&[
+            Val::I(run_id),
+            Val::I(c.customer.account_id),
+            Val::I(destination),
+            Val::from(c.decision.matched),
+            Val::I(c.decision.outcome.code()),
+            Val::T(c.decision.before.label()),
+            Val::T(c.decision.after.label()),
+            Val::I(problems),
+            Val::from(c.new_ext_id.as_deref()),
+            Val::B(c.adds_site_user),
+            Val::B(c.via_group),
+        ]);
+        if batch.weight() > 1 << 20 {
+            writer.write(tx, &batch)?;
+            batch = RowBatch::new(&COPY_CUSTOMERS);
+        }
+    }
+    writer.write(tx, &batch)?;
+    writer.finish(tx)?;
+
+    let mut project_ids = IdAllocator::start(tx, "projects")?;
+    for p in &plan.projects {
+        let (destination, created) = match p.linked {
+            Some(id) => (id, false),
+            None => (project_ids.next_id(), true),
+        };
+        tx.execute(
+            "INSERT INTO copy_projects (run_id, source_project_id, destination_project_id, destination_key, created)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[Val::I(run_id), Val::I(p.source_id), Val::I(destination), Val::T(&p.destination_key), Val::B(created)],
+        )?;
+    }
+    let mut organization_ids = IdAllocator::start(tx, "organizations")?;
+    for o in &plan.organizations {
+        let (destination, created) = match o.existing {
+            Some(id) => (id, false),
+            None => (organization_ids.next_id(), true),
+        };
+        tx.execute(
+            "INSERT INTO copy_organizations (run_id, source_organization_id, destination_organization_id, name, created)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[Val::I(run_id), Val::I(o.source_id), Val::I(destination), Val::T(&o.name), Val::B(created)],
+        )?;
+    }
+    let group_id = match &plan.group_name {
+        Some(_) => Some(IdAllocator::start(tx, "groups")?.next_id()),
+        None => None,
+    };
+    tx.execute(
+        "UPDATE copy_runs SET state = 'applying', phase = $2, cursor = 0, source_request_limit = $3,
+                group_name = $4, group_id = $5
+         WHERE id = $1",
+        &[
+            Val::I(run_id),
+            Val::I(PHASE_ACCOUNTS),
+            Val::I(plan.source_request_limit),
+            Val::from(plan.group_name.as_deref()),
+            Val::from(group_id),
+        ],
+    )?;
+    Ok(())
+}
+
+fn set_cursor(tx: &mut Tx<'_>, run_id: i64, phase: i64, cursor: i64) -> Result<(), StoreError> {
+    if phase == PHASE_DONE {
+        tx.execute(
+            "UPDATE copy_runs SET phase = $2, cursor = $3, state = 'done', finished_at = $4 WHERE id = $1",
+            &[Val::I(run_id), Val::I(phase), Val::I(cursor), Val::T(&now())],
+        )?;
+    } else {
+        tx.execute(
+            "UPDATE copy_runs SET phase = $2, cursor = $3 WHERE id = $1",
+            &[Val::I(run_id), Val::I(phase), Val::I(cursor)],
+        )?;
+    }
+    Ok(())
+}
+
+/// One chunk of the current phase, in the caller's transaction.
+fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Progress) -> Result<(), CopyError> {
+    tx.lock_for_writing_ids()?;
+    let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
+    match row.phase {
+        PHASE_ACCOUNTS => {
+            let end = tx
+                .query_opt(
+                    "SELECT MAX(source_account_id) FROM (SELECT source_account_id FROM copy_customers
+                     WHERE run_id = $1 AND source_account_id > $2 ORDER BY source_account_id LIMIT $3) chunk",
+                    &[run, Val::I(row.cursor), Val::I(ACCOUNT_CHUNK)],
+                    |r| r.opt_int(0),
+                )?
+                .flatten();
+            let Some(end) = end else {
+                set_cursor(tx, run_id, PHASE_STRUCTURE, 0)?;
+                return Ok(());
+            };
+            let range = [run, Val::I(row.cursor), Val::I(end), d, s];
+            tx.execute(
+                "INSERT INTO accounts (id, kind, site_id, ext_id, email, email_key, display_name, active, email_verified)
+                 SELECT cc.destination_account_id, 'customer', $4, cc.new_account_ext_id, a.email, a.email_key,
+                        a.display_name, a.active, a.email_verified
+                 FROM copy_customers cc JOIN accounts a ON a.id = cc.source_account_id
+                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3
+                   AND cc.new_account_ext_id IS NOT NULL",
+                &range[..4],
+            )?;
+            tx.execute(
+                "INSERT INTO copy_grants (run_id, kind, a, b)
+                 SELECT $1, 'site_user', $4, cc.source_account_id FROM copy_customers cc
+                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.adds_site_user
+                   AND NOT EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $4 AND su.account_id = cc.source_account_id)",
+                &range[..4],
+            )?;
+            tx.execute(
+                "INSERT INTO site_users (site_id, account_id)
+                 SELECT $4, cc.source_account_id FROM copy_customers cc
+                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.adds_site_user
+                   AND NOT EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $4 AND su.account_id = cc.source_account_id)",
+                &range[..4],
+            )?;
+            tx.execute(
+                "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
+                 SELECT $5, $4, 'account', cc.source_account_id, cc.destination_account_id, $1 FROM copy_customers cc
+                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.outcome <> 0",
+                &range,
+            )?;
+            set_cursor(tx, run_id, PHASE_ACCOUNTS, end)?;
+            progress.step("accounts", end as u64, 0);
+        }
+        PHASE_STRUCTURE => {
+            apply_structure(tx, run_id, row)?;
+            set_cursor(tx, run_id, PHASE_REQUESTS, 0)?;
+            progress.step("projects and memberships", 1, 1);
+        }
+        PHASE_REQUESTS => {
+            let end = tx
+                .query_opt(
+                    "SELECT MAX(id) FROM (SELECT r.id FROM requests r
+                       JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = r.project_id
+                       WHERE r.id > $2 AND r.id <= $3 ORDER BY r.id LIMIT $4) chunk",
+                    &[run, Val::I(row.cursor), Val::I(row.source_request_limit), Val::I(REQUEST_CHUNK)],
+                    |r| r.opt_int(0),
+                )?
+                .flatten();
+            let Some(end) = end else {
+                set_cursor(tx, run_id, PHASE_DONE, 0)?;
+                return Ok(());
+            };
+            copy_requests(tx, run_id, row, row.cursor, end)?;
+            set_cursor(tx, run_id, PHASE_REQUESTS, end)?;
+            progress.step("requests", end as u64, row.source_request_limit as u64);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow) -> Result<(), CopyError> {
+    let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
+    tx.execute(
+        "INSERT INTO projects (id, site_id, key, name)
+         SELECT cp.destination_project_id, $2, cp.destination_key, p.name
+         FROM copy_projects cp JOIN projects p ON p.id = cp.source_project_id WHERE cp.run_id = $1 AND cp.created",
+        &[run, d],
+    )?;
+    tx.execute(
+        "INSERT INTO organizations (id, site_id, name)
+         SELECT co.destination_organization_id, $2, co.name FROM copy_organizations co WHERE co.run_id = $1 AND co.created",
+        &[run, d],
+    )?;
+    for (kind, table, source_column, destination_column) in [
+        ("project", "copy_projects", "source_project_id", "destination_project_id"),
+        ("organization", "copy_organizations", "source_organization_id", "destination_organization_id"),
+    ] {
+        tx.execute(
+            &format!(
+                "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
+                 SELECT $2, $3, '{kind}', {source_column}, {destination_column}, $1 FROM {table} WHERE run_id = $1 AND created"
+            ),
+            &[run, s, d],
+        )?;
+    }
+    // Memberships: record exactly the new ones as grants, then add them.
+    let memberships: [(&str, &str, &str, String); 3] = [
+        (
+            "customer",
+            "project_customers",
+            "project_id, account_id",
+            "SELECT DISTINCT cp.destination_project_id AS a, cc.destination_account_id AS b
+             FROM (SELECT project_id, account_id FROM project_customers
+                   UNION SELECT cr.project_id, gm.account_id FROM customer_roles cr
+                         JOIN group_members gm ON gm.group_id = cr.group_id) m
+             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = m.project_id
+             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = m.account_id
+             WHERE NOT cc.via_group"
+                .to_owned(),
+        ),
+        (
+            "organization_member",
+            "organization_members",
+            "organization_id, account_id",
+            "SELECT DISTINCT co.destination_organization_id AS a, cc.destination_account_id AS b
+             FROM organization_members m
+             JOIN copy_organizations co ON co.run_id = $1 AND co.source_organization_id = m.organization_id
+             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = m.account_id"
+                .to_owned(),
+        ),
+        (
+            "organization_project",
+            "organization_projects",
+            "organization_id, project_id",
+            "SELECT DISTINCT co.destination_organization_id AS a, cp.destination_project_id AS b
+             FROM organization_projects op
+             JOIN copy_organizations co ON co.run_id = $1 AND co.source_organization_id = op.organization_id
+             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = op.project_id"
+                .to_owned(),
+        ),
+    ];
+    for (kind, table, columns, select) in memberships {
+        let (first, second) = columns.split_once(", ").unwrap_or((columns, columns));
+        tx.execute(
+            &format!(
+                "INSERT INTO copy_grants (run_id, kind, a, b) SELECT $1, '{kind}', x.a, x.b FROM ({select}) x
+                 WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{first} = x.a AND t.{second} = x.b)"
+            ),
+            &[run],
+        )?;
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} ({columns}) SELECT a, b FROM copy_grants WHERE run_id = $1 AND kind = '{kind}'"
+            ),
+            &[run],
+        )?;
+    }
+    // The imported group: awaiting review, holding the Customer role of the
+    // run's projects, so its members gain access only once approved.
+    if let Some(group_id) = row.group_id {
+        let name = tx
+            .query_opt("SELECT group_name FROM copy_runs WHERE id = $1", &[run], |r| {
+                Ok(r.opt_text(0)?.map(str::to_owned))
+            })?
+            .flatten()
+            .unwrap_or_default();
+        tx.execute(
+            "INSERT INTO groups (id, site_id, name, name_key, state, created_by_run) VALUES ($1, $2, $3, $4, 'awaiting_review', $5)",
+            &[Val::I(group_id), d, Val::T(&name), Val::T(&name.to_lowercase()), run],
+        )?;
+        tx.execute(
+            "INSERT INTO group_members (group_id, account_id)
+             SELECT DISTINCT $2, destination_account_id FROM copy_customers WHERE run_id = $1 AND outcome = 3",
+            &[run, Val::I(group_id)],
+        )?;
+        tx.execute(
+            "INSERT INTO customer_roles (project_id, group_id)
+             SELECT destination_project_id, $2 FROM copy_projects WHERE run_id = $1",
+            &[run, Val::I(group_id)],
+        )?;
+    }
+    Ok(())
+}
+
+fn copy_requests(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, from: i64, to: i64) -> Result<(), CopyError> {
+    let base = tx.query_opt("SELECT COALESCE(MAX(id), 0) FROM requests", &[], |r| r.int(0))?.unwrap_or(0);
+    let params = [
+        Val::I(run_id),
+        Val::I(from),
+        Val::I(to),
+        Val::I(row.source.id),
+        Val::I(row.destination.id),
+        Val::I(base),
+        Val::T(&row.source.slug),
+    ];
+    let not_linked = "NOT EXISTS (SELECT 1 FROM copy_links l WHERE l.source_site_id = $4 AND l.destination_site_id = $5
+                      AND l.kind = 'request' AND l.source_id = r.id)";
+    tx.execute(
+        &format!(
+            "INSERT INTO requests (id, site_id, project_id, number, summary, status, created, reporter_id, organization_id, copied_from)
+             SELECT $6 + ROW_NUMBER() OVER (ORDER BY r.id), $5, cp.destination_project_id, r.number, r.summary, r.status,
+                    r.created, cc.destination_account_id, co.destination_organization_id,
+                    CAST($7 AS TEXT) || '/' || p.key || '-' || CAST(r.number AS TEXT)
+             FROM requests r
+             JOIN projects p ON p.id = r.project_id
+             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = r.project_id
+             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = r.reporter_id
+             LEFT JOIN copy_organizations co ON co.run_id = $1 AND co.source_organization_id = r.organization_id
+             WHERE r.id > $2 AND r.id <= $3 AND {not_linked}"
+        ),
+        &params,
+    )?;
+    tx.execute(
+        &format!(
+            "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
+             SELECT $4, $5, 'request', r.id, dr.id, $1
+             FROM requests r
+             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = r.project_id
+             JOIN requests dr ON dr.project_id = cp.destination_project_id AND dr.number = r.number
+             WHERE r.id > $2 AND r.id <= $3 AND {not_linked}"
+        ),
+        &params[..5],
+    )?;
+    let linked = "JOIN copy_links l ON l.source_site_id = $4 AND l.destination_site_id = $5 AND l.kind = 'request'
+                  AND l.source_id = x.request_id AND l.run_id = $1";
+    tx.execute(
+        &format!(
+            "INSERT INTO request_participants (request_id, account_id)
+             SELECT DISTINCT l.destination_id, cc.destination_account_id
+             FROM request_participants x {linked}
+             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = x.account_id
+             WHERE x.request_id > $2 AND x.request_id <= $3"
+        ),
+        &params[..5],
+    )?;
+    tx.execute(
+        &format!(
+            "INSERT INTO comments (request_id, author_id, created, body)
+             SELECT l.destination_id, cc.destination_account_id, x.created, x.body
+             FROM comments x {linked}
+             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = x.author_id
+             WHERE x.request_id > $2 AND x.request_id <= $3
+             ORDER BY x.id"
+        ),
+        &params[..5],
+    )?;
+    Ok(())
+}
+
+/// The report of a run, from its persisted decisions.
+fn report_data(tx: &mut Tx<'_>, run_id: i64) -> Result<ReportData, CopyError> {
+    let row = load_run(tx, run_id)?;
+    let mut customers = tx.query_all(
+        "SELECT a.email, a.email_key, a.kind, a.ext_id, cc.type_before, cc.type_after, cc.outcome, m.ext_id, cc.problems
+         FROM copy_customers cc
+         JOIN accounts a ON a.id = cc.source_account_id
+         LEFT JOIN accounts m ON m.id = cc.matched_account_id
+         WHERE cc.run_id = $1",
+        &[Val::I(run_id)],
+        |r| {
+            Ok(CustomerLine {
+                email: r.text(0)?.to_owned(),
+                email_key: r.text(1)?.to_owned(),
+                source_type: AccountType::from_jira_value(r.text(2)?).unwrap_or(AccountType::PortalOnly),
+                source_ext_id: r.text(3)?.to_owned(),
+                before: TypesHeld::parse(r.text(4)?).unwrap_or(TypesHeld::None),
+                after: TypesHeld::parse(r.text(5)?).unwrap_or(TypesHeld::None),
+                outcome: Outcome::from_code(r.int(6)?).unwrap_or(Outcome::AlreadyCopied),
+                destination_ext_id: r.opt_text(7)?.map(str::to_owned),
+                problems: Problem::from_bits(r.int(8)?),
+            })
+        },
+    )?;
+    customers.sort_by(|a, b| {
+        (a.email_key.as_str(), a.source_type, a.source_ext_id.as_str()).cmp(&(
+            b.email_key.as_str(),
+            b.source_type,
+            b.source_ext_id.as_str(),
+        ))
+    });
+    let projects = tx.query_all(
+        "SELECT p.key, cp.destination_key FROM copy_projects cp JOIN projects p ON p.id = cp.source_project_id
+         WHERE cp.run_id = $1 ORDER BY p.key",
+        &[Val::I(run_id)],
+        |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
+    )?;
+    let group_name = tx
+        .query_opt("SELECT group_name FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| {
+            Ok(r.opt_text(0)?.map(str::to_owned))
+        })?
+        .flatten();
+    let count = |tx: &mut Tx<'_>, sql: &str| -> Result<u64, StoreError> {
+        Ok(tx.query_opt(sql, &[Val::I(run_id)], |r| r.int(0))?.unwrap_or(0) as u64)
+    };
+    let requests = count(tx, "SELECT COUNT(*) FROM copy_links WHERE run_id = $1 AND kind = 'request'")?;
+    let organizations = count(tx, "SELECT COUNT(*) FROM copy_organizations WHERE run_id = $1")?;
+    Ok(ReportData {
+        kind: ReportKind::Run(run_id),
+        options: row.options,
+        projects,
+        customers,
+        conflicts: Vec::new(),
+        group_name,
+        requests,
+        organizations,
+        timings: Default::default(),
+        state: row.state,
+    })
+}
+
+/// Writes the report folder of run `run_id`.
+pub fn write_run_report(store: &mut Store, run_id: i64, dir: &Path) -> Result<(), CopyError> {
+    let data = store.read(|tx| report_data(tx, run_id))?;
+    write_report(&data, dir)
+}
+
+/// Where run `run_id` stands.
+pub fn status(store: &mut Store, run_id: i64) -> Result<RunStatus, CopyError> {
+    store.read(|tx| {
+        let row = load_run(tx, run_id)?;
+        let (started_at, finished_at, group_name) = tx
+            .query_opt(
+                "SELECT started_at, finished_at, group_name FROM copy_runs WHERE id = $1",
+                &[Val::I(run_id)],
+                |r| Ok((r.text(0)?.to_owned(), r.opt_text(1)?.map(str::to_owned), r.opt_text(2)?.map(str::to_owned))),
+            )?
+            .unwrap_or_default();
+        let customers = tx
+            .query_opt("SELECT COUNT(*) FROM copy_customers WHERE run_id = $1", &[Val::I(run_id)], |r| r.int(0))?
+            .unwrap_or(0) as u64;
+        let requests_copied = tx
+            .query_opt(
+                "SELECT COUNT(*) FROM copy_links WHERE run_id = $1 AND kind = 'request'",
+                &[Val::I(run_id)],
+                |r| r.int(0),
+            )?
+            .unwrap_or(0) as u64;
+        Ok(RunStatus {
+            id: run_id,
+            from: row.source.slug,
+            to: row.destination.slug,
+            state: row.state,
+            phase: row.phase,
+            cursor: row.cursor,
+            customers,
+            requests_copied,
+            group_name,
+            started_at,
+            finished_at,
+        })
+    })
+}

@@ -1,0 +1,47 @@
+//! The copy engine (SPEC §2-§4): load the source and destination views,
+//! decide every outcome with the pure matrix of `ferry_core::plan`, persist
+//! those decisions (the write-ahead plan), apply them in chunks that each
+//! commit their writes with their progress, and write the reports.
+//!
+//! Both sites live in one ferry database, so the bulk of a copy (requests,
+//! participants, comments, memberships) moves as set-based SQL driven by the
+//! persisted decisions: the rows never leave the database.
+
+mod apply;
+mod plan;
+mod report;
+
+pub use apply::{RunStatus, resume, run, status};
+pub use plan::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope, plan_copy};
+pub use report::{ReportData, ReportKind, write_plan_report, write_report, write_run_report};
+
+use ferry_store::StoreError;
+
+/// Errors of the copy engine, with messages written for the admin.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// The request cannot be carried out as given (unknown project, same
+    /// site twice…). Nothing was written.
+    #[error("{0}")]
+    Invalid(String),
+    /// The plan has blocking conflicts; nothing was written.
+    #[error("{} blocking conflict(s); nothing was copied:\n{}", .0.len(), .0.iter().map(|c| format!("  {}: {} ({})", c.kind, c.problem, c.resolution)).collect::<Vec<_>>().join("\n"))]
+    Conflicts(Vec<Conflict>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write report {path}: {reason}")]
+    Report { path: String, reason: String },
+}
+
+/// Progress of a run, for a bar on a terminal or a line in a log.
+pub trait Progress {
+    /// `done` of `total` units of `phase` complete.
+    fn step(&mut self, phase: &str, done: u64, total: u64);
+}
+
+/// Progress that goes nowhere.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn step(&mut self, _: &str, _: u64, _: u64) {}
+}

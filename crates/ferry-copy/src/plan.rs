@@ -1,0 +1,435 @@
+//! Loading the two views and deciding everything a copy will do.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ferry_core::model::{AccountType, validate_project_key};
+use ferry_core::plan::{
+    CustomerDecision, DestinationAccount, DestinationIndex, Outcome, SourceCustomer, Target, decide,
+    imported_group_name,
+};
+use ferry_store::sites::{self, Site};
+use ferry_store::{Tx, Val};
+use serde::{Deserialize, Serialize};
+
+use crate::CopyError;
+
+/// Which customers a plan copies (SPEC §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Customers of the selected projects: customer lists, members of groups
+    /// holding their Customer role, reporters, participants and comment
+    /// authors of their requests, members of their organizations.
+    #[default]
+    Related,
+    /// Every customer of the source site, active or not.
+    All,
+}
+
+/// What to do with an organization whose name the destination already uses
+/// with other members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OrganizationMode {
+    /// A blocking conflict (as in Atlassian).
+    #[default]
+    Block,
+    /// Add the copied members to the existing organization.
+    Merge,
+}
+
+/// A copy plan as the admin states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyOptions {
+    pub from: String,
+    pub to: String,
+    /// Project keys to copy; `None` copies every project.
+    pub projects: Option<Vec<String>>,
+    pub customers: Scope,
+    /// Source key -> key on the destination.
+    pub renames: BTreeMap<String, String>,
+    pub organizations: OrganizationMode,
+}
+
+/// A problem that stops `run` before anything is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub kind: &'static str,
+    pub source: String,
+    pub destination: String,
+    pub problem: String,
+    pub resolution: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedCustomer {
+    pub customer: SourceCustomer,
+    pub ext_id: String,
+    pub decision: CustomerDecision,
+    /// The destination account id (as snapshots name it) the report shows.
+    pub matched_ext_id: Option<String>,
+    /// The id a new portal-only account gets on the destination.
+    pub new_ext_id: Option<String>,
+    /// The Atlassian account becomes a site user of the destination.
+    pub adds_site_user: bool,
+    /// A portal-only customer that reached the destination as an Atlassian
+    /// account: access comes through an imported group, never a customer list.
+    pub via_group: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedProject {
+    pub source_id: i64,
+    pub source_key: String,
+    pub name: String,
+    pub destination_key: String,
+    /// The destination project, when an earlier run created it.
+    pub linked: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedOrganization {
+    pub source_id: i64,
+    pub name: String,
+    /// An existing destination organization to use (linked by an earlier
+    /// run, same name and members, or merged into).
+    pub existing: Option<i64>,
+}
+
+/// Everything a copy will do, decided before anything is written.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    pub options: CopyOptions,
+    pub source: Site,
+    pub destination: Site,
+    /// Sorted by normalized email.
+    pub customers: Vec<PlannedCustomer>,
+    pub projects: Vec<PlannedProject>,
+    pub organizations: Vec<PlannedOrganization>,
+    pub conflicts: Vec<Conflict>,
+    /// The run's imported group, when any customer matched an Atlassian
+    /// account (case 3).
+    pub group_name: Option<String>,
+    /// Source requests not copied before, and the highest source request
+    /// id the run covers (requests added later wait for the next run).
+    pub requests_to_copy: u64,
+    pub source_request_limit: i64,
+}
+
+impl CopyPlan {
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.customers.iter().filter(|c| c.decision.outcome == outcome).count()
+    }
+}
+
+fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
+    let list: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
+    if list.is_empty() { "NULL".to_owned() } else { list.join(",") }
+}
+
+/// The SQL set of source account ids a plan considers.
+fn scope_sql(scope: Scope, source_site: i64, projects: &str, organizations: &str) -> String {
+    let related = format!(
+        "SELECT account_id FROM project_customers WHERE project_id IN ({projects})
+         UNION SELECT gm.account_id FROM customer_roles cr JOIN group_members gm ON gm.group_id = cr.group_id
+               WHERE cr.project_id IN ({projects})
+         UNION SELECT reporter_id FROM requests WHERE project_id IN ({projects})
+         UNION SELECT rp.account_id FROM request_participants rp JOIN requests r ON r.id = rp.request_id
+               WHERE r.project_id IN ({projects})
+         UNION SELECT c.author_id FROM comments c JOIN requests r ON r.id = c.request_id
+               WHERE r.project_id IN ({projects})
+         UNION SELECT account_id FROM organization_members WHERE organization_id IN ({organizations})"
+    );
+    match scope {
+        Scope::Related => related,
+        Scope::All => format!(
+            "{related}
+             UNION SELECT id FROM accounts WHERE site_id = {source_site}
+             UNION SELECT account_id FROM site_users WHERE site_id = {source_site}"
+        ),
+    }
+}
+
+/// Loads both sites and decides every outcome. Writes nothing.
+pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, CopyError> {
+    let source = sites::site(tx, &options.from)?;
+    let destination = sites::site(tx, &options.to)?;
+    if source.id == destination.id {
+        return Err(CopyError::Invalid(format!("--from and --to both name site {}", source.slug)));
+    }
+    let pair = [Val::I(source.id), Val::I(destination.id)];
+
+    // Projects.
+    let all_projects = tx.query_all(
+        "SELECT id, key, name FROM projects WHERE site_id = $1 ORDER BY key",
+        &[Val::I(source.id)],
+        |r| Ok((r.int(0)?, r.text(1)?.to_owned(), r.text(2)?.to_owned())),
+    )?;
+    let selected: Vec<(i64, String, String)> = match &options.projects {
+        None => all_projects,
+        Some(keys) => {
+            let mut chosen = Vec::new();
+            for key in keys {
+                match all_projects.iter().find(|(_, k, _)| k == key) {
+                    Some(project) => chosen.push(project.clone()),
+                    None => {
+                        return Err(CopyError::Invalid(format!(
+                            "--projects names {key:?}, which is not a project of site {}",
+                            source.slug
+                        )));
+                    }
+                }
+            }
+            chosen.sort_by(|a, b| a.1.cmp(&b.1));
+            chosen.dedup();
+            chosen
+        }
+    };
+    for (old, new) in &options.renames {
+        if !selected.iter().any(|(_, key, _)| key == old) {
+            return Err(CopyError::Invalid(format!("--rename {old}={new}: {old} is not a project this plan copies")));
+        }
+        validate_project_key(new).map_err(|e| CopyError::Invalid(format!("--rename {old}={new}: {e}")))?;
+    }
+    let links = |tx: &mut Tx<'_>, kind: &str| -> Result<HashMap<i64, i64>, CopyError> {
+        let mut map = HashMap::new();
+        tx.query_each(
+            "SELECT source_id, destination_id FROM copy_links
+             WHERE source_site_id = $1 AND destination_site_id = $2 AND kind = $3",
+            &[pair[0], pair[1], Val::T(kind)],
+            |r| {
+                map.insert(r.int(0)?, r.int(1)?);
+                Ok(())
+            },
+        )?;
+        Ok(map)
+    };
+    let project_links = links(tx, "project")?;
+    let destination_projects: HashMap<String, i64> = tx
+        .query_all("SELECT key, id FROM projects WHERE site_id = $1", &[Val::I(destination.id)], |r| {
+            Ok((r.text(0)?.to_owned(), r.int(1)?))
+        })?
+        .into_iter()
+        .collect();
+    let mut conflicts = Vec::new();
+    let mut projects = Vec::new();
+    let mut claimed_keys = HashSet::new();
+    for (id, key, name) in &selected {
+        let destination_key = options.renames.get(key).cloned().unwrap_or_else(|| key.clone());
+        let linked = project_links.get(id).copied();
+        if linked.is_none()
+            && (destination_projects.contains_key(&destination_key) || !claimed_keys.insert(destination_key.clone()))
+        {
+            conflicts.push(Conflict {
+                kind: "project",
+                source: key.clone(),
+                destination: destination_key.clone(),
+                problem: format!("Project key {destination_key} already exists on {}", destination.slug),
+                resolution: format!("Rename it: --rename {key}=<NEW KEY>"),
+            });
+        }
+        projects.push(PlannedProject {
+            source_id: *id,
+            source_key: key.clone(),
+            name: name.clone(),
+            destination_key,
+            linked,
+        });
+    }
+    let project_ids = id_list(selected.iter().map(|p| p.0));
+
+    // Organizations linked to the projects or shared by their requests.
+    let organizations_sql = format!(
+        "SELECT organization_id FROM organization_projects WHERE project_id IN ({project_ids})
+         UNION SELECT organization_id FROM requests WHERE project_id IN ({project_ids}) AND organization_id IS NOT NULL"
+    );
+
+    // Customers in scope.
+    let mut customers: Vec<(SourceCustomer, String)> = tx.query_all(
+        &format!(
+            "SELECT a.id, a.kind, a.ext_id, a.email, a.email_key, a.active, a.email_verified
+             FROM accounts a WHERE a.id IN ({})",
+            scope_sql(options.customers, source.id, &project_ids, &organizations_sql)
+        ),
+        &[],
+        |r| {
+            Ok((
+                SourceCustomer {
+                    account_id: r.int(0)?,
+                    kind: AccountType::from_jira_value(r.text(1)?).unwrap_or(AccountType::PortalOnly),
+                    email: r.text(3)?.to_owned(),
+                    email_key: r.text(4)?.to_owned(),
+                    active: r.bool(5)?,
+                    email_verified: r.bool(6)?,
+                },
+                r.text(2)?.to_owned(),
+            ))
+        },
+    )?;
+    customers.sort_by(|a, b| {
+        (a.0.email_key.as_str(), a.0.kind, a.1.as_str()).cmp(&(b.0.email_key.as_str(), b.0.kind, b.1.as_str()))
+    });
+
+    // The destination, by email.
+    let mut index = DestinationIndex::default();
+    let mut destination_ext: HashMap<i64, String> = HashMap::new();
+    tx.query_each(
+        "SELECT id, ext_id, email_key, active, email_verified, merged_into FROM accounts WHERE site_id = $1",
+        &[Val::I(destination.id)],
+        |r| {
+            let account = DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
+            destination_ext.insert(account.account_id, r.text(1)?.to_owned());
+            if r.opt_int(5)?.is_none() {
+                index.portal_by_email.insert(r.text(2)?.to_owned(), account);
+            }
+            Ok(())
+        },
+    )?;
+    tx.query_each(
+        "SELECT a.id, a.ext_id, a.email_key, a.active, a.email_verified
+         FROM site_users su JOIN accounts a ON a.id = su.account_id WHERE su.site_id = $1",
+        &[Val::I(destination.id)],
+        |r| {
+            let account = DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
+            destination_ext.insert(account.account_id, r.text(1)?.to_owned());
+            index.atlassian_by_email.insert(r.text(2)?.to_owned(), account);
+            Ok(())
+        },
+    )?;
+    index.linked = links(tx, "account")?;
+    let mut taken_ext: HashSet<String> = destination_ext.values().cloned().collect();
+    let site_user_ids: HashSet<i64> = index.atlassian_by_email.values().map(|a| a.account_id).collect();
+
+    let mut planned = Vec::with_capacity(customers.len());
+    for (customer, ext_id) in customers {
+        let decision = decide(&customer, &index);
+        let new_ext_id = (decision.target == Target::NewPortalOnly).then(|| {
+            let mut candidate = ext_id.clone();
+            let mut n = 1;
+            while !taken_ext.insert(candidate.clone()) {
+                n += 1;
+                candidate =
+                    if n == 2 { format!("{ext_id}-{}", source.slug) } else { format!("{ext_id}-{}-{n}", source.slug) };
+            }
+            candidate
+        });
+        let adds_site_user = customer.kind == AccountType::Atlassian
+            && decision.outcome != Outcome::AlreadyCopied
+            && !index.atlassian_by_email.contains_key(&customer.email_key);
+        let matched_ext_id = decision.matched.and_then(|id| destination_ext.get(&id).cloned());
+        let via_group = decision.joins_imported_group()
+            || (decision.outcome == Outcome::AlreadyCopied
+                && customer.kind == AccountType::PortalOnly
+                && matches!(decision.target, Target::Existing(id) if site_user_ids.contains(&id)));
+        planned.push(PlannedCustomer {
+            customer,
+            ext_id,
+            decision,
+            matched_ext_id,
+            new_ext_id,
+            adds_site_user,
+            via_group,
+        });
+    }
+
+    // Organizations: link, merge or conflict.
+    let organization_links = links(tx, "organization")?;
+    let mut source_organizations: BTreeMap<i64, (String, HashSet<String>)> = BTreeMap::new();
+    tx.query_each(
+        &format!(
+            "SELECT o.id, o.name, a.email_key FROM organizations o
+             LEFT JOIN organization_members m ON m.organization_id = o.id
+             LEFT JOIN accounts a ON a.id = m.account_id
+             WHERE o.id IN ({organizations_sql})"
+        ),
+        &[],
+        |r| {
+            let entry = source_organizations
+                .entry(r.int(0)?)
+                .or_insert_with(|| (r.text(1).unwrap_or_default().to_owned(), HashSet::new()));
+            if let Some(key) = r.opt_text(2)? {
+                entry.1.insert(key.to_owned());
+            }
+            Ok(())
+        },
+    )?;
+    let mut destination_organizations: HashMap<String, (i64, HashSet<String>)> = HashMap::new();
+    tx.query_each(
+        "SELECT o.id, o.name, a.email_key FROM organizations o
+         LEFT JOIN organization_members m ON m.organization_id = o.id
+         LEFT JOIN accounts a ON a.id = m.account_id
+         WHERE o.site_id = $1",
+        &[Val::I(destination.id)],
+        |r| {
+            let entry = destination_organizations
+                .entry(r.text(1)?.to_owned())
+                .or_insert_with(|| (r.int(0).unwrap_or_default(), HashSet::new()));
+            if let Some(key) = r.opt_text(2)? {
+                entry.1.insert(key.to_owned());
+            }
+            Ok(())
+        },
+    )?;
+    let mut organizations = Vec::new();
+    for (source_id, (name, members)) in source_organizations {
+        let existing = match (organization_links.get(&source_id), destination_organizations.get(&name)) {
+            (Some(linked), _) => Some(*linked),
+            (None, Some((id, destination_members))) => {
+                if destination_members != &members && options.organizations == OrganizationMode::Block {
+                    conflicts.push(Conflict {
+                        kind: "organization",
+                        source: name.clone(),
+                        destination: name.clone(),
+                        problem: format!(
+                            "Organization {name} already exists on {} with other members",
+                            destination.slug
+                        ),
+                        resolution: "Merge the members into it: --organizations merge".to_owned(),
+                    });
+                }
+                Some(*id)
+            }
+            (None, None) => None,
+        };
+        organizations.push(PlannedOrganization { source_id, name, existing });
+    }
+
+    // The imported group, named against the destination's groups.
+    let group_name = if planned.iter().any(|c| c.decision.joins_imported_group()) {
+        let taken: HashSet<String> = tx
+            .query_all("SELECT name_key FROM groups WHERE site_id = $1", &[Val::I(destination.id)], |r| {
+                Ok(r.text(0)?.to_owned())
+            })?
+            .into_iter()
+            .collect();
+        Some(imported_group_name(&source.slug, |name| taken.contains(&name.to_lowercase())))
+    } else {
+        None
+    };
+
+    let (requests_to_copy, source_request_limit) = tx
+        .query_opt(
+            &format!(
+                "SELECT COUNT(*), COALESCE(MAX(r.id), 0) FROM requests r
+                 WHERE r.project_id IN ({project_ids}) AND NOT EXISTS (
+                     SELECT 1 FROM copy_links l WHERE l.source_site_id = $1 AND l.destination_site_id = $2
+                     AND l.kind = 'request' AND l.source_id = r.id)"
+            ),
+            &pair,
+            |r| Ok((r.int(0)? as u64, r.int(1)?)),
+        )?
+        .unwrap_or((0, 0));
+
+    Ok(CopyPlan {
+        options: options.clone(),
+        source,
+        destination,
+        customers: planned,
+        projects,
+        organizations,
+        conflicts,
+        group_name,
+        requests_to_copy,
+        source_request_limit,
+    })
+}

@@ -1,0 +1,221 @@
+//! The report folder (SPEC §4): RequiresAttention.csv, Customers.csv,
+//! Summary.json and, when a check finds blocking conflicts, Conflicts.csv.
+//! `check` and `run` render the same [`ReportData`], so they cannot disagree.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ferry_core::csv_guard::guard_cell;
+use ferry_core::model::AccountType;
+use ferry_core::plan::{Outcome, Problem, TypesHeld};
+use serde_json::json;
+
+use crate::CopyError;
+use crate::plan::{Conflict, CopyOptions, CopyPlan};
+
+pub const REQUIRES_ATTENTION_HEADER: [&str; 6] = [
+    "Customer email",
+    "Account type on source",
+    "Account type on destination",
+    "Account type after copying",
+    "Problem",
+    "Next step",
+];
+pub const CUSTOMERS_HEADER: [&str; 7] = [
+    "Customer email",
+    "Account type on source",
+    "Account type on destination",
+    "Account type after copying",
+    "Outcome",
+    "Source account id",
+    "Destination account id",
+];
+pub const CONFLICTS_HEADER: [&str; 5] = ["Kind", "Source", "Destination", "Problem", "Resolution"];
+
+/// Whether a report predicts (check) or records (run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    Prediction,
+    Run(i64),
+}
+
+/// One customer as the reports show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerLine {
+    pub email: String,
+    pub email_key: String,
+    pub source_type: AccountType,
+    pub before: TypesHeld,
+    pub after: TypesHeld,
+    pub outcome: Outcome,
+    pub source_ext_id: String,
+    pub destination_ext_id: Option<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// Everything a report folder says.
+#[derive(Debug, Clone)]
+pub struct ReportData {
+    pub kind: ReportKind,
+    pub options: CopyOptions,
+    pub projects: Vec<(String, String)>,
+    pub customers: Vec<CustomerLine>,
+    pub conflicts: Vec<Conflict>,
+    pub group_name: Option<String>,
+    pub requests: u64,
+    pub organizations: u64,
+    /// Phase name -> seconds.
+    pub timings: BTreeMap<String, f64>,
+    pub state: String,
+}
+
+impl ReportData {
+    pub fn from_plan(plan: &CopyPlan, kind: ReportKind) -> ReportData {
+        let customers = plan
+            .customers
+            .iter()
+            .map(|c| CustomerLine {
+                email: c.customer.email.clone(),
+                email_key: c.customer.email_key.clone(),
+                source_type: c.customer.kind,
+                before: c.decision.before,
+                after: c.decision.after,
+                outcome: c.decision.outcome,
+                source_ext_id: c.ext_id.clone(),
+                destination_ext_id: c.matched_ext_id.clone(),
+                problems: c.decision.problems.clone(),
+            })
+            .collect();
+        ReportData {
+            kind,
+            options: plan.options.clone(),
+            projects: plan.projects.iter().map(|p| (p.source_key.clone(), p.destination_key.clone())).collect(),
+            customers,
+            conflicts: plan.conflicts.clone(),
+            group_name: plan.group_name.clone(),
+            requests: plan.requests_to_copy,
+            organizations: plan.organizations.len() as u64,
+            timings: BTreeMap::new(),
+            state: match kind {
+                ReportKind::Prediction => "prediction".to_owned(),
+                ReportKind::Run(_) => "planned".to_owned(),
+            },
+        }
+    }
+
+    /// The RequiresAttention rows: one per customer and problem, sorted by
+    /// normalized email.
+    pub fn requires_attention(&self) -> Vec<[String; 6]> {
+        let group = self.group_name.as_deref().unwrap_or("");
+        let mut rows = Vec::new();
+        for c in &self.customers {
+            for problem in &c.problems {
+                rows.push([
+                    c.email.clone(),
+                    c.source_type.label().to_owned(),
+                    c.before.label().to_owned(),
+                    c.after.label().to_owned(),
+                    problem.text().to_owned(),
+                    problem.next_step(group),
+                ]);
+            }
+        }
+        rows
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        let mut outcomes = BTreeMap::new();
+        for outcome in Outcome::ALL {
+            let n = self.customers.iter().filter(|c| c.outcome == outcome).count();
+            outcomes.insert(outcome.label(), n);
+        }
+        let mut problems = BTreeMap::new();
+        for problem in Problem::ALL {
+            let n = self.customers.iter().filter(|c| c.problems.contains(&problem)).count();
+            problems.insert(problem.text(), n);
+        }
+        json!({
+            "prediction": self.kind == ReportKind::Prediction,
+            "run": match self.kind { ReportKind::Run(id) => Some(id), ReportKind::Prediction => None },
+            "state": self.state,
+            "plan": {
+                "from": self.options.from,
+                "to": self.options.to,
+                "projects": self.projects.iter().map(|(s, d)| json!({"source": s, "destination": d})).collect::<Vec<_>>(),
+                "customers": self.options.customers,
+                "organizations": self.options.organizations,
+            },
+            "timings_seconds": self.timings,
+            "counts": {
+                "customers": self.customers.len(),
+                "outcomes": outcomes,
+                "problems": problems,
+                "requires_attention_rows": self.customers.iter().map(|c| c.problems.len()).sum::<usize>(),
+                "requests": self.requests,
+                "organizations": self.organizations,
+                "conflicts": self.conflicts.len(),
+            },
+            "imported_group": self.group_name,
+        })
+    }
+}
+
+fn write_csv<const N: usize>(
+    path: &Path,
+    header: [&str; N],
+    rows: impl Iterator<Item = [String; N]>,
+) -> Result<(), CopyError> {
+    let failure =
+        |e: &dyn std::fmt::Display| CopyError::Report { path: path.display().to_string(), reason: e.to_string() };
+    let mut out = csv::Writer::from_path(path).map_err(|e| failure(&e))?;
+    out.write_record(header).map_err(|e| failure(&e))?;
+    for row in rows {
+        out.write_record(row.iter().map(|cell| guard_cell(cell).into_owned())).map_err(|e| failure(&e))?;
+    }
+    out.flush().map_err(|e| failure(&e))
+}
+
+/// Writes the report folder for `data` into `dir` (created if missing).
+pub fn write_report(data: &ReportData, dir: &Path) -> Result<(), CopyError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CopyError::Report { path: dir.display().to_string(), reason: e.to_string() })?;
+    write_csv(&dir.join("RequiresAttention.csv"), REQUIRES_ATTENTION_HEADER, data.requires_attention().into_iter())?;
+    write_csv(
+        &dir.join("Customers.csv"),
+        CUSTOMERS_HEADER,
+        data.customers.iter().map(|c| {
+            [
+                c.email.clone(),
+                c.source_type.label().to_owned(),
+                c.before.label().to_owned(),
+                c.after.label().to_owned(),
+                c.outcome.label().to_owned(),
+                c.source_ext_id.clone(),
+                c.destination_ext_id.clone().unwrap_or_else(|| "None".to_owned()),
+            ]
+        }),
+    )?;
+    let conflicts = dir.join("Conflicts.csv");
+    if data.conflicts.is_empty() {
+        let _ = std::fs::remove_file(&conflicts);
+    } else {
+        write_csv(
+            &conflicts,
+            CONFLICTS_HEADER,
+            data.conflicts.iter().map(|c| {
+                [c.kind.to_owned(), c.source.clone(), c.destination.clone(), c.problem.clone(), c.resolution.clone()]
+            }),
+        )?;
+    }
+    let summary = serde_json::to_string_pretty(&data.summary())
+        .map_err(|e| CopyError::Report { path: "Summary.json".into(), reason: e.to_string() })?;
+    std::fs::write(dir.join("Summary.json"), summary + "\n")
+        .map_err(|e| CopyError::Report { path: dir.join("Summary.json").display().to_string(), reason: e.to_string() })
+}
+
+/// The report of a check: the plan, marked as a prediction.
+pub fn write_plan_report(plan: &CopyPlan, dir: &Path) -> Result<(), CopyError> {
+    write_report(&ReportData::from_plan(plan, ReportKind::Prediction), dir)
+}
+
+pub use crate::apply::write_run_report;
