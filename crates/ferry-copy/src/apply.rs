@@ -308,7 +308,7 @@ fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Pro
             let range = [run, Val::I(row.cursor), Val::I(end), d, s];
             tx.execute(
                 "INSERT INTO accounts (id, kind, site_id, ext_id, email, email_key, display_name, active, email_verified)
-                 SELECT cc.destination_account_id, 'customer', $4, cc.new_account_ext_id, a.email, a.email_key,
+                 SELECT cc.destination_account_id, 'customer', CAST($4 AS BIGINT), cc.new_account_ext_id, a.email, a.email_key,
                         a.display_name, a.active, a.email_verified
                  FROM copy_customers cc JOIN accounts a ON a.id = cc.source_account_id
                  WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3
@@ -317,21 +317,21 @@ fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Pro
             )?;
             tx.execute(
                 "INSERT INTO copy_grants (run_id, kind, a, b)
-                 SELECT $1, 'site_user', $4, cc.source_account_id FROM copy_customers cc
+                 SELECT $1, 'site_user', CAST($4 AS BIGINT), cc.source_account_id FROM copy_customers cc
                  WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.adds_site_user
                    AND NOT EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $4 AND su.account_id = cc.source_account_id)",
                 &range[..4],
             )?;
             tx.execute(
                 "INSERT INTO site_users (site_id, account_id)
-                 SELECT $4, cc.source_account_id FROM copy_customers cc
+                 SELECT CAST($4 AS BIGINT), cc.source_account_id FROM copy_customers cc
                  WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.adds_site_user
                    AND NOT EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $4 AND su.account_id = cc.source_account_id)",
                 &range[..4],
             )?;
             tx.execute(
                 "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
-                 SELECT $5, $4, 'account', cc.source_account_id, cc.destination_account_id, $1 FROM copy_customers cc
+                 SELECT CAST($5 AS BIGINT), CAST($4 AS BIGINT), 'account', cc.source_account_id, cc.destination_account_id, CAST($1 AS BIGINT) FROM copy_customers cc
                  WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.outcome <> 0",
                 &range,
             )?;
@@ -370,13 +370,13 @@ fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow) -> Result<(), Cop
     let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
     tx.execute(
         "INSERT INTO projects (id, site_id, key, name)
-         SELECT cp.destination_project_id, $2, cp.destination_key, p.name
+         SELECT cp.destination_project_id, CAST($2 AS BIGINT), cp.destination_key, p.name
          FROM copy_projects cp JOIN projects p ON p.id = cp.source_project_id WHERE cp.run_id = $1 AND cp.created",
         &[run, d],
     )?;
     tx.execute(
         "INSERT INTO organizations (id, site_id, name)
-         SELECT co.destination_organization_id, $2, co.name FROM copy_organizations co WHERE co.run_id = $1 AND co.created",
+         SELECT co.destination_organization_id, CAST($2 AS BIGINT), co.name FROM copy_organizations co WHERE co.run_id = $1 AND co.created",
         &[run, d],
     )?;
     for (kind, table, source_column, destination_column) in [
@@ -386,7 +386,7 @@ fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow) -> Result<(), Cop
         tx.execute(
             &format!(
                 "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
-                 SELECT $2, $3, '{kind}', {source_column}, {destination_column}, $1 FROM {table} WHERE run_id = $1 AND created"
+                 SELECT CAST($2 AS BIGINT), CAST($3 AS BIGINT), '{kind}', {source_column}, {destination_column}, CAST($1 AS BIGINT) FROM {table} WHERE run_id = $1 AND created"
             ),
             &[run, s, d],
         )?;
@@ -431,7 +431,7 @@ fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow) -> Result<(), Cop
         let (first, second) = columns.split_once(", ").unwrap_or((columns, columns));
         tx.execute(
             &format!(
-                "INSERT INTO copy_grants (run_id, kind, a, b) SELECT $1, '{kind}', x.a, x.b FROM ({select}) x
+                "INSERT INTO copy_grants (run_id, kind, a, b) SELECT CAST($1 AS BIGINT), '{kind}', x.a, x.b FROM ({select}) x
                  WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{first} = x.a AND t.{second} = x.b)"
             ),
             &[run],
@@ -458,12 +458,12 @@ fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow) -> Result<(), Cop
         )?;
         tx.execute(
             "INSERT INTO group_members (group_id, account_id)
-             SELECT DISTINCT $2, destination_account_id FROM copy_customers WHERE run_id = $1 AND outcome = 3",
+             SELECT DISTINCT CAST($2 AS BIGINT), destination_account_id FROM copy_customers WHERE run_id = $1 AND outcome = 3",
             &[run, Val::I(group_id)],
         )?;
         tx.execute(
             "INSERT INTO customer_roles (project_id, group_id)
-             SELECT destination_project_id, $2 FROM copy_projects WHERE run_id = $1",
+             SELECT destination_project_id, CAST($2 AS BIGINT) FROM copy_projects WHERE run_id = $1",
             &[run, Val::I(group_id)],
         )?;
     }
@@ -486,7 +486,7 @@ fn copy_requests(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, from: i64, to: i64)
     tx.execute(
         &format!(
             "INSERT INTO requests (id, site_id, project_id, number, summary, status, created, reporter_id, organization_id, copied_from)
-             SELECT $6 + ROW_NUMBER() OVER (ORDER BY r.id), $5, cp.destination_project_id, r.number, r.summary, r.status,
+             SELECT CAST($6 AS BIGINT) + ROW_NUMBER() OVER (ORDER BY r.id), CAST($5 AS BIGINT), cp.destination_project_id, r.number, r.summary, r.status,
                     r.created, cc.destination_account_id, co.destination_organization_id,
                     CAST($7 AS TEXT) || '/' || p.key || '-' || CAST(r.number AS TEXT)
              FROM requests r
@@ -501,7 +501,7 @@ fn copy_requests(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, from: i64, to: i64)
     tx.execute(
         &format!(
             "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
-             SELECT $4, $5, 'request', r.id, dr.id, $1
+             SELECT CAST($4 AS BIGINT), CAST($5 AS BIGINT), 'request', r.id, dr.id, CAST($1 AS BIGINT)
              FROM requests r
              JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = r.project_id
              JOIN requests dr ON dr.project_id = cp.destination_project_id AND dr.number = r.number

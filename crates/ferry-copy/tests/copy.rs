@@ -1,0 +1,306 @@
+//! The copy engine on both backends: the seed's story, the matrix on demo
+//! data, check against run, re-runs and blocking conflicts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is the assertion
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ferry_copy::{CopyError, CopyOptions, OrganizationMode, Quiet, Scope};
+use ferry_core::email::Email;
+use ferry_core::model::AccountType;
+use ferry_snapshot::{export_site, import_site};
+use ferry_store::{Store, accounts, sites};
+use ferry_testkit::{Backend, TestDb, on_both_backends, story_dir};
+
+fn options(from: &str, to: &str) -> CopyOptions {
+    CopyOptions {
+        from: from.into(),
+        to: to.into(),
+        projects: None,
+        customers: Scope::Related,
+        renames: BTreeMap::new(),
+        organizations: OrganizationMode::Block,
+    }
+}
+
+fn story(store: &mut Store) {
+    store
+        .write(|tx| {
+            sites::create_org(tx, "acme")?;
+            sites::create_site(tx, "acme", "eu")?;
+            sites::create_site(tx, "acme", "us")
+        })
+        .unwrap();
+    import_site(store, "eu", &story_dir().join("eu"), &mut ferry_snapshot::Quiet).unwrap();
+    import_site(store, "us", &story_dir().join("us"), &mut ferry_snapshot::Quiet).unwrap();
+}
+
+fn run(store: &mut Store, options: &CopyOptions) -> (i64, ferry_copy::ReportData) {
+    ferry_copy::run(store, options, &mut Quiet, |_| {}).unwrap()
+}
+
+fn access(store: &mut Store, site: &str, email: &str, prefer: Option<AccountType>) -> Vec<String> {
+    let key = Email::parse(email).unwrap().key().to_owned();
+    store
+        .read(|tx| {
+            let site = sites::site(tx, site)?;
+            match accounts::find_by_email(tx, site.id, &key, prefer)? {
+                Some(account) => ferry_store::access::viewable_request_keys(tx, site.id, account),
+                None => Ok(Vec::new()),
+            }
+        })
+        .unwrap()
+}
+
+fn read_folder(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
+        })
+        .collect()
+}
+
+fn export(store: &mut Store, site: &str) -> BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    export_site(store, site, dir.path()).unwrap();
+    read_folder(dir.path())
+}
+
+fn the_story_copies_as_the_seed_says(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let (_, data) = run(&mut store, &options("eu", "us"));
+    let out = tempfile::tempdir().unwrap();
+    ferry_copy::write_report(&data, out.path()).unwrap();
+    let expected = std::fs::read_to_string(story_dir().join("RequiresAttention.csv")).unwrap();
+    assert_eq!(std::fs::read_to_string(out.path().join("RequiresAttention.csv")).unwrap(), expected);
+    // The table of examples/story/README.md, column "after the run".
+    let table = [
+        ("alice@acme.test", vec!["SUP-1"]),
+        ("bruno@acme.test", vec!["SUP-2"]),
+        ("chen@acme.test", vec![]),
+        ("dana@acme.test", vec!["SUP-4"]),
+        ("eli@acme.test", vec!["SUP-5"]),
+        ("fay@acme.test", vec!["SUP-6"]),
+    ];
+    for (email, keys) in table {
+        assert_eq!(access(&mut store, "us", email, None), keys, "{email}");
+    }
+    assert_eq!(access(&mut store, "us", "fay@acme.test", Some(AccountType::PortalOnly)), ["HR-1"]);
+    // Requests keep their numbers and remember their source.
+    let requests = export(&mut store, "us")["requests.csv"].clone();
+    assert!(requests.contains("SUP-3,SUP,Laptop broken,Open,2026-03-03T09:00:00Z,aa-chen,,"), "{requests}");
+    let customers = std::fs::read_to_string(out.path().join("Customers.csv")).unwrap();
+    assert!(customers.starts_with(
+        "Customer email,Account type on source,Account type on destination,Account type after copying,Outcome,Source account id,Destination account id\n"
+    ));
+    assert!(
+        customers.contains("alice@acme.test,Portal-only,None,Portal-only,1: new portal-only account,po-alice,None"),
+        "{customers}"
+    );
+    assert!(customers.contains("fay@acme.test,Atlassian account,Portal-only,Portal-only and Atlassian account,6: Atlassian account beside a portal-only account,aa-fay,po-fay-us"), "{customers}");
+}
+
+fn check_writes_the_files_run_writes(backend: Backend) {
+    for seed in [1, 2, 3] {
+        let db = TestDb::new(backend);
+        let mut store = db.store();
+        ferry_snapshot::demo::load_demo(&mut store, 240, seed, &mut ferry_snapshot::Quiet).unwrap();
+        let before = export(&mut store, "demo-dst");
+        let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options("demo-src", "demo-dst"))).unwrap();
+        let predicted = tempfile::tempdir().unwrap();
+        ferry_copy::write_plan_report(&plan, predicted.path()).unwrap();
+        assert_eq!(export(&mut store, "demo-dst"), before, "check writes nothing");
+        let (run_id, data) = run(&mut store, &options("demo-src", "demo-dst"));
+        let actual = tempfile::tempdir().unwrap();
+        ferry_copy::write_report(&data, actual.path()).unwrap();
+        let (mut predicted, mut actual) = (read_folder(predicted.path()), read_folder(actual.path()));
+        let (predicted_summary, actual_summary) =
+            (predicted.remove("Summary.json").unwrap(), actual.remove("Summary.json").unwrap());
+        assert_eq!(predicted, actual, "seed {seed}");
+        let counts = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["counts"].clone();
+        assert_eq!(counts(&predicted_summary), counts(&actual_summary));
+        assert!(predicted_summary.contains("\"prediction\": true"));
+        assert!(actual_summary.contains(&format!("\"run\": {run_id}")));
+        // `copy report` rebuilds the same files from what the run stored.
+        let rebuilt = tempfile::tempdir().unwrap();
+        ferry_copy::write_run_report(&mut store, run_id, rebuilt.path()).unwrap();
+        let mut rebuilt = read_folder(rebuilt.path());
+        rebuilt.remove("Summary.json");
+        assert_eq!(rebuilt, actual);
+        // Every outcome of the matrix occurs, and the formula guard works.
+        let customers = &actual["Customers.csv"];
+        for n in 1..=6 {
+            assert!(customers.contains(&format!("{n}: ")), "seed {seed}: no case {n}");
+        }
+        assert!(actual["RequiresAttention.csv"].contains("'=cmd."), "guarded cell");
+    }
+}
+
+fn every_customer_ends_with_the_account_types_reported(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    ferry_snapshot::demo::load_demo(&mut store, 300, 9, &mut ferry_snapshot::Quiet).unwrap();
+    let (_, data) = run(&mut store, &options("demo-src", "demo-dst"));
+    let mut held: BTreeMap<String, (bool, bool)> = BTreeMap::new();
+    store
+        .read(|tx| {
+            let site = sites::site(tx, "demo-dst")?;
+            accounts::each_customer(tx, site.id, Default::default(), |c| {
+                let entry = held.entry(c.email_key).or_default();
+                match c.account_type {
+                    AccountType::PortalOnly => entry.0 = true,
+                    AccountType::Atlassian => entry.1 = true,
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+    for c in &data.customers {
+        let (portal, atlassian) = held.get(&c.email_key).copied().unwrap_or_default();
+        assert_eq!(ferry_core::plan::TypesHeld::of(portal, atlassian), c.after, "{}", c.email);
+    }
+    let pending: usize =
+        data.customers.iter().filter(|c| c.outcome == ferry_core::plan::Outcome::MatchedAtlassian).count();
+    assert!(pending > 0);
+    // Case 3 customers cannot see their copied requests until approval.
+    for c in data.customers.iter().filter(|c| c.outcome == ferry_core::plan::Outcome::MatchedAtlassian).take(5) {
+        let keys = access(&mut store, "demo-dst", &c.email, Some(AccountType::Atlassian));
+        assert!(keys.iter().all(|k| k.starts_with("DESK-")), "{}: {keys:?}", c.email);
+    }
+}
+
+fn a_run_right_after_a_run_changes_nothing(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    ferry_snapshot::demo::load_demo(&mut store, 200, 5, &mut ferry_snapshot::Quiet).unwrap();
+    run(&mut store, &options("demo-src", "demo-dst"));
+    let after_first = export(&mut store, "demo-dst");
+    let (_, second) = run(&mut store, &options("demo-src", "demo-dst"));
+    assert_eq!(export(&mut store, "demo-dst"), after_first);
+    assert_eq!(second.requests, 0);
+    assert!(second.customers.iter().all(|c| c.outcome == ferry_core::plan::Outcome::AlreadyCopied));
+    assert!(second.requires_attention().is_empty());
+    assert_eq!(second.group_name, None, "no second imported group");
+}
+
+fn a_rerun_copies_only_what_is_new(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    run(&mut store, &options("eu", "us"));
+    let more = tempfile::tempdir().unwrap();
+    std::fs::write(
+        more.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified\npo-gus,customer,gus@acme.test,Gus,true,true\n",
+    )
+    .unwrap();
+    std::fs::write(more.path().join("customers.csv"), "project_key,account_id\nSUP,po-gus\n").unwrap();
+    std::fs::write(
+        more.path().join("requests.csv"),
+        "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization\n\
+         SUP-7,SUP,Printer,Open,2026-04-01T09:00:00Z,po-gus,,\n\
+         SUP-8,SUP,Second one,Open,2026-04-02T09:00:00Z,po-alice,po-gus,\n",
+    )
+    .unwrap();
+    import_site(&mut store, "eu", more.path(), &mut ferry_snapshot::Quiet).unwrap();
+    let (_, second) = run(&mut store, &options("eu", "us"));
+    assert_eq!(second.requests, 2);
+    let new: Vec<&str> = second
+        .customers
+        .iter()
+        .filter(|c| c.outcome != ferry_core::plan::Outcome::AlreadyCopied)
+        .map(|c| c.email.as_str())
+        .collect();
+    assert_eq!(new, ["gus@acme.test"]);
+    assert_eq!(access(&mut store, "us", "gus@acme.test", None), ["SUP-7", "SUP-8"]);
+    assert_eq!(access(&mut store, "us", "alice@acme.test", None), ["SUP-1", "SUP-8"]);
+    let requests = export(&mut store, "us")["requests.csv"].clone();
+    assert_eq!(requests.matches("SUP-1,").count(), 1, "nothing duplicated: {requests}");
+}
+
+fn blocking_conflicts_stop_the_run_before_anything_is_written(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let taken = tempfile::tempdir().unwrap();
+    std::fs::write(
+        taken.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified\n",
+    )
+    .unwrap();
+    std::fs::write(taken.path().join("projects.csv"), "project_key,name\nSUP,Their support\n").unwrap();
+    import_site(&mut store, "us", taken.path(), &mut ferry_snapshot::Quiet).unwrap();
+    let before = export(&mut store, "us");
+    let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options("eu", "us"))).unwrap();
+    assert_eq!(plan.conflicts.len(), 1);
+    let report = tempfile::tempdir().unwrap();
+    ferry_copy::write_plan_report(&plan, report.path()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(report.path().join("Conflicts.csv")).unwrap(),
+        "Kind,Source,Destination,Problem,Resolution\nproject,SUP,SUP,Project key SUP already exists on us,Rename it: --rename SUP=<NEW KEY>\n"
+    );
+    match ferry_copy::run(&mut store, &options("eu", "us"), &mut Quiet, |_| {}) {
+        Err(CopyError::Conflicts(conflicts)) => assert!(conflicts[0].resolution.contains("--rename SUP=")),
+        other => panic!("expected a blocking conflict, got {other:?}"),
+    }
+    assert_eq!(export(&mut store, "us"), before, "nothing written");
+    let mut renamed = options("eu", "us");
+    renamed.renames.insert("SUP".into(), "EUSUP".into());
+    run(&mut store, &renamed);
+    assert_eq!(access(&mut store, "us", "alice@acme.test", None), ["EUSUP-1"], "the number is kept");
+}
+
+fn organizations_link_conflict_or_merge(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let orgs = tempfile::tempdir().unwrap();
+    std::fs::write(
+        orgs.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified\n",
+    )
+    .unwrap();
+    std::fs::write(
+        orgs.path().join("organizations.csv"),
+        "organization,account_id\nAcme,po-alice\nAcme,po-bruno\nGlobex,po-chen\n",
+    )
+    .unwrap();
+    std::fs::write(orgs.path().join("organization_projects.csv"), "organization,project_key\nAcme,SUP\nGlobex,SUP\n")
+        .unwrap();
+    import_site(&mut store, "eu", orgs.path(), &mut ferry_snapshot::Quiet).unwrap();
+    // On us: Acme with other members (a conflict), Globex... the same member by email (linked).
+    let us = tempfile::tempdir().unwrap();
+    std::fs::write(
+        us.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified\n",
+    )
+    .unwrap();
+    std::fs::write(us.path().join("organizations.csv"), "organization,account_id\nAcme,po-fay-us\nGlobex,aa-chen\n")
+        .unwrap();
+    import_site(&mut store, "us", us.path(), &mut ferry_snapshot::Quiet).unwrap();
+    let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options("eu", "us"))).unwrap();
+    assert_eq!(plan.conflicts.len(), 1, "{:?}", plan.conflicts);
+    assert_eq!(plan.conflicts[0].kind, "organization");
+    assert!(plan.conflicts[0].resolution.contains("--organizations merge"));
+    let mut merge = options("eu", "us");
+    merge.organizations = OrganizationMode::Merge;
+    run(&mut store, &merge);
+    let organizations = export(&mut store, "us")["organizations.csv"].clone();
+    assert_eq!(organizations.matches("Globex").count(), 1, "same members: linked, not duplicated: {organizations}");
+    assert!(organizations.contains("Acme,po-fay-us"), "{organizations}");
+    assert!(organizations.contains("Acme,po-bruno-us"), "merged: {organizations}");
+}
+
+on_both_backends!(
+    the_story_copies_as_the_seed_says,
+    check_writes_the_files_run_writes,
+    every_customer_ends_with_the_account_types_reported,
+    a_run_right_after_a_run_changes_nothing,
+    a_rerun_copies_only_what_is_new,
+    blocking_conflicts_stop_the_run_before_anything_is_written,
+    organizations_link_conflict_or_merge,
+);
