@@ -193,6 +193,7 @@ fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions) -> Result
             return Ok(plan.conflicts);
         }
         write_decisions(tx, run_id, &plan)?;
+        tx.analyze(&["copy_customers", "copy_projects", "copy_organizations", "copy_runs"])?;
         Ok(Vec::new())
     })?;
     if conflicts.is_empty() { Ok(()) } else { Err(CopyError::Conflicts(conflicts)) }
@@ -290,6 +291,22 @@ fn set_cursor(tx: &mut Tx<'_>, run_id: i64, phase: i64, cursor: i64) -> Result<(
 /// One chunk of the current phase, in the caller's transaction.
 fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Progress) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
+    if row.cursor == 0 {
+        // Each phase joins what the one before it wrote.
+        tx.analyze(&[
+            "accounts",
+            "site_users",
+            "copy_links",
+            "copy_grants",
+            "projects",
+            "organizations",
+            "project_customers",
+            "organization_members",
+            "requests",
+            "request_participants",
+            "comments",
+        ])?;
+    }
     let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
     match row.phase {
         PHASE_ACCOUNTS => {

@@ -100,6 +100,12 @@ pub fn import_into(
         })?;
         written?;
         let summary = summary?;
+        if problems.is_empty() {
+            let written: Vec<&str> = FILE_TABLES.iter().flat_map(|(_, specs)| specs.iter().map(|s| s.table)).collect();
+            let mut tables = written.clone();
+            tables.dedup();
+            tx.analyze(&tables)?;
+        }
         if problems.is_empty() { Ok(summary) } else { Err(ImportError::Invalid(problems)) }
     })
 }

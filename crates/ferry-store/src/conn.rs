@@ -364,6 +364,24 @@ impl<'c> Tx<'c> {
         Ok(out)
     }
 
+    /// Refreshes the planner's statistics of `tables` after bulk writes.
+    /// Without them both planners take a table of a million rows for empty
+    /// and pick joins that probe it once per row of another. SQLite samples
+    /// (`analysis_limit`), so this costs milliseconds.
+    pub fn analyze(&mut self, tables: &[&str]) -> Result<()> {
+        match self {
+            Tx::Postgres(tx) => tx.batch_execute(&format!("ANALYZE {}", tables.join(", ")))?,
+            Tx::Sqlite(tx) => {
+                let mut sql = String::from("PRAGMA analysis_limit = 1000;");
+                for table in tables {
+                    sql.push_str(&format!(" ANALYZE {table};"));
+                }
+                tx.execute_batch(&sql)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Takes the lock every id-allocating writer holds: SQLite's write
     /// transaction already is one; on PostgreSQL an advisory lock until
     /// commit.
