@@ -179,6 +179,8 @@ enum CopyCommand {
     },
     /// Where a run stands.
     Status { run: i64 },
+    /// Remove what a run created and revoke what it granted; refuses, saying why, when later changes depend on it.
+    Rollback { run: i64 },
     /// Write a run's report folder.
     Report {
         run: i64,
@@ -234,9 +236,9 @@ impl From<ferry_copy::CopyError> for Failure {
         match e {
             ferry_copy::CopyError::Store(e) => e.into(),
             ferry_copy::CopyError::Report { .. } => Failure { code: 1, message: e.to_string() },
-            ferry_copy::CopyError::Invalid(_) | ferry_copy::CopyError::Conflicts(_) => {
-                Failure { code: 2, message: e.to_string() }
-            }
+            ferry_copy::CopyError::Invalid(_)
+            | ferry_copy::CopyError::Conflicts(_)
+            | ferry_copy::CopyError::RollbackRefused { .. } => Failure { code: 2, message: e.to_string() },
         }
     }
 }
@@ -477,6 +479,19 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
             if let Some(finished) = status.finished_at {
                 writeln!(out, "finished: {finished}")?;
             }
+        }
+        CopyCommand::Rollback { run } => {
+            let summary = ferry_copy::rollback(store, run)?;
+            writeln!(
+                out,
+                "rolled back run {run}: removed {} requests, {} accounts, {} projects, {} organizations{}; revoked {} grants",
+                summary.requests,
+                summary.accounts,
+                summary.projects,
+                summary.organizations,
+                summary.group.map(|g| format!(" and group {g}")).unwrap_or_default(),
+                summary.grants
+            )?;
         }
         CopyCommand::Report { run, out: dir } => {
             ferry_copy::write_run_report(store, run, &dir)?;

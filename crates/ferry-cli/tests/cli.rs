@@ -134,7 +134,116 @@ fn demo_then_export_and_list(backend: Backend) {
     assert!(exported.join("accounts.csv").is_file() && exported.join("comments.csv").is_file());
 }
 
+/// SPEC §2: a run can be interrupted at any point; resume finishes it with
+/// exactly the state an uninterrupted run leaves.
+fn a_killed_copy_resumes_to_exactly_an_uninterrupted_copy(backend: Backend) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let reference = Ferry::new(backend);
+    let crashed = Ferry::new(backend);
+    for ferry in [&reference, &crashed] {
+        ferry.ok(&["demo", "--customers", "100000", "--seed", "3"]);
+    }
+    let copy = ["copy", "run", "--from", "demo-src", "--to", "demo-dst", "--report", "report"];
+    let chunk = "2000";
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(copy)
+        .env("FERRY_DB", &reference.db.url)
+        .env("FERRY_COPY_CHUNK", chunk)
+        .current_dir(reference.cwd.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let whole = started.elapsed();
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reference.cwd.path().join("report/Summary.json")).unwrap())
+            .unwrap();
+    let planning = Duration::from_secs_f64(summary["timings_seconds"]["plan"].as_f64().unwrap());
+
+    // A small generator of kill points, seeded from the clock; the seed is
+    // printed so a failure can be replayed.
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    eprintln!("kill-point seed {seed}");
+    let mut state = seed;
+    let mut random = move |bound: Duration| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bound.mul_f64((state % 10_000) as f64 / 10_000.0)
+    };
+    let mut run_id: Option<String> = None;
+    let mut kills = 0;
+    loop {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        match &run_id {
+            None => command.args(copy),
+            Some(id) => command.args(["copy", "resume", id.as_str(), "--report", "report"]),
+        };
+        let mut child = command
+            .env("FERRY_DB", &crashed.db.url)
+            .env("FERRY_COPY_CHUNK", chunk)
+            .current_dir(crashed.cwd.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if run_id.is_none() {
+            let mut first = String::new();
+            BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut first).unwrap();
+            let id = first.trim().strip_prefix("run ").unwrap_or_else(|| panic!("first line {first:?}"));
+            run_id = Some(id.to_owned());
+        }
+        let status = crashed.ok(&["copy", "status", run_id.as_deref().unwrap()]);
+        // Planning is one transaction: give it a chance to finish; after it,
+        // aim for about thirty kill points over the rest of the copy.
+        let bound = if kills >= 25 {
+            whole * 10
+        } else if status.contains("state: planning") {
+            planning.mul_f64(1.6).max(Duration::from_millis(50))
+        } else {
+            (whole.saturating_sub(planning) / 30).max(Duration::from_millis(20))
+        };
+        let deadline = Instant::now() + random(bound);
+        let mut finished = None;
+        while Instant::now() < deadline && finished.is_none() {
+            finished = child.try_wait().unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match finished.or(child.try_wait().unwrap()) {
+            Some(exit) => {
+                assert!(exit.success(), "an uninterrupted attempt failed");
+                break;
+            }
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+            }
+        }
+    }
+    assert!(kills >= 20, "only {kills} kills landed before the copy finished");
+    crashed.ok(&["copy", "resume", run_id.as_deref().unwrap(), "--report", "report"]);
+    assert!(crashed.ok(&["copy", "status", run_id.as_deref().unwrap()]).contains("state: done"));
+    let (a, b) = (reference.cwd.path().join("export"), crashed.cwd.path().join("export"));
+    reference.ok(&["site", "export", "demo-dst", &path(&a)]);
+    crashed.ok(&["site", "export", "demo-dst", &path(&b)]);
+    for (file, _) in ferry_snapshot::FILES {
+        let (left, right) =
+            (std::fs::read_to_string(a.join(file)).unwrap(), std::fs::read_to_string(b.join(file)).unwrap());
+        assert!(left == right, "{file} differs after {kills} kills");
+    }
+    for file in ["RequiresAttention.csv", "Customers.csv"] {
+        let left = std::fs::read_to_string(reference.cwd.path().join("report").join(file)).unwrap();
+        let right = std::fs::read_to_string(crashed.cwd.path().join("report").join(file)).unwrap();
+        assert!(left == right, "{file} differs");
+    }
+}
+
 on_both_backends!(
+    a_killed_copy_resumes_to_exactly_an_uninterrupted_copy,
     the_story_before_a_copy,
     a_bad_import_exits_2_names_every_row_and_writes_nothing,
     unknown_names_exit_2_with_what_to_do,

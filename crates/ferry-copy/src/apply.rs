@@ -27,6 +27,13 @@ const PHASE_DONE: i64 = 4;
 const ACCOUNT_CHUNK: i64 = 50_000;
 const REQUEST_CHUNK: i64 = 25_000;
 
+/// Rows per chunk: each chunk is one transaction and one resume point.
+/// `FERRY_COPY_CHUNK` overrides the defaults (smaller chunks: more resume
+/// points; the crash tests use it).
+fn chunk(default: i64) -> i64 {
+    std::env::var("FERRY_COPY_CHUNK").ok().and_then(|v| v.parse().ok()).filter(|n: &i64| *n > 0).unwrap_or(default)
+}
+
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunStatus {
@@ -314,7 +321,7 @@ fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Pro
                 .query_opt(
                     "SELECT MAX(source_account_id) FROM (SELECT source_account_id FROM copy_customers
                      WHERE run_id = $1 AND source_account_id > $2 ORDER BY source_account_id LIMIT $3) chunk",
-                    &[run, Val::I(row.cursor), Val::I(ACCOUNT_CHUNK)],
+                    &[run, Val::I(row.cursor), Val::I(chunk(ACCOUNT_CHUNK))],
                     |r| r.opt_int(0),
                 )?
                 .flatten();
@@ -366,7 +373,7 @@ fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Pro
                     "SELECT MAX(id) FROM (SELECT r.id FROM requests r
                        JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = r.project_id
                        WHERE r.id > $2 AND r.id <= $3 ORDER BY r.id LIMIT $4) chunk",
-                    &[run, Val::I(row.cursor), Val::I(row.source_request_limit), Val::I(REQUEST_CHUNK)],
+                    &[run, Val::I(row.cursor), Val::I(row.source_request_limit), Val::I(chunk(REQUEST_CHUNK))],
                     |r| r.opt_int(0),
                 )?
                 .flatten();
@@ -376,6 +383,12 @@ fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Pro
             };
             copy_requests(tx, run_id, row, row.cursor, end)?;
             set_cursor(tx, run_id, PHASE_REQUESTS, end)?;
+            if row.cursor == 0 {
+                // The statistics taken at the start of the phase saw no
+                // request links yet; without fresh ones PostgreSQL scans
+                // every link for every request.
+                tx.analyze(&["copy_links", "requests", "request_participants", "comments"])?;
+            }
             progress.step("requests", end as u64, row.source_request_limit as u64);
         }
         _ => {}
@@ -515,16 +528,15 @@ fn copy_requests(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, from: i64, to: i64)
         ),
         &params,
     )?;
+    // The requests just inserted are exactly those above `base`.
     tx.execute(
-        &format!(
-            "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
-             SELECT CAST($4 AS BIGINT), CAST($5 AS BIGINT), 'request', r.id, dr.id, CAST($1 AS BIGINT)
-             FROM requests r
-             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = r.project_id
-             JOIN requests dr ON dr.project_id = cp.destination_project_id AND dr.number = r.number
-             WHERE r.id > $2 AND r.id <= $3 AND {not_linked}"
-        ),
-        &params[..5],
+        "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
+         SELECT CAST($2 AS BIGINT), CAST($3 AS BIGINT), 'request', r.id, dr.id, CAST($1 AS BIGINT)
+         FROM requests dr
+         JOIN copy_projects cp ON cp.run_id = $1 AND cp.destination_project_id = dr.project_id
+         JOIN requests r ON r.project_id = cp.source_project_id AND r.number = dr.number
+         WHERE dr.id > $4",
+        &[params[0], params[3], params[4], params[5]],
     )?;
     let linked = "JOIN copy_links l ON l.source_site_id = $4 AND l.destination_site_id = $5 AND l.kind = 'request'
                   AND l.source_id = x.request_id AND l.run_id = $1";

@@ -10,10 +10,12 @@
 mod apply;
 mod plan;
 mod report;
+mod rollback;
 
 pub use apply::{RunStatus, resume, run, status};
 pub use plan::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope, plan_copy};
 pub use report::{ReportData, ReportKind, write_plan_report, write_report, write_run_report};
+pub use rollback::{RollbackSummary, rollback, rollback_blockers};
 
 use ferry_store::StoreError;
 
@@ -27,6 +29,9 @@ pub enum CopyError {
     /// The plan has blocking conflicts; nothing was written.
     #[error("{} blocking conflict(s); nothing was copied:\n{}", .0.len(), .0.iter().map(|c| format!("  {}: {} ({})", c.kind, c.problem, c.resolution)).collect::<Vec<_>>().join("\n"))]
     Conflicts(Vec<Conflict>),
+    /// Later changes depend on the run; nothing was rolled back.
+    #[error("run {run} cannot be rolled back:\n{}", .blockers.iter().map(|b| format!("  {b}")).collect::<Vec<_>>().join("\n"))]
+    RollbackRefused { run: i64, blockers: Vec<String> },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write report {path}: {reason}")]

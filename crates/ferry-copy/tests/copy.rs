@@ -295,7 +295,83 @@ fn organizations_link_conflict_or_merge(backend: Backend) {
     assert!(organizations.contains("Acme,po-bruno-us"), "merged: {organizations}");
 }
 
+fn rollback_removes_what_the_run_created_and_revokes_what_it_granted(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    ferry_snapshot::demo::load_demo(&mut store, 250, 8, &mut ferry_snapshot::Quiet).unwrap();
+    let before = export(&mut store, "demo-dst");
+    let (run_id, data) = run(&mut store, &options("demo-src", "demo-dst"));
+    assert!(data.requests > 0);
+    assert_ne!(export(&mut store, "demo-dst"), before);
+    let summary = ferry_copy::rollback(&mut store, run_id).unwrap();
+    assert_eq!(summary.requests, data.requests);
+    assert!(summary.accounts > 0 && summary.grants > 0 && summary.projects == 2);
+    assert_eq!(export(&mut store, "demo-dst"), before, "the destination is as it was");
+    assert!(ferry_copy::rollback(&mut store, run_id).is_err(), "only once");
+    // The same copy can be run again afterwards, and lands the same way.
+    let (_, again) = run(&mut store, &options("demo-src", "demo-dst"));
+    assert_eq!(again.requests, data.requests);
+    assert_eq!(again.requires_attention(), data.requires_attention());
+}
+
+fn rollback_refuses_when_later_changes_depend_on_the_run(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let (first, _) = run(&mut store, &options("eu", "us"));
+    // A customer the run created raises a new request on the destination.
+    let later = tempfile::tempdir().unwrap();
+    std::fs::write(
+        later.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified
+",
+    )
+    .unwrap();
+    std::fs::write(
+        later.path().join("requests.csv"),
+        "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization
+         SUP-9,SUP,Raised later,Open,2026-05-01T09:00:00Z,po-alice,,
+",
+    )
+    .unwrap();
+    import_site(&mut store, "us", later.path(), &mut ferry_snapshot::Quiet).unwrap();
+    // The admin approved the imported group.
+    store.write(|tx| tx.execute("UPDATE groups SET state = 'active' WHERE name = 'customers-from-eu'", &[])).unwrap();
+    // And a later run copied between the same sites.
+    let more = tempfile::tempdir().unwrap();
+    std::fs::write(
+        more.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified
+po-gus,customer,gus@acme.test,Gus,true,true
+",
+    )
+    .unwrap();
+    std::fs::write(
+        more.path().join("customers.csv"),
+        "project_key,account_id
+SUP,po-gus
+",
+    )
+    .unwrap();
+    import_site(&mut store, "eu", more.path(), &mut ferry_snapshot::Quiet).unwrap();
+    let (second, _) = run(&mut store, &options("eu", "us"));
+    let before = export(&mut store, "us");
+    match ferry_copy::rollback(&mut store, first) {
+        Err(CopyError::RollbackRefused { blockers, .. }) => {
+            let all = blockers.join("\n");
+            assert!(all.contains(&format!("run {second} copied between the same sites")), "{all}");
+            assert!(all.contains("group customers-from-eu was approved"), "{all}");
+            assert!(all.contains("request SUP-9 was raised after this run"), "{all}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(export(&mut store, "us"), before, "a refused rollback changes nothing");
+    ferry_copy::rollback(&mut store, second).unwrap();
+}
+
 on_both_backends!(
+    rollback_removes_what_the_run_created_and_revokes_what_it_granted,
+    rollback_refuses_when_later_changes_depend_on_the_run,
     the_story_copies_as_the_seed_says,
     check_writes_the_files_run_writes,
     every_customer_ends_with_the_account_types_reported,

@@ -108,7 +108,9 @@ impl Store {
             let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             let conn = rusqlite::Connection::open(path)
                 .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
-            conn.busy_timeout(Duration::from_secs(10))?;
+            // Imports and copy planning hold the write lock for seconds at a
+            // million rows; other writers wait rather than fail.
+            conn.busy_timeout(Duration::from_secs(60))?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;

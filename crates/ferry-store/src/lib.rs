@@ -20,7 +20,7 @@ pub enum StoreError {
     Open { url: String, reason: String },
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("PostgreSQL: {0}")]
+    #[error("PostgreSQL: {}", postgres_message(.0))]
     Postgres(#[from] postgres::Error),
     #[error("database schema migration {version} failed: {reason}")]
     Migration { version: u32, reason: String },
@@ -46,3 +46,12 @@ impl StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The server's own message for database errors ("db error" alone says
+/// nothing); the driver's text otherwise.
+fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}

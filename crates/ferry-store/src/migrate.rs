@@ -28,6 +28,17 @@ const MIGRATION_LOCK: i64 = 0x6665_7272_7901;
 
 pub(crate) fn run(store: &mut Store) -> Result<()> {
     let backend = store.backend();
+    // Most opens find nothing to do: check under a read, so that opening a
+    // store never waits behind a long write (a copy, an import).
+    let latest = MIGRATIONS.iter().map(|m| i64::from(m.version)).max().unwrap_or(0);
+    let current = store
+        .read(|tx| tx.query_opt("SELECT MAX(version) FROM schema_migrations", &[], |r| r.opt_int(0)))
+        .ok()
+        .flatten()
+        .flatten();
+    if current == Some(latest) {
+        return Ok(());
+    }
     store.write(|tx| {
         if backend == Backend::Postgres {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[Val::I(MIGRATION_LOCK)])?;

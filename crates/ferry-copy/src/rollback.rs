@@ -1,0 +1,147 @@
+//! `copy rollback`: removes what a run created and revokes what it granted,
+//! or refuses, saying what depends on it.
+
+use ferry_store::{Store, Tx, Val};
+
+use crate::CopyError;
+
+/// What a rollback removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RollbackSummary {
+    pub requests: u64,
+    pub accounts: u64,
+    pub projects: u64,
+    pub organizations: u64,
+    pub grants: u64,
+    pub group: Option<String>,
+}
+
+/// Later changes that depend on run `run_id`; empty when it can be rolled
+/// back.
+pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, CopyError> {
+    let run = [Val::I(run_id)];
+    let mut blockers = Vec::new();
+    // Later runs between the same two sites build on this one's links.
+    blockers.extend(tx.query_all(
+        "SELECT 'run ' || CAST(l.id AS TEXT) || ' copied between the same sites after this run; roll it back first'
+         FROM copy_runs r JOIN copy_runs l ON l.source_site_id = r.source_site_id
+              AND l.destination_site_id = r.destination_site_id AND l.id > r.id
+         WHERE r.id = $1 AND l.state IN ('applying', 'done') ORDER BY l.id",
+        &run,
+        |r| Ok(r.text(0)?.to_owned()),
+    )?);
+    // An admin decided on the run's imported group.
+    blockers.extend(tx.query_all(
+        "SELECT 'group ' || g.name || ' was ' || CASE g.state WHEN 'active' THEN 'approved' ELSE 'declined' END
+                || ' after this run; rolling back would undo that decision'
+         FROM copy_runs r JOIN groups g ON g.id = r.group_id
+         WHERE r.id = $1 AND g.state <> 'awaiting_review'",
+        &run,
+        |r| Ok(r.text(0)?.to_owned()),
+    )?);
+    // Accounts the run created that something else now uses.
+    let created =
+        "SELECT destination_account_id FROM copy_customers WHERE run_id = $1 AND new_account_ext_id IS NOT NULL";
+    blockers.extend(tx.query_all(
+        &format!(
+            "SELECT 'customer ' || a.email || ' was upgraded or merged after this run' FROM accounts a
+             WHERE (a.id IN ({created}) AND a.merged_into IS NOT NULL)
+                OR a.merged_into IN ({created})
+             ORDER BY a.email_key"
+        ),
+        &run,
+        |r| Ok(r.text(0)?.to_owned()),
+    )?);
+    let ours = "SELECT destination_id FROM copy_links WHERE run_id = $1 AND kind = 'request'";
+    blockers.extend(tx.query_all(
+        &format!(
+            "SELECT 'request ' || p.key || '-' || CAST(r.number AS TEXT) || ' was raised after this run by a customer it created'
+             FROM requests r JOIN projects p ON p.id = r.project_id
+             WHERE r.reporter_id IN ({created}) AND r.id NOT IN ({ours})
+             ORDER BY p.key, r.number"
+        ),
+        &run,
+        |r| Ok(r.text(0)?.to_owned()),
+    )?);
+    blockers.extend(tx.query_all(
+        "SELECT 'request ' || p.key || '-' || CAST(d.number AS TEXT) || ' has comments added after this run'
+             FROM copy_links l JOIN requests d ON d.id = l.destination_id JOIN projects p ON p.id = d.project_id
+             WHERE l.run_id = $1 AND l.kind = 'request'
+               AND (SELECT COUNT(*) FROM comments c WHERE c.request_id = l.destination_id)
+                 > (SELECT COUNT(*) FROM comments c WHERE c.request_id = l.source_id)
+             ORDER BY p.key, d.number",
+        &run,
+        |r| Ok(r.text(0)?.to_owned()),
+    )?);
+    Ok(blockers)
+}
+
+/// Rolls back run `run_id` in one transaction, or refuses with every
+/// blocker.
+pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyError> {
+    store.write(|tx| {
+        let state = tx
+            .query_opt("SELECT state FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| Ok(r.text(0)?.to_owned()))?
+            .ok_or_else(|| CopyError::Invalid(format!("no copy run {run_id}")))?;
+        match state.as_str() {
+            "applying" | "done" => {}
+            "rolled_back" => return Err(CopyError::Invalid(format!("run {run_id} is already rolled back"))),
+            other => return Err(CopyError::Invalid(format!("run {run_id} is {other}: it changed nothing to roll back"))),
+        }
+        let blockers = rollback_blockers(tx, run_id)?;
+        if !blockers.is_empty() {
+            return Err(CopyError::RollbackRefused { run: run_id, blockers });
+        }
+        let run = [Val::I(run_id)];
+        let mut summary = RollbackSummary::default();
+        let requests = "SELECT destination_id FROM copy_links WHERE run_id = $1 AND kind = 'request'";
+        tx.execute(&format!("DELETE FROM comments WHERE request_id IN ({requests})"), &run)?;
+        tx.execute(&format!("DELETE FROM request_participants WHERE request_id IN ({requests})"), &run)?;
+        summary.requests = tx.execute(&format!("DELETE FROM requests WHERE id IN ({requests})"), &run)?;
+        summary.group = tx
+            .query_opt(
+                "SELECT g.name FROM copy_runs r JOIN groups g ON g.id = r.group_id WHERE r.id = $1",
+                &run,
+                |r| Ok(r.text(0)?.to_owned()),
+            )?;
+        let group = "SELECT group_id FROM copy_runs WHERE id = $1";
+        tx.execute(&format!("DELETE FROM customer_roles WHERE group_id IN ({group})"), &run)?;
+        tx.execute(&format!("DELETE FROM group_members WHERE group_id IN ({group})"), &run)?;
+        tx.execute(&format!("DELETE FROM groups WHERE id IN ({group})"), &run)?;
+        for (kind, table, first, second) in [
+            ("customer", "project_customers", "project_id", "account_id"),
+            ("organization_member", "organization_members", "organization_id", "account_id"),
+            ("organization_project", "organization_projects", "organization_id", "project_id"),
+            ("site_user", "site_users", "site_id", "account_id"),
+        ] {
+            summary.grants += tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE EXISTS (SELECT 1 FROM copy_grants g WHERE g.run_id = $1
+                     AND g.kind = '{kind}' AND g.a = {table}.{first} AND g.b = {table}.{second})"
+                ),
+                &run,
+            )?;
+        }
+        summary.organizations = tx.execute(
+            "DELETE FROM organizations WHERE id IN
+             (SELECT destination_organization_id FROM copy_organizations WHERE run_id = $1 AND created)",
+            &run,
+        )?;
+        summary.projects = tx.execute(
+            "DELETE FROM projects WHERE id IN (SELECT destination_project_id FROM copy_projects WHERE run_id = $1 AND created)",
+            &run,
+        )?;
+        summary.accounts = tx.execute(
+            "DELETE FROM accounts WHERE id IN
+             (SELECT destination_account_id FROM copy_customers WHERE run_id = $1 AND new_account_ext_id IS NOT NULL)",
+            &run,
+        )?;
+        tx.execute("DELETE FROM copy_links WHERE run_id = $1", &run)?;
+        tx.execute("DELETE FROM copy_grants WHERE run_id = $1", &run)?;
+        tx.execute("UPDATE copy_runs SET state = 'rolled_back', finished_at = $2 WHERE id = $1", &[
+            Val::I(run_id),
+            Val::T(&chrono::Utc::now().to_rfc3339()),
+        ])?;
+        Ok(summary)
+    })
+}
