@@ -210,7 +210,10 @@ fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), 
     let mut account_ids = IdAllocator::start(tx, "accounts")?;
     let mut writer = BulkWriter::new(&COPY_CUSTOMERS);
     let mut batch = RowBatch::new(&COPY_CUSTOMERS);
-    for c in &plan.customers {
+    // In key order, so the table's b-tree grows at its end.
+    let mut in_key_order: Vec<&crate::PlannedCustomer> = plan.customers.iter().collect();
+    in_key_order.sort_unstable_by_key(|c| c.customer.account_id);
+    for c in in_key_order {
         let destination = match c.decision.target {
             Target::Existing(id) => id,
             Target::NewPortalOnly => account_ids.next_id(),
@@ -371,7 +374,7 @@ fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Pro
             let end = tx
                 .query_opt(
                     "SELECT MAX(id) FROM (SELECT r.id FROM requests r
-                       JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = r.project_id
+                       JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = +r.project_id
                        WHERE r.id > $2 AND r.id <= $3 ORDER BY r.id LIMIT $4) chunk",
                     &[run, Val::I(row.cursor), Val::I(row.source_request_limit), Val::I(chunk(REQUEST_CHUNK))],
                     |r| r.opt_int(0),
@@ -521,8 +524,8 @@ fn copy_requests(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, from: i64, to: i64)
                     CAST($7 AS TEXT) || '/' || p.key || '-' || CAST(r.number AS TEXT)
              FROM requests r
              JOIN projects p ON p.id = r.project_id
-             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = r.project_id
-             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = r.reporter_id
+             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = +r.project_id
+             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = +r.reporter_id
              LEFT JOIN copy_organizations co ON co.run_id = $1 AND co.source_organization_id = r.organization_id
              WHERE r.id > $2 AND r.id <= $3 AND {not_linked}"
         ),
@@ -533,13 +536,16 @@ fn copy_requests(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, from: i64, to: i64)
         "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
          SELECT CAST($2 AS BIGINT), CAST($3 AS BIGINT), 'request', r.id, dr.id, CAST($1 AS BIGINT)
          FROM requests dr
-         JOIN copy_projects cp ON cp.run_id = $1 AND cp.destination_project_id = dr.project_id
+         JOIN copy_projects cp ON cp.run_id = $1 AND cp.destination_project_id = +dr.project_id
          JOIN requests r ON r.project_id = cp.source_project_id AND r.number = dr.number
          WHERE dr.id > $4",
         &[params[0], params[3], params[4], params[5]],
     )?;
+    // `+column` keeps SQLite from driving these joins through an index on
+    // that column (every customer of the run, every link so far) instead of
+    // the chunk's id range; PostgreSQL reads it as a plain value.
     let linked = "JOIN copy_links l ON l.source_site_id = $4 AND l.destination_site_id = $5 AND l.kind = 'request'
-                  AND l.source_id = x.request_id AND l.run_id = $1";
+                  AND l.source_id = x.request_id AND +l.run_id = $1";
     tx.execute(
         &format!(
             "INSERT INTO request_participants (request_id, account_id)
