@@ -217,8 +217,16 @@ impl BulkWriter {
     }
 }
 
+/// Each conflict rule stages apart: writers of one table with different
+/// rules (new rows and updated rows) must never merge each other's rows.
 fn stage_name(spec: &TableSpec) -> String {
-    format!("ferry_stage_{}", spec.table)
+    let rule = match spec.on_conflict {
+        OnConflict::Fail => "new",
+        OnConflict::Upsert(_) => "upsert",
+        OnConflict::Ignore => "ignore",
+        OnConflict::SkipSameContent => "dedupe",
+    };
+    format!("ferry_stage_{}_{rule}", spec.table)
 }
 
 fn sqlite_insert(spec: &TableSpec, rows: usize) -> String {
@@ -325,6 +333,12 @@ mod tests {
             sqlite_insert(&T, 2),
             "INSERT INTO t (id, name) VALUES (?1, ?2), (?3, ?4) ON CONFLICT (id) DO UPDATE SET name = excluded.name"
         );
+    }
+
+    #[test]
+    fn writers_of_one_table_with_different_rules_stage_apart() {
+        static NEW: TableSpec = TableSpec { table: "t", columns: &["id", "name"], on_conflict: OnConflict::Fail };
+        assert_ne!(stage_name(&NEW), stage_name(&T));
     }
 
     #[test]
