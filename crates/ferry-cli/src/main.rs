@@ -372,7 +372,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "created organization demo: site demo-src with {} customers and {} requests, site demo-dst with {} accounts",
                 counts.source_customers, counts.source_requests, counts.destination_accounts
             )?;
-            writeln!(out, "next: ferry customer list demo-dst --duplicates")?;
+            writeln!(out, "next: ferry copy check --from demo-src --to demo-dst")?;
         }
         Command::Demo { snapshots_only: Some(_), .. } => {}
         Command::Copy { command } => copy(&mut store, command, &mut out)?,
