@@ -15,19 +15,15 @@ customers=${1:-1000000}
 pg_url=${2:-}
 runs=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bench-common.sh
+. "$root/scripts/bench-common.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
-command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
-[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 ferry=$CARGO_TARGET_DIR/release/ferry
 work=$(mktemp -d /tmp/ferry-bench-copy.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-now() { date +%s.%N; }
-secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
-div() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.{sys.argv[3]}f}')" "$1" "$2" "$3"; }
-median() { python3 -c "import statistics, sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
 
 # The rows a run added to the destination, one query per table (run 1).
 queries() {

@@ -13,8 +13,9 @@ export PGOPTIONS="-c client_min_messages=warning"
 customers=${1:-1000000}
 pg_url=${2:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bench-common.sh
+. "$root/scripts/bench-common.sh"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
-command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
 [ -x /usr/bin/time ] >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 ferry=$CARGO_TARGET_DIR/release/ferry
@@ -22,9 +23,6 @@ work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
-now() { date +%s.%N; }
-secs() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
-div() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.{sys.argv[3]}f}')" "$1" "$2" "$3"; }
 
 "$ferry" demo --customers "$customers" --seed 1 --snapshots-only snap >/dev/null
 snap=snap/demo-src
@@ -36,7 +34,6 @@ done
 accounts=$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))))' "$snap/accounts.csv") - 1))
 requests=$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(sys.argv[1], newline="", encoding="utf-8"))))' "$snap/requests.csv") - 1))
 
-median() { python3 -c "import statistics, sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
 runs=${RUNS:-3}
 
 # Baseline: the sqlite3 shell's .import of every file into fresh tables.
