@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ferry_core::model::{AccountType, validate_project_key};
 use ferry_core::plan::{
-    CustomerDecision, DestinationAccount, DestinationIndex, Outcome, SourceCustomer, Target, decide,
+    CustomerDecision, DestinationAccount, DestinationIndex, Outcome, SourceCustomer, Target, TypesHeld, decide,
     imported_group_name,
 };
 use ferry_store::sites::{self, Site};
@@ -330,6 +330,31 @@ pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, Cop
             adds_site_user,
             via_group,
         });
+    }
+
+    // "Account type after copying" is what the destination holds for the
+    // email once the whole copy is done: when the source itself has both
+    // types for one email, each row shows both.
+    let mut start = 0;
+    while start < planned.len() {
+        let key = planned[start].customer.email_key.clone();
+        let end = start + planned[start..].iter().take_while(|c| c.customer.email_key == key).count();
+        if end - start > 1 {
+            let holds = |t: TypesHeld| {
+                (
+                    matches!(t, TypesHeld::PortalOnly | TypesHeld::Both),
+                    matches!(t, TypesHeld::Atlassian | TypesHeld::Both),
+                )
+            };
+            let (portal, atlassian) = planned[start..end]
+                .iter()
+                .map(|c| holds(c.decision.after))
+                .fold((false, false), |(p, a), (cp, ca)| (p || cp, a || ca));
+            for c in &mut planned[start..end] {
+                c.decision.after = TypesHeld::of(portal, atlassian);
+            }
+        }
+        start = end;
     }
 
     // Organizations: link, merge or conflict.

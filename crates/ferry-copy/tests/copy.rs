@@ -369,7 +369,26 @@ SUP,po-gus
     ferry_copy::rollback(&mut store, second).unwrap();
 }
 
+fn both_types_on_the_source_show_both_after_copying(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let twin = tempfile::tempdir().unwrap();
+    std::fs::write(
+        twin.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified\npo-dana,customer,Dana@acme.test,Dana,true,true\n",
+    )
+    .unwrap();
+    std::fs::write(twin.path().join("customers.csv"), "project_key,account_id\nSUP,po-dana\n").unwrap();
+    import_site(&mut store, "eu", twin.path(), &mut ferry_snapshot::Quiet).unwrap();
+    let (_, data) = run(&mut store, &options("eu", "us"));
+    let dana: Vec<_> = data.customers.iter().filter(|c| c.email_key == "dana@acme.test").collect();
+    assert_eq!(dana.len(), 2);
+    assert!(dana.iter().all(|c| c.after == ferry_core::plan::TypesHeld::Both), "{dana:?}");
+}
+
 on_both_backends!(
+    both_types_on_the_source_show_both_after_copying,
     rollback_removes_what_the_run_created_and_revokes_what_it_granted,
     rollback_refuses_when_later_changes_depend_on_the_run,
     the_story_copies_as_the_seed_says,
