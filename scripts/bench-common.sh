@@ -6,3 +6,17 @@ div() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2])
 median() { python3 -c "import statistics, sys; print(f'{statistics.median(map(float, sys.argv[1:])):.2f}')" "$@"; }
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+
+# Median seconds of RUNS (default 3) loads of every CSV in folder $1 by the
+# sqlite3 shell's .import into fresh tables: the database's own bulk load.
+sqlite_import_median() {
+  { echo ".mode csv"; for f in "$1"/*.csv; do echo ".import $f t_$(basename "$f" .csv)"; done; } > import.sql
+  local times=() t0 t1
+  for _ in $(seq "${RUNS:-3}"); do
+    rm -f baseline.db; sync
+    t0=$(now); sqlite3 baseline.db < import.sql; t1=$(now)
+    times+=("$(secs "$t0" "$t1")")
+  done
+  rm -f baseline.db
+  median "${times[@]}"
+}

@@ -59,17 +59,10 @@ while IFS='|' read -r table sql; do
   sqlite3 -csv -header copy.db "$sql" > "rows/$table.csv"
   rows=$((rows + $(sqlite3 -csv copy.db "SELECT COUNT(*) FROM ($sql)")))
 done < <(queries)
-{ echo ".mode csv"; for f in rows/*.csv; do echo ".import $f t_$(basename "$f" .csv)"; done; } > import.sql
-times=()
-for _ in $(seq "$runs"); do
-  rm -f baseline.db; sync
-  t0=$(now); sqlite3 baseline.db < import.sql; t1=$(now)
-  times+=("$(secs "$t0" "$t1")")
-done
-baseline=$(median "${times[@]}")
+baseline=$(sqlite_import_median rows)
 echo "demo: $customers source customers; the copy added $rows rows to the destination"
 report "SQLite" "$took" "$baseline" "sqlite3 .import (median of $runs)" "$rows" "$rss"
-rm -f copy.db* baseline.db
+rm -f copy.db*
 
 if [ -n "$pg_url" ]; then
   db=ferry_bench_copy_$$

@@ -37,16 +37,7 @@ requests=$(($(python3 -c 'import csv,sys; print(sum(1 for _ in csv.reader(open(s
 runs=${RUNS:-3}
 
 # Baseline: the sqlite3 shell's .import of every file into fresh tables.
-{ echo ".mode csv"; for f in "$snap"/*.csv; do echo ".import $f t_$(basename "$f" .csv)"; done; } > import.sql
-times=()
-for _ in $(seq "$runs"); do
-  rm -f baseline.db; sync
-  t0=$(now); sqlite3 baseline.db < import.sql; t1=$(now)
-  times+=("$(secs "$t0" "$t1")")
-done
-baseline=$(median "${times[@]}")
-loaded=$(sqlite3 baseline.db "SELECT (SELECT count(*) FROM t_accounts) + (SELECT count(*) FROM t_requests)")
-rm -f baseline.db
+baseline=$(sqlite_import_median "$snap")
 
 # ferry: the same files through validation into ferry's schema (WAL, indexes).
 times=()
@@ -66,7 +57,7 @@ rm -f ferry.db ferry.db-wal ferry.db-shm
 ratio=$(div "$took" "$baseline" 2)
 rate=$(div "$rows" "$took" 0)
 base_rate=$(div "$rows" "$baseline" 0)
-echo "snapshot: $accounts accounts, $requests requests, $rows rows in all (sqlite3 loaded $loaded accounts+requests)"
+echo "snapshot: $accounts accounts, $requests requests, $rows rows in all"
 echo "median of $runs runs each"
 echo "sqlite3 .import:      ${baseline} s  ($base_rate rows/s)"
 echo "ferry import sqlite:  ${took} s  ($rate rows/s, peak RSS ${rss_mb} MB)  ratio ${ratio}x"

@@ -409,8 +409,8 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
                 .report
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("ferry-reports/check-{}-to-{}", options.from, options.to)));
-            ferry_copy::write_plan_report(&plan, &dir)?;
             let data = ferry_copy::ReportData::from_plan(&plan, ferry_copy::ReportKind::Prediction);
+            ferry_copy::write_report(&data, &dir)?;
             writeln!(
                 out,
                 "check {} -> {}: {} customers (prediction, nothing written)",

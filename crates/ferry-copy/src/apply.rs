@@ -349,12 +349,11 @@ fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Pro
                    AND NOT EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $4 AND su.account_id = cc.source_account_id)",
                 &range[..4],
             )?;
+            // As for every membership: the grants are exactly the new rows.
             tx.execute(
                 "INSERT INTO site_users (site_id, account_id)
-                 SELECT CAST($4 AS BIGINT), cc.source_account_id FROM copy_customers cc
-                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.adds_site_user
-                   AND NOT EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $4 AND su.account_id = cc.source_account_id)",
-                &range[..4],
+                 SELECT a, b FROM copy_grants WHERE run_id = $1 AND kind = 'site_user' AND b > $2 AND b <= $3",
+                &range[..3],
             )?;
             tx.execute(
                 "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)

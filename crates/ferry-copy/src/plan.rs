@@ -116,12 +116,6 @@ pub struct CopyPlan {
     pub source_request_limit: i64,
 }
 
-impl CopyPlan {
-    pub fn count(&self, outcome: Outcome) -> usize {
-        self.customers.iter().filter(|c| c.decision.outcome == outcome).count()
-    }
-}
-
 fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
     let list: Vec<String> = ids.into_iter().map(|id| id.to_string()).collect();
     if list.is_empty() { "NULL".to_owned() } else { list.join(",") }

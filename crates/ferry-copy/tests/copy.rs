@@ -137,6 +137,19 @@ fn check_writes_the_files_run_writes(backend: Backend) {
             assert!(customers.contains(&format!("{n}: ")), "seed {seed}: no case {n}");
         }
         assert!(actual["RequiresAttention.csv"].contains("'=cmd."), "guarded cell");
+        // SPEC §4: rows sorted by normalized email.
+        for file in ["Customers.csv", "RequiresAttention.csv"] {
+            let mut reader = csv::Reader::from_reader(actual[file].as_bytes());
+            let keys: Vec<String> = reader
+                .records()
+                .map(|r| {
+                    let cell = r.unwrap()[0].to_owned();
+                    let unguarded = if cell.starts_with("'=") { &cell[1..] } else { &cell[..] };
+                    ferry_core::email::normalize(unguarded).unwrap()
+                })
+                .collect();
+            assert!(keys.windows(2).all(|w| w[0] <= w[1]), "{file} is not sorted by normalized email");
+        }
     }
 }
 

@@ -101,8 +101,8 @@ pub fn import_into(
         written?;
         let summary = summary?;
         if problems.is_empty() {
-            let written: Vec<&str> = FILE_TABLES.iter().flat_map(|(_, specs)| specs.iter().map(|s| s.table)).collect();
-            let mut tables = written.clone();
+            let mut tables: Vec<&str> =
+                FILE_TABLES.iter().flat_map(|(_, specs)| specs.iter().map(|s| s.table)).collect();
             tables.dedup();
             tx.analyze(&tables)?;
         }
