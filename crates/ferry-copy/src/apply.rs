@@ -13,6 +13,7 @@ use ferry_core::plan::{Outcome, Problem, Target, TypesHeld};
 use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
 use ferry_store::sites::{self, Site};
 use ferry_store::{IdAllocator, Store, StoreError, Tx, Val};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::plan::{CopyOptions, CopyPlan, plan_copy};
 use crate::report::{CustomerLine, ReportData, ReportKind, write_report};
@@ -170,6 +171,7 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
     }
     let phases: [(i64, &str); 3] =
         [(PHASE_ACCOUNTS, "accounts"), (PHASE_STRUCTURE, "projects and memberships"), (PHASE_REQUESTS, "requests")];
+    let mut maps = None;
     for (phase, name) in phases {
         let started = Instant::now();
         loop {
@@ -177,7 +179,10 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
             if row.phase != phase {
                 break;
             }
-            store.write_checked_bulk(|tx| apply_step(tx, run_id, &row, progress))?;
+            if phase == PHASE_REQUESTS && maps.is_none() {
+                maps = Some(store.read(|tx| load_request_maps(tx, run_id))?);
+            }
+            store.write_checked_bulk(|tx| apply_step(tx, run_id, &row, maps.as_ref(), progress))?;
         }
         timings.insert(name.to_owned(), started.elapsed().as_secs_f64());
     }
@@ -299,7 +304,13 @@ fn set_cursor(tx: &mut Tx<'_>, run_id: i64, phase: i64, cursor: i64) -> Result<(
 }
 
 /// One chunk of the current phase, in the caller's transaction.
-fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Progress) -> Result<(), CopyError> {
+fn apply_step(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    row: &RunRow,
+    maps: Option<&RequestMaps>,
+    progress: &mut dyn Progress,
+) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
     if row.cursor == 0 {
         // Each phase joins what the one before it wrote.
@@ -383,14 +394,9 @@ fn apply_step(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, progress: &mut dyn Pro
                 set_cursor(tx, run_id, PHASE_DONE, 0)?;
                 return Ok(());
             };
-            copy_requests(tx, run_id, row, row.cursor, end)?;
+            let maps = maps.ok_or_else(|| CopyError::Invalid("the requests phase ran without its maps".to_owned()))?;
+            copy_requests(tx, run_id, row, maps, row.cursor, end)?;
             set_cursor(tx, run_id, PHASE_REQUESTS, end)?;
-            if row.cursor == 0 {
-                // The statistics taken at the start of the phase saw no
-                // request links yet; without fresh ones PostgreSQL scans
-                // every link for every request.
-                tx.analyze(&["copy_links", "requests", "request_participants", "comments"])?;
-            }
             progress.step("requests", end as u64, row.source_request_limit as u64);
         }
         _ => {}
@@ -502,70 +508,205 @@ fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow) -> Result<(), Cop
     Ok(())
 }
 
-fn copy_requests(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, from: i64, to: i64) -> Result<(), CopyError> {
-    let base = tx.query_opt("SELECT COALESCE(MAX(id), 0) FROM requests", &[], |r| r.int(0))?.unwrap_or(0);
-    let params = [
-        Val::I(run_id),
-        Val::I(from),
-        Val::I(to),
-        Val::I(row.source.id),
-        Val::I(row.destination.id),
-        Val::I(base),
-        Val::T(&row.source.slug),
-    ];
-    let not_linked = "NOT EXISTS (SELECT 1 FROM copy_links l WHERE l.source_site_id = $4 AND l.destination_site_id = $5
-                      AND l.kind = 'request' AND l.source_id = r.id)";
-    tx.execute(
-        &format!(
-            "INSERT INTO requests (id, site_id, project_id, number, summary, status, created, reporter_id, organization_id, copied_from)
-             SELECT CAST($6 AS BIGINT) + ROW_NUMBER() OVER (ORDER BY r.id), CAST($5 AS BIGINT), cp.destination_project_id, r.number, r.summary, r.status,
-                    r.created, cc.destination_account_id, co.destination_organization_id,
-                    CAST($7 AS TEXT) || '/' || p.key || '-' || CAST(r.number AS TEXT)
-             FROM requests r
-             JOIN projects p ON p.id = r.project_id
-             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = +r.project_id
-             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = +r.reporter_id
-             LEFT JOIN copy_organizations co ON co.run_id = $1 AND co.source_organization_id = r.organization_id
-             WHERE r.id > $2 AND r.id <= $3 AND {not_linked}"
-        ),
-        &params,
+static REQUESTS: TableSpec = TableSpec {
+    table: "requests",
+    columns: &[
+        "id",
+        "site_id",
+        "project_id",
+        "number",
+        "summary",
+        "status",
+        "created",
+        "reporter_id",
+        "organization_id",
+        "copied_from",
+    ],
+    on_conflict: OnConflict::Fail,
+};
+static REQUEST_LINKS: TableSpec = TableSpec {
+    table: "copy_links",
+    columns: &["source_site_id", "destination_site_id", "kind", "source_id", "destination_id", "run_id"],
+    on_conflict: OnConflict::Fail,
+};
+static PARTICIPANTS: TableSpec =
+    TableSpec { table: "request_participants", columns: &["request_id", "account_id"], on_conflict: OnConflict::Fail };
+static COMMENTS: TableSpec = TableSpec {
+    table: "comments",
+    columns: &["request_id", "author_id", "created", "body"],
+    on_conflict: OnConflict::Fail,
+};
+
+/// The run's decisions the requests phase maps source ids through; they
+/// never change once written, so they are read once per process.
+pub(crate) struct RequestMaps {
+    accounts: FxHashMap<i64, i64>,
+    /// Source project -> (destination project, source key).
+    projects: FxHashMap<i64, (i64, String)>,
+    organizations: FxHashMap<i64, i64>,
+}
+
+fn load_request_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RequestMaps, StoreError> {
+    let run = [Val::I(run_id)];
+    let mut accounts = FxHashMap::default();
+    tx.query_each(
+        "SELECT source_account_id, destination_account_id FROM copy_customers WHERE run_id = $1",
+        &run,
+        |r| {
+            accounts.insert(r.int(0)?, r.int(1)?);
+            Ok(())
+        },
     )?;
-    // The requests just inserted are exactly those above `base`.
-    tx.execute(
-        "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
-         SELECT CAST($2 AS BIGINT), CAST($3 AS BIGINT), 'request', r.id, dr.id, CAST($1 AS BIGINT)
-         FROM requests dr
-         JOIN copy_projects cp ON cp.run_id = $1 AND cp.destination_project_id = +dr.project_id
-         JOIN requests r ON r.project_id = cp.source_project_id AND r.number = dr.number
-         WHERE dr.id > $4",
-        &[params[0], params[3], params[4], params[5]],
+    let mut projects = FxHashMap::default();
+    tx.query_each(
+        "SELECT cp.source_project_id, cp.destination_project_id, p.key
+         FROM copy_projects cp JOIN projects p ON p.id = cp.source_project_id WHERE cp.run_id = $1",
+        &run,
+        |r| {
+            projects.insert(r.int(0)?, (r.int(1)?, r.text(2)?.to_owned()));
+            Ok(())
+        },
     )?;
-    // `+column` keeps SQLite from driving these joins through an index on
-    // that column (every customer of the run, every link so far) instead of
-    // the chunk's id range; PostgreSQL reads it as a plain value.
-    let linked = "JOIN copy_links l ON l.source_site_id = $4 AND l.destination_site_id = $5 AND l.kind = 'request'
-                  AND l.source_id = x.request_id AND +l.run_id = $1";
-    tx.execute(
-        &format!(
-            "INSERT INTO request_participants (request_id, account_id)
-             SELECT DISTINCT l.destination_id, cc.destination_account_id
-             FROM request_participants x {linked}
-             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = x.account_id
-             WHERE x.request_id > $2 AND x.request_id <= $3"
-        ),
-        &params[..5],
+    let mut organizations = FxHashMap::default();
+    tx.query_each(
+        "SELECT source_organization_id, destination_organization_id FROM copy_organizations WHERE run_id = $1",
+        &run,
+        |r| {
+            organizations.insert(r.int(0)?, r.int(1)?);
+            Ok(())
+        },
     )?;
-    tx.execute(
-        &format!(
-            "INSERT INTO comments (request_id, author_id, created, body)
-             SELECT l.destination_id, cc.destination_account_id, x.created, x.body
-             FROM comments x {linked}
-             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = x.author_id
-             WHERE x.request_id > $2 AND x.request_id <= $3
-             ORDER BY x.id"
-        ),
-        &params[..5],
+    Ok(RequestMaps { accounts, projects, organizations })
+}
+
+/// Copies the source requests with ids in `(from, to]` of the run's
+/// projects that no run has copied yet, with their participants and
+/// comments: read in id order, mapped through the run's decisions, written
+/// in bulk. New requests take the ids after the largest one, in source
+/// order, so a resumed chunk gives exactly what an uninterrupted one gives.
+fn copy_requests(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    row: &RunRow,
+    maps: &RequestMaps,
+    from: i64,
+    to: i64,
+) -> Result<(), CopyError> {
+    let (s, d) = (row.source.id, row.destination.id);
+    let range = [Val::I(from), Val::I(to)];
+    let mut next_id = tx.query_opt("SELECT COALESCE(MAX(id), 0) FROM requests", &[], |r| r.int(0))?.unwrap_or(0);
+    let mut linked = FxHashSet::default();
+    tx.query_each(
+        "SELECT source_id FROM copy_links WHERE source_site_id = $1 AND destination_site_id = $2
+         AND kind = 'request' AND source_id > $3 AND source_id <= $4",
+        &[Val::I(s), Val::I(d), range[0], range[1]],
+        |r| {
+            linked.insert(r.int(0)?);
+            Ok(())
+        },
     )?;
+    let unmapped = |what: &str, id: i64, request: i64| {
+        StoreError::Conflict(format!(
+            "run {run_id}: source request {request} refers to {what} {id}, which the run's plan does not hold; \
+             the plan is damaged, roll the run back and plan again"
+        ))
+    };
+    let mut copied: FxHashMap<i64, i64> = FxHashMap::default();
+    let mut requests = RowBatch::new(&REQUESTS);
+    let mut links = RowBatch::new(&REQUEST_LINKS);
+    let mut copied_from = String::new();
+    tx.query_each(
+        "SELECT id, project_id, number, summary, status, created, reporter_id, organization_id
+         FROM requests WHERE id > $1 AND id <= $2 ORDER BY id",
+        &range,
+        |r| {
+            let id = r.int(0)?;
+            let Some((project, key)) = maps.projects.get(&r.int(1)?) else { return Ok(()) };
+            if linked.contains(&id) {
+                return Ok(());
+            }
+            let reporter_id = r.int(6)?;
+            let reporter = *maps.accounts.get(&reporter_id).ok_or_else(|| unmapped("account", reporter_id, id))?;
+            let organization = r.opt_int(7)?.and_then(|o| maps.organizations.get(&o).copied());
+            let number = r.int(2)?;
+            next_id += 1;
+            copied.insert(id, next_id);
+            copied_from.clear();
+            {
+                use std::fmt::Write as _;
+                let _ = write!(copied_from, "{}/{key}-{number}", row.source.slug);
+            }
+            requests.push(&[
+                Val::I(next_id),
+                Val::I(d),
+                Val::I(*project),
+                Val::I(number),
+                Val::T(r.text(3)?),
+                Val::T(r.text(4)?),
+                Val::T(r.text(5)?),
+                Val::I(reporter),
+                Val::from(organization),
+                Val::T(&copied_from),
+            ]);
+            links.push(&[Val::I(s), Val::I(d), Val::T("request"), Val::I(id), Val::I(next_id), Val::I(run_id)]);
+            Ok(())
+        },
+    )?;
+    write_all(tx, &requests)?;
+    write_all(tx, &links)?;
+    if copied.is_empty() {
+        return Ok(());
+    }
+
+    let mut participants: Vec<(i64, i64)> = Vec::new();
+    tx.query_each(
+        "SELECT request_id, account_id FROM request_participants WHERE request_id > $1 AND request_id <= $2",
+        &range,
+        |r| {
+            let request = r.int(0)?;
+            if let Some(&destination) = copied.get(&request) {
+                let account = r.int(1)?;
+                let to = *maps.accounts.get(&account).ok_or_else(|| unmapped("account", account, request))?;
+                participants.push((destination, to));
+            }
+            Ok(())
+        },
+    )?;
+    // Two source accounts may have become one destination account.
+    participants.sort_unstable();
+    participants.dedup();
+    let mut batch = RowBatch::new(&PARTICIPANTS);
+    for (request, account) in participants {
+        batch.push(&[Val::I(request), Val::I(account)]);
+    }
+    write_all(tx, &batch)?;
+
+    let mut comments = RowBatch::new(&COMMENTS);
+    tx.query_each(
+        "SELECT request_id, author_id, created, body FROM comments WHERE request_id > $1 AND request_id <= $2 ORDER BY id",
+        &range,
+        |r| {
+            let request = r.int(0)?;
+            if let Some(&destination) = copied.get(&request) {
+                let author = r.int(1)?;
+                let to = *maps.accounts.get(&author).ok_or_else(|| unmapped("account", author, request))?;
+                comments.push(&[Val::I(destination), Val::I(to), Val::T(r.text(2)?), Val::T(r.text(3)?)]);
+            }
+            Ok(())
+        },
+    )?;
+    write_all(tx, &comments)?;
+    Ok(())
+}
+
+/// Writes one batch of new rows and applies it.
+fn write_all(tx: &mut Tx<'_>, batch: &RowBatch) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut writer = BulkWriter::new(batch.spec);
+    writer.write(tx, batch)?;
+    writer.finish(tx)?;
     Ok(())
 }
 

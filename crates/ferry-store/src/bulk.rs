@@ -1,8 +1,10 @@
 //! Bulk writes at the database's own speed. Rows are gathered in
 //! [`RowBatch`]es (owned, so they can cross threads) and written by a
 //! [`BulkWriter`]. SQLite: one prepared statement per batch inside the
-//! caller's transaction. PostgreSQL: `COPY` into a temporary staging table,
-//! then one set-based `INSERT … SELECT` that applies the same conflict rule.
+//! caller's transaction. PostgreSQL: `COPY` straight into the table when
+//! every key is new ([`OnConflict::Fail`]); otherwise into a temporary
+//! staging table, then one set-based `INSERT … SELECT` that applies the
+//! same conflict rule.
 
 use std::io::Write;
 
@@ -198,8 +200,19 @@ impl BulkWriter {
         if self.pg_buffer.is_empty() {
             return Ok(());
         }
-        let stage = stage_name(self.spec);
         let columns = self.spec.columns.join(", ");
+        if let OnConflict::Fail = self.spec.on_conflict {
+            // Every key is new: straight into the table.
+            let table = self.spec.table;
+            let mut writer = t.copy_in(&format!("COPY {table} ({columns}) FROM STDIN"))?;
+            writer
+                .write_all(&self.pg_buffer)
+                .map_err(|e| StoreError::Conflict(format!("COPY into {table} failed: {e}")))?;
+            writer.finish()?;
+            self.pg_buffer.clear();
+            return Ok(());
+        }
+        let stage = stage_name(self.spec);
         if !self.pg_stage_ready {
             t.batch_execute(&format!(
                 "CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS SELECT {columns} FROM {} WITH NO DATA",

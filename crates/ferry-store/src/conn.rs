@@ -294,9 +294,12 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
-    /// Runs one statement; returns the number of rows it changed.
+    /// Runs one statement; returns the number of rows it changed. With
+    /// `FERRY_TRACE_SQL` set, prints each statement's time (never its
+    /// parameters) to stderr.
     pub fn execute(&mut self, sql: &str, params: &[Val<'_>]) -> Result<u64> {
-        Ok(match self {
+        let started = trace_sql().then(std::time::Instant::now);
+        let changed = match self {
             Tx::Sqlite(tx) => {
                 let mut stmt = tx.prepare_cached(&sqlite_sql(sql))?;
                 stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64
@@ -305,7 +308,9 @@ impl<'c> Tx<'c> {
                 let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
                 tx.execute(sql, &params)?
             }
-        })
+        };
+        trace(started, sql, changed);
+        Ok(changed)
     }
 
     /// Streams the rows of a query through `each`, one at a time.
@@ -315,6 +320,12 @@ impl<'c> Tx<'c> {
         params: &[Val<'_>],
         mut each: impl FnMut(&Row<'_>) -> Result<()>,
     ) -> Result<()> {
+        let started = trace_sql().then(std::time::Instant::now);
+        let mut seen = 0u64;
+        let mut each = |row: &Row<'_>| {
+            seen += 1;
+            each(row)
+        };
         match self {
             Tx::Sqlite(tx) => {
                 let mut stmt = tx.prepare_cached(&sqlite_sql(sql))?;
@@ -330,6 +341,7 @@ impl<'c> Tx<'c> {
                 }
             }
         }
+        trace(started, sql, seen);
         Ok(())
     }
 
@@ -417,6 +429,19 @@ impl IdAllocator {
         self.next += 1;
         self.next - 1
     }
+}
+
+fn trace(started: Option<std::time::Instant>, sql: &str, rows: u64) {
+    if let Some(started) = started {
+        let head: String = sql.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(90).collect();
+        eprintln!("sql {:>8.3}s {rows:>9} rows  {head}", started.elapsed().as_secs_f64());
+    }
+}
+
+/// Whether `FERRY_TRACE_SQL` asks for statement timings (read once).
+fn trace_sql() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("FERRY_TRACE_SQL").is_some())
 }
 
 #[cfg(test)]
