@@ -10,7 +10,7 @@ use ferry_core::email::Email;
 use ferry_core::model::AccountType;
 use ferry_snapshot::{ImportError, Progress};
 use ferry_store::accounts::{self, CustomerFilter};
-use ferry_store::{Store, StoreError, sites};
+use ferry_store::{Store, StoreError, audit, sites};
 
 // Import and copy build millions of small strings; glibc's allocator spends
 // seconds freeing them.
@@ -48,6 +48,20 @@ enum Command {
     Copy {
         #[command(subcommand)]
         command: CopyCommand,
+    },
+    /// Groups of a site; review the imported ones.
+    Group {
+        #[command(subcommand)]
+        command: GroupCommand,
+    },
+    /// The audit log: who did what, when, before and after; tab-separated, oldest first.
+    Audit {
+        /// Only this site's entries.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only entries from this time on (RFC 3339, or a date YYYY-MM-DD meaning its start, UTC).
+        #[arg(long)]
+        since: Option<String>,
     },
     /// Keys of the requests a customer can view on a site, one a line, sorted.
     Access {
@@ -103,6 +117,34 @@ enum CustomerCommand {
         #[arg(long)]
         duplicates: bool,
     },
+    /// Move portal-only accounts to the Atlassian account with the same email (created, unverified, when none).
+    Upgrade {
+        site: String,
+        /// Emails of the portal-only accounts to upgrade.
+        #[arg(required_unless_present = "all_duplicates", conflicts_with = "all_duplicates")]
+        emails: Vec<String>,
+        /// Every portal-only account whose email also has an Atlassian account on the site.
+        #[arg(long)]
+        all_duplicates: bool,
+        /// List exactly what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupCommand {
+    /// Each group: state, the run that imported it, projects, requests approval grants, members.
+    List {
+        site: String,
+        /// Only imported groups awaiting review.
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Grant an imported group's members the Customer role of the projects its run copied.
+    Approve { site: String, group: String },
+    /// Leave an imported group's members without the Customer role.
+    Decline { site: String, group: String },
 }
 
 #[derive(clap::Args)]
@@ -243,6 +285,15 @@ impl From<ferry_copy::CopyError> for Failure {
     }
 }
 
+impl From<ferry_remedy::RemedyError> for Failure {
+    fn from(e: ferry_remedy::RemedyError) -> Failure {
+        match e {
+            ferry_remedy::RemedyError::Store(e) => e.into(),
+            ferry_remedy::RemedyError::Invalid(_) => Failure { code: 2, message: e.to_string() },
+        }
+    }
+}
+
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Failure {
         Failure { code: 1, message: e.to_string() }
@@ -251,6 +302,18 @@ impl From<std::io::Error> for Failure {
 
 fn bad_input(message: String) -> Failure {
     Failure { code: 2, message }
+}
+
+/// Who the CLI acts as in the audit log: `FERRY_ACTOR` when set, else the
+/// operating-system user, as `cli:<user>`.
+fn cli_actor() -> String {
+    match std::env::var("FERRY_ACTOR") {
+        Ok(actor) if !actor.trim().is_empty() => actor.trim().to_owned(),
+        _ => format!(
+            "cli:{}",
+            std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".to_owned())
+        ),
+    }
 }
 
 fn main() -> ExitCode {
@@ -281,14 +344,44 @@ fn run(cli: Cli) -> Result<(), Failure> {
         return Ok(());
     }
     let mut store = Store::open(&cli.db)?;
+    store.set_actor(cli_actor());
     let mut out = std::io::stdout().lock();
     match cli.command {
         Command::Org { command: OrgCommand::Create { org } } => {
-            store.write(|tx| sites::create_org(tx, &org))?;
+            let actor = store.actor().to_owned();
+            store.write(|tx| {
+                sites::create_org(tx, &org)?;
+                audit::record(
+                    tx,
+                    audit::Action {
+                        actor: &actor,
+                        action: "org.create",
+                        site_id: None,
+                        target: &org,
+                        before: None,
+                        after: None,
+                    },
+                )
+            })?;
             writeln!(out, "created organization {org}")?;
         }
         Command::Site { command: SiteCommand::Create { org, site } } => {
-            store.write(|tx| sites::create_site(tx, &org, &site))?;
+            let actor = store.actor().to_owned();
+            store.write(|tx| {
+                let created = sites::create_site(tx, &org, &site)?;
+                let after = serde_json::json!({ "organization": org }).to_string();
+                audit::record(
+                    tx,
+                    audit::Action {
+                        actor: &actor,
+                        action: "site.create",
+                        site_id: Some(created.id),
+                        target: &site,
+                        before: None,
+                        after: Some(&after),
+                    },
+                )
+            })?;
             writeln!(out, "created site {site} in organization {org}")?;
         }
         Command::Site { command: SiteCommand::Import { site, dir } } => {
@@ -376,6 +469,52 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo { snapshots_only: Some(_), .. } => {}
         Command::Copy { command } => copy(&mut store, command, &mut out)?,
+        Command::Group { command } => group(&mut store, command, &mut out)?,
+        Command::Customer { command: CustomerCommand::Upgrade { site, emails, all_duplicates, dry_run } } => {
+            let selection = if all_duplicates {
+                ferry_remedy::Selection::AllDuplicates
+            } else {
+                ferry_remedy::Selection::Emails(emails)
+            };
+            let mut progress = UpgradeProgress(TerminalProgress::new("upgrading"));
+            let report = ferry_remedy::upgrade(&mut store, &site, &selection, dry_run, &mut progress)?;
+            progress.0.done();
+            print_upgrade(&report, &mut out)?;
+            if report.blocked() > 0 && !all_duplicates {
+                return Err(Failure {
+                    code: 1,
+                    message: format!(
+                        "{} of the named accounts could not be upgraded (see the blocked lines)",
+                        report.blocked()
+                    ),
+                });
+            }
+        }
+        Command::Audit { site, since } => {
+            let since = since.as_deref().map(parse_since).transpose()?;
+            let entries = store.read(|tx| -> Result<_, StoreError> {
+                let site_id = match &site {
+                    Some(slug) => Some(sites::site(tx, slug)?.id),
+                    None => None,
+                };
+                audit::list(tx, site_id, since.as_deref())
+            })?;
+            writeln!(out, "at\tactor\taction\tsite\ttarget\tbefore\tafter")?;
+            for e in entries {
+                let cell = |v: &str| v.replace(['\t', '\n'], " ");
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    e.at,
+                    cell(&e.actor),
+                    e.action,
+                    e.site.unwrap_or_default(),
+                    cell(&e.target),
+                    cell(e.before.as_deref().unwrap_or("")),
+                    cell(e.after.as_deref().unwrap_or(""))
+                )?;
+            }
+        }
     }
     Ok(())
 }
@@ -499,6 +638,133 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
         }
     }
     Ok(())
+}
+
+/// `--since`: an RFC 3339 time or a date, as the log's own timestamp.
+fn parse_since(value: &str) -> Result<String, Failure> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(audit::timestamp(at.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        let start = day.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        if let Some(start) = start {
+            return Ok(audit::timestamp(start));
+        }
+    }
+    Err(bad_input(format!(
+        "--since {value:?}: not a time (use RFC 3339 like 2026-11-25T10:00:00Z, or a date like 2026-11-25)"
+    )))
+}
+
+fn group(store: &mut Store, command: GroupCommand, out: &mut impl Write) -> Result<(), Failure> {
+    match command {
+        GroupCommand::List { site, pending } => {
+            let groups = ferry_remedy::list_groups(store, &site, pending)?;
+            if groups.is_empty() {
+                writeln!(out, "{}", if pending { "no imported groups need review" } else { "no groups" })?;
+            }
+            for g in groups {
+                write_group(&g, out)?;
+            }
+        }
+        GroupCommand::Approve { ref site, ref group } | GroupCommand::Decline { ref site, ref group } => {
+            let approve = matches!(command, GroupCommand::Approve { .. });
+            let decision =
+                if approve { ferry_remedy::GroupDecision::Approve } else { ferry_remedy::GroupDecision::Decline };
+            let (review, changed) = ferry_remedy::decide_group(store, site, group, decision)?;
+            let verb = if approve { "approved" } else { "declined" };
+            if changed {
+                writeln!(out, "{verb} group {}", review.name)?;
+            } else {
+                writeln!(out, "group {} was already {verb}; nothing changed", review.name)?;
+            }
+            write_group(&review, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn write_group(g: &ferry_remedy::GroupReview, out: &mut impl Write) -> std::io::Result<()> {
+    let state = match g.state {
+        ferry_core::model::GroupState::Active => "active",
+        ferry_core::model::GroupState::AwaitingReview => "awaiting review",
+        ferry_core::model::GroupState::Declined => "declined",
+    };
+    let run = g.run.map(|r| format!("imported by run {r}")).unwrap_or_else(|| "not imported".to_owned());
+    let projects = if g.projects.is_empty() { "none".to_owned() } else { g.projects.join(",") };
+    writeln!(
+        out,
+        "{}\t{state}\t{run}\t{} members\tprojects {projects}\t{} requests gained on approval",
+        g.name,
+        g.members.len(),
+        g.requests_gained
+    )?;
+    for member in &g.members {
+        writeln!(out, "  {member}")?;
+    }
+    Ok(())
+}
+
+fn print_upgrade(report: &ferry_remedy::UpgradeReport, out: &mut impl Write) -> std::io::Result<()> {
+    use ferry_remedy::UpgradeStatus as S;
+    let would = if report.dry_run { "would upgrade" } else { "upgraded" };
+    for line in &report.lines {
+        match &line.status {
+            S::ToExisting { atlassian_ext_id } | S::ToNew { atlassian_ext_id } => {
+                let how = if matches!(line.status, S::ToNew { .. }) {
+                    "new, email unverified, invitation pending"
+                } else {
+                    "existing"
+                };
+                write!(
+                    out,
+                    "{would} {}: portal-only {} -> Atlassian account {atlassian_ext_id} ({how})",
+                    line.email, line.portal_ext_id
+                )?;
+                if let Some(r) = line.references {
+                    write!(
+                        out,
+                        "; moves {} requests reported, {} participations, {} comments, {} customer lists, {} organization memberships",
+                        r.requests_reported, r.participations, r.comments, r.customer_lists, r.organizations
+                    )?;
+                }
+                writeln!(out)?;
+            }
+            S::AlreadyUpgraded { atlassian_ext_id } => {
+                writeln!(out, "already upgraded {}: merged into {atlassian_ext_id}; nothing changed", line.email)?;
+            }
+            S::Blocked { reason } => writeln!(out, "blocked {}: {reason}", line.email)?,
+        }
+    }
+    if report.dry_run {
+        writeln!(
+            out,
+            "dry run: {} would be upgraded ({} Atlassian accounts created), {} blocked, {} already upgraded; nothing was changed",
+            report.upgraded(),
+            report.created(),
+            report.blocked(),
+            report.already()
+        )
+    } else {
+        writeln!(
+            out,
+            "upgraded {} accounts ({} Atlassian accounts created, invitations pending), {} blocked, {} already upgraded",
+            report.upgraded(),
+            report.created(),
+            report.blocked(),
+            report.already()
+        )
+    }
+}
+
+struct UpgradeProgress(TerminalProgress);
+
+impl ferry_remedy::Progress for UpgradeProgress {
+    fn step(&mut self, done: u64, total: u64) {
+        if let Some(bar) = &self.0.bar {
+            bar.set_message(format!("upgraded {done} of {total} accounts"));
+        }
+    }
 }
 
 /// A bar on a terminal; a plain line per phase otherwise.

@@ -82,6 +82,7 @@ pub fn run(
     started: impl FnOnce(i64),
 ) -> Result<(i64, ReportData), CopyError> {
     let options_json = serde_json::to_string(options).map_err(|e| CopyError::Invalid(e.to_string()))?;
+    let actor = store.actor().to_owned();
     let run_id = store.write(|tx| -> Result<i64, CopyError> {
         let source = sites::site(tx, &options.from)?;
         let destination = sites::site(tx, &options.to)?;
@@ -91,9 +92,22 @@ pub fn run(
              VALUES ($1, $2, $3, 'planning', $4)",
             &[Val::I(source.id), Val::I(destination.id), Val::T(&options_json), Val::T(&started_at)],
         )?;
-        Ok(tx
+        let run_id = tx
             .query_opt("SELECT MAX(id) FROM copy_runs WHERE started_at = $1", &[Val::T(&started_at)], |r| r.int(0))?
-            .unwrap_or(0))
+            .unwrap_or(0);
+        let after = serde_json::json!({ "run": run_id, "state": "planning", "options": options }).to_string();
+        ferry_store::audit::record(
+            tx,
+            ferry_store::audit::Action {
+                actor: &actor,
+                action: "copy.run",
+                site_id: Some(destination.id),
+                target: &format!("run {run_id}"),
+                before: None,
+                after: Some(&after),
+            },
+        )?;
+        Ok(run_id)
     })?;
     started(run_id);
     let data = continue_run(store, run_id, progress)?;
@@ -102,6 +116,23 @@ pub fn run(
 
 /// Finishes an interrupted run; a finished run is left as it is.
 pub fn resume(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
+    let actor = store.actor().to_owned();
+    store.write(|tx| -> Result<(), CopyError> {
+        let row = load_run(tx, run_id)?;
+        let before = serde_json::json!({ "state": row.state, "phase": row.phase, "cursor": row.cursor }).to_string();
+        ferry_store::audit::record(
+            tx,
+            ferry_store::audit::Action {
+                actor: &actor,
+                action: "copy.resume",
+                site_id: Some(row.destination.id),
+                target: &format!("run {run_id}"),
+                before: Some(&before),
+                after: None,
+            },
+        )?;
+        Ok(())
+    })?;
     continue_run(store, run_id, progress)
 }
 

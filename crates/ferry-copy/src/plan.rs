@@ -314,6 +314,22 @@ pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, Cop
         },
     )?;
     index.linked = links(tx, "account")?;
+    // An account copied earlier and since upgraded lives on as the account
+    // it was merged into.
+    let mut merged: HashMap<i64, i64> = HashMap::new();
+    tx.query_each(
+        "SELECT id, merged_into FROM accounts WHERE site_id = $1 AND merged_into IS NOT NULL",
+        &[Val::I(destination.id)],
+        |r| {
+            merged.insert(r.int(0)?, r.int(1)?);
+            Ok(())
+        },
+    )?;
+    for destination_id in index.linked.values_mut() {
+        if let Some(&into) = merged.get(destination_id) {
+            *destination_id = into;
+        }
+    }
     let mut taken_ext: HashSet<String> = destination_ext.values().cloned().collect();
     let site_user_ids: HashSet<i64> = index.atlassian_by_email.values().map(|a| a.account_id).collect();
 

@@ -39,15 +39,17 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
         &run,
         |r| Ok(r.text(0)?.to_owned()),
     )?);
-    // Accounts the run created that something else now uses.
+    // Upgrades that merged an account into one of the run's accounts, or
+    // one of them into another: rolling back would take away what moved.
     let created =
         "SELECT destination_account_id FROM copy_customers WHERE run_id = $1 AND new_account_ext_id IS NOT NULL";
+    let touched = "SELECT destination_account_id FROM copy_customers WHERE run_id = $1";
     blockers.extend(tx.query_all(
         &format!(
-            "SELECT 'customer ' || a.email || ' was upgraded or merged after this run' FROM accounts a
-             WHERE (a.id IN ({created}) AND a.merged_into IS NOT NULL)
-                OR a.merged_into IN ({created})
-             ORDER BY a.email_key"
+            "SELECT 'customer ' || a.email || ' was upgraded to an Atlassian account after this run; rolling back would undo what the upgrade moved'
+             FROM accounts a
+             WHERE a.merged_into IS NOT NULL AND (a.id IN ({touched}) OR a.merged_into IN ({touched}))
+             ORDER BY a.email_key, a.id"
         ),
         &run,
         |r| Ok(r.text(0)?.to_owned()),
@@ -79,6 +81,7 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
 /// Rolls back run `run_id` in one transaction, or refuses with every
 /// blocker.
 pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyError> {
+    let actor = store.actor().to_owned();
     store.write(|tx| {
         let state = tx
             .query_opt("SELECT state FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| Ok(r.text(0)?.to_owned()))?
@@ -142,6 +145,27 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
             Val::I(run_id),
             Val::T(&chrono::Utc::now().to_rfc3339()),
         ])?;
+        let destination = tx
+            .query_opt("SELECT destination_site_id FROM copy_runs WHERE id = $1", &run, |r| r.int(0))?
+            .unwrap_or_default();
+        let after = serde_json::json!({
+            "state": "rolled_back",
+            "requests_removed": summary.requests,
+            "accounts_removed": summary.accounts,
+            "projects_removed": summary.projects,
+            "organizations_removed": summary.organizations,
+            "grants_revoked": summary.grants,
+            "group_removed": summary.group,
+        })
+        .to_string();
+        ferry_store::audit::record(tx, ferry_store::audit::Action {
+            actor: &actor,
+            action: "copy.rollback",
+            site_id: Some(destination),
+            target: &format!("run {run_id}"),
+            before: Some(&serde_json::json!({ "state": state }).to_string()),
+            after: Some(&after),
+        })?;
         Ok(summary)
     })
 }

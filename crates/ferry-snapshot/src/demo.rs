@@ -364,7 +364,20 @@ pub fn load_demo(
     let scratch = tempfile::tempdir().map_err(io(&std::env::temp_dir()))?;
     let (src_dir, dst_dir) = (scratch.path().join(SOURCE_SITE), scratch.path().join(DESTINATION_SITE));
     let counts = write_demo(&src_dir, &dst_dir, customers, seed).map_err(io(scratch.path()))?;
+    let actor = store.actor().to_owned();
     store.write_checked_bulk(|tx| {
+        let after = serde_json::json!({ "customers": customers, "seed": seed }).to_string();
+        ferry_store::audit::record(
+            tx,
+            ferry_store::audit::Action {
+                actor: &actor,
+                action: "demo.create",
+                site_id: None,
+                target: ORG,
+                before: None,
+                after: Some(&after),
+            },
+        )?;
         ferry_store::sites::create_org(tx, ORG)?;
         ferry_store::sites::create_site(tx, ORG, SOURCE_SITE)?;
         ferry_store::sites::create_site(tx, ORG, DESTINATION_SITE)?;

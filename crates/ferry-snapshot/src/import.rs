@@ -65,7 +65,26 @@ pub fn import_site(
     dir: &Path,
     progress: &mut dyn Progress,
 ) -> Result<ImportSummary, ImportError> {
-    store.write_checked_bulk(|tx| import_into(tx, site, dir, progress))
+    let actor = store.actor().to_owned();
+    store.write_checked_bulk(|tx| {
+        let summary = import_into(tx, site, dir, progress)?;
+        let site_id = ferry_store::sites::site(tx, site)?.id;
+        let rows: serde_json::Map<String, serde_json::Value> =
+            summary.rows.iter().map(|(file, n)| ((*file).to_owned(), (*n).into())).collect();
+        let after = serde_json::json!({ "from": dir.display().to_string(), "rows": rows }).to_string();
+        ferry_store::audit::record(
+            tx,
+            ferry_store::audit::Action {
+                actor: &actor,
+                action: "site.import",
+                site_id: Some(site_id),
+                target: site,
+                before: None,
+                after: Some(&after),
+            },
+        )?;
+        Ok(summary)
+    })
 }
 
 /// [`import_site`] inside a transaction the caller owns, so that several

@@ -88,6 +88,9 @@ impl ToSql for Val<'_> {
 /// A ferry store: one open connection with the schema migrated.
 pub struct Store {
     conn: Conn,
+    /// Who acts through this store, for the audit log ("cli:<user>", an
+    /// admin's email); "system" until set.
+    actor: String,
 }
 
 enum Conn {
@@ -96,6 +99,15 @@ enum Conn {
 }
 
 impl Store {
+    /// Names who the following actions are audited as.
+    pub fn set_actor(&mut self, actor: impl Into<String>) {
+        self.actor = actor.into();
+    }
+
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
     /// Opens `url`: `postgres://…`/`postgresql://…` for a server, otherwise
     /// an SQLite file (`sqlite://path`, `sqlite:path` or a plain path).
     /// Migrations run before the store is returned.
@@ -119,7 +131,7 @@ impl Store {
             conn.set_prepared_statement_cache_capacity(64);
             Conn::Sqlite(conn)
         };
-        let mut store = Store { conn };
+        let mut store = Store { conn, actor: "system".to_owned() };
         crate::migrate::run(&mut store)?;
         Ok(store)
     }

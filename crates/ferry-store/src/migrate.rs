@@ -20,6 +20,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_copy.sql"),
         postgres: include_str!("../migrations/postgres/0002_copy.sql"),
     },
+    Migration {
+        version: 3,
+        sqlite: include_str!("../migrations/sqlite/0003_remediation.sql"),
+        postgres: include_str!("../migrations/postgres/0003_remediation.sql"),
+    },
 ];
 
 /// Any fixed number: the advisory lock that keeps two processes from

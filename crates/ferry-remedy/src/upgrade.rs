@@ -1,0 +1,512 @@
+//! Upgrade portal-only accounts to the Atlassian account with the same
+//! email (SPEC §5). Every reference moves (reporter, participant, comment
+//! author, customer lists, organization memberships), duplicates collapse,
+//! and the portal-only account is deactivated with `merged_into`. Accounts
+//! are upgraded in batches, each batch one transaction; an account is never
+//! half-upgraded, and upgrading it again changes nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use ferry_core::email::Email;
+use ferry_store::audit;
+use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
+use ferry_store::sites::{self, Site};
+use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val};
+
+use crate::{Progress, RemedyError};
+
+/// Which portal-only accounts to upgrade.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// These emails (as typed; normalized here).
+    Emails(Vec<String>),
+    /// Every portal-only account whose email also has an Atlassian account
+    /// among the site's users.
+    AllDuplicates,
+}
+
+/// What happens (or would happen) to one portal-only account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpgradeStatus {
+    /// Moves to this existing Atlassian account.
+    ToExisting { atlassian_ext_id: String },
+    /// A new Atlassian account is created (email unverified, invitation
+    /// pending) and the account moves to it.
+    ToNew { atlassian_ext_id: String },
+    /// Upgraded before: merged into this account. Nothing changes.
+    AlreadyUpgraded { atlassian_ext_id: String },
+    /// Cannot be upgraded, for this reason. Nothing changes.
+    Blocked { reason: String },
+}
+
+/// References of one account that an upgrade moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct References {
+    pub requests_reported: u64,
+    pub participations: u64,
+    pub comments: u64,
+    pub customer_lists: u64,
+    pub organizations: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeLine {
+    pub email: String,
+    pub portal_ext_id: String,
+    pub status: UpgradeStatus,
+    /// Filled by a dry run: exactly what would move.
+    pub references: Option<References>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpgradeReport {
+    /// One line per account, sorted by normalized email.
+    pub lines: Vec<UpgradeLine>,
+    pub dry_run: bool,
+}
+
+impl UpgradeReport {
+    fn count(&self, f: impl Fn(&UpgradeStatus) -> bool) -> usize {
+        self.lines.iter().filter(|l| f(&l.status)).count()
+    }
+    pub fn upgraded(&self) -> usize {
+        self.count(|s| matches!(s, UpgradeStatus::ToExisting { .. } | UpgradeStatus::ToNew { .. }))
+    }
+    pub fn created(&self) -> usize {
+        self.count(|s| matches!(s, UpgradeStatus::ToNew { .. }))
+    }
+    pub fn blocked(&self) -> usize {
+        self.count(|s| matches!(s, UpgradeStatus::Blocked { .. }))
+    }
+    pub fn already(&self) -> usize {
+        self.count(|s| matches!(s, UpgradeStatus::AlreadyUpgraded { .. }))
+    }
+}
+
+/// Accounts per transaction.
+const BATCH: usize = 50_000;
+
+struct Candidate {
+    portal_id: i64,
+    email: String,
+    email_key: String,
+    portal_ext_id: String,
+    display_name: String,
+    merged_into: Option<i64>,
+}
+
+struct Atlassian {
+    id: i64,
+    ext_id: String,
+    active: bool,
+    verified: bool,
+    site_user: bool,
+}
+
+static NEW_ATLASSIAN: TableSpec = TableSpec {
+    table: "accounts",
+    columns: &[
+        "id",
+        "kind",
+        "site_id",
+        "ext_id",
+        "email",
+        "email_key",
+        "display_name",
+        "active",
+        "email_verified",
+        "invitation_pending",
+    ],
+    on_conflict: OnConflict::Fail,
+};
+static MAP: TableSpec =
+    TableSpec { table: "ferry_upgrade_map", columns: &["portal_id", "atlassian_id"], on_conflict: OnConflict::Fail };
+static AUDIT: TableSpec = TableSpec {
+    table: "audit_log",
+    columns: &["at", "actor", "action", "site_id", "target", "before", "after"],
+    on_conflict: OnConflict::Fail,
+};
+
+/// Upgrades (or, with `dry_run`, lists exactly what upgrading would change
+/// for) the selected portal-only accounts of `site`.
+pub fn upgrade(
+    store: &mut Store,
+    site: &str,
+    selection: &Selection,
+    dry_run: bool,
+    progress: &mut dyn Progress,
+) -> Result<UpgradeReport, RemedyError> {
+    // Resolve every account first: an unknown email is bad input and stops
+    // everything before anything is written.
+    let (site, mut planned) = store.read(|tx| resolve(tx, site, selection))?;
+    planned.sort_by(|a, b| (a.0.email_key.as_str(), a.0.portal_id).cmp(&(b.0.email_key.as_str(), b.0.portal_id)));
+    let mut report = UpgradeReport { lines: Vec::with_capacity(planned.len()), dry_run };
+    let actor = store.actor().to_owned();
+    let total = planned.len() as u64;
+    let mut done = 0u64;
+    for batch in planned.chunks(BATCH) {
+        let lines = store.write(|tx| apply_batch(tx, &site, batch, dry_run, &actor))?;
+        report.lines.extend(lines);
+        done += batch.len() as u64;
+        progress.step(done, total);
+    }
+    Ok(report)
+}
+
+type Planned = (Candidate, Option<Atlassian>);
+
+/// A row of `SELECT {COLUMNS} FROM accounts a`.
+fn candidate(r: &ferry_store::Row<'_>) -> Result<Candidate, StoreError> {
+    Ok(Candidate {
+        portal_id: r.int(0)?,
+        email: r.text(1)?.to_owned(),
+        email_key: r.text(2)?.to_owned(),
+        portal_ext_id: r.text(3)?.to_owned(),
+        display_name: r.text(4)?.to_owned(),
+        merged_into: r.opt_int(5)?,
+    })
+}
+
+/// Which count of [`References`] a query fills.
+type Field = fn(&mut References) -> &mut u64;
+
+fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, Vec<Planned>), RemedyError> {
+    let site = sites::site(tx, site)?;
+    let mut candidates = Vec::new();
+    const COLUMNS: &str = "a.id, a.email, a.email_key, a.ext_id, a.display_name, a.merged_into";
+    match selection {
+        Selection::Emails(emails) => {
+            if emails.is_empty() {
+                return Err(RemedyError::Invalid("name at least one email, or --all-duplicates".to_owned()));
+            }
+            let mut seen = HashSet::new();
+            for raw in emails {
+                let email = Email::parse(raw).map_err(|e| RemedyError::Invalid(e.to_string()))?;
+                if !seen.insert(email.key().to_owned()) {
+                    continue;
+                }
+                let found = tx.query_opt(
+                    &format!("SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.email_key = $2"),
+                    &[Val::I(site.id), Val::T(email.key())],
+                    candidate,
+                )?;
+                match found {
+                    Some(c) => candidates.push(c),
+                    None => {
+                        return Err(RemedyError::Invalid(format!(
+                            "site {} has no portal-only account with email {raw}; nothing was upgraded",
+                            site.slug
+                        )));
+                    }
+                }
+            }
+        }
+        Selection::AllDuplicates => {
+            tx.query_each(
+                &format!(
+                    "SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.merged_into IS NULL
+                     AND EXISTS (SELECT 1 FROM accounts b JOIN site_users su ON su.account_id = b.id AND su.site_id = $1
+                                 WHERE b.site_id IS NULL AND b.email_key = a.email_key)"
+                ),
+                &[Val::I(site.id)],
+                |r| {
+                    candidates.push(candidate(r)?);
+                    Ok(())
+                },
+            )?;
+        }
+    }
+    // The Atlassian accounts with those emails, and whether each is already
+    // a user of the site.
+    let mut atlassian: HashMap<String, Atlassian> = HashMap::new();
+    let keys: HashSet<&str> = candidates.iter().map(|c| c.email_key.as_str()).collect();
+    let by_key = |tx: &mut Tx<'_>, sql: &str, params: &[Val<'_>], map: &mut HashMap<String, Atlassian>| {
+        tx.query_each(sql, params, |r| {
+            let key = r.text(2)?;
+            if keys.contains(key) {
+                map.insert(
+                    key.to_owned(),
+                    Atlassian {
+                        id: r.int(0)?,
+                        ext_id: r.text(1)?.to_owned(),
+                        active: r.bool(3)?,
+                        verified: r.bool(4)?,
+                        site_user: r.bool(5)?,
+                    },
+                );
+            }
+            Ok(())
+        })
+    };
+    const ATLASSIAN: &str = "SELECT a.id, a.ext_id, a.email_key, a.active, a.email_verified,
+         EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id)
+         FROM accounts a WHERE a.site_id IS NULL";
+    if candidates.len() > 1000 {
+        // Many accounts: one pass over the Atlassian accounts.
+        by_key(tx, ATLASSIAN, &[Val::I(site.id)], &mut atlassian)?;
+    } else {
+        for c in &candidates {
+            by_key(
+                tx,
+                &format!("{ATLASSIAN} AND a.email_key = $2"),
+                &[Val::I(site.id), Val::T(&c.email_key)],
+                &mut atlassian,
+            )?;
+        }
+    }
+    let planned = candidates
+        .into_iter()
+        .map(|c| {
+            let target = atlassian.remove(&c.email_key);
+            (c, target)
+        })
+        .collect();
+    Ok((site, planned))
+}
+
+fn apply_batch(
+    tx: &mut Tx<'_>,
+    site: &Site,
+    batch: &[Planned],
+    dry_run: bool,
+    actor: &str,
+) -> Result<Vec<UpgradeLine>, RemedyError> {
+    let mut lines = Vec::with_capacity(batch.len());
+    let mut ids = IdAllocator::start(tx, "accounts")?;
+    let mut new_accounts = RowBatch::new(&NEW_ATLASSIAN);
+    let mut map = RowBatch::new(&MAP);
+    let mut new_site_users: Vec<i64> = Vec::new();
+    let mut audit_rows = RowBatch::new(&AUDIT);
+    let at = audit::timestamp(chrono::Utc::now());
+    let mut taken_ext: Option<HashSet<String>> = None;
+    for (c, target) in batch {
+        let status = if let Some(merged) = c.merged_into {
+            let ext = tx
+                .query_opt("SELECT ext_id FROM accounts WHERE id = $1", &[Val::I(merged)], |r| {
+                    Ok(r.text(0)?.to_owned())
+                })?
+                .unwrap_or_default();
+            UpgradeStatus::AlreadyUpgraded { atlassian_ext_id: ext }
+        } else {
+            match target {
+                Some(a) if !a.verified => UpgradeStatus::Blocked {
+                    reason: format!(
+                        "Atlassian account {} with this email has an unverified email; its owner must verify it before the upgrade",
+                        a.ext_id
+                    ),
+                },
+                Some(a) if !a.active => UpgradeStatus::Blocked {
+                    reason: format!("Atlassian account {} with this email is inactive; reactivate it first", a.ext_id),
+                },
+                Some(a) => {
+                    map.push(&[Val::I(c.portal_id), Val::I(a.id)]);
+                    if !a.site_user {
+                        new_site_users.push(a.id);
+                    }
+                    UpgradeStatus::ToExisting { atlassian_ext_id: a.ext_id.clone() }
+                }
+                None => {
+                    let taken = match &mut taken_ext {
+                        Some(t) => t,
+                        None => taken_ext.insert(atlassian_ext_ids(tx)?),
+                    };
+                    let ext = new_ext_id(&site.slug, &c.portal_ext_id, taken);
+                    let id = ids.next_id();
+                    new_accounts.push(&[
+                        Val::I(id),
+                        Val::T("atlassian"),
+                        Val::Null,
+                        Val::T(&ext),
+                        Val::T(&c.email),
+                        Val::T(&c.email_key),
+                        Val::T(&c.display_name),
+                        Val::B(true),
+                        Val::B(false),
+                        Val::B(true),
+                    ]);
+                    map.push(&[Val::I(c.portal_id), Val::I(id)]);
+                    new_site_users.push(id);
+                    UpgradeStatus::ToNew { atlassian_ext_id: ext }
+                }
+            }
+        };
+        if !dry_run
+            && let UpgradeStatus::ToExisting { atlassian_ext_id } | UpgradeStatus::ToNew { atlassian_ext_id } = &status
+        {
+            let before =
+                serde_json::json!({ "type": "portal-only", "account": c.portal_ext_id, "active": true }).to_string();
+            let after = serde_json::json!({
+                "active": false,
+                "merged_into": atlassian_ext_id,
+                "atlassian_account_created": matches!(status, UpgradeStatus::ToNew { .. }),
+            })
+            .to_string();
+            audit_rows.push(&[
+                Val::T(&at),
+                Val::T(actor),
+                Val::T("customer.upgrade"),
+                Val::I(site.id),
+                Val::T(&c.email),
+                Val::T(&before),
+                Val::T(&after),
+            ]);
+        }
+        lines.push(UpgradeLine {
+            email: c.email.clone(),
+            portal_ext_id: c.portal_ext_id.clone(),
+            status,
+            references: None,
+        });
+    }
+
+    // The portal-only -> Atlassian pairs of this batch, as a table to join.
+    match tx.backend() {
+        Backend::Sqlite => tx.batch(
+            "CREATE TEMP TABLE IF NOT EXISTS ferry_upgrade_map (portal_id INTEGER PRIMARY KEY, atlassian_id INTEGER NOT NULL);
+             DELETE FROM ferry_upgrade_map;",
+        )?,
+        Backend::Postgres => tx.batch(
+            "CREATE TEMP TABLE IF NOT EXISTS ferry_upgrade_map (portal_id BIGINT PRIMARY KEY, atlassian_id BIGINT NOT NULL)
+             ON COMMIT DROP;
+             TRUNCATE ferry_upgrade_map;",
+        )?,
+    }
+    write_all(tx, &map)?;
+
+    if dry_run {
+        let references = count_references(tx)?;
+        let ids: HashMap<&str, i64> = batch.iter().map(|(c, _)| (c.portal_ext_id.as_str(), c.portal_id)).collect();
+        for line in &mut lines {
+            if matches!(line.status, UpgradeStatus::ToExisting { .. } | UpgradeStatus::ToNew { .. }) {
+                let id = ids.get(line.portal_ext_id.as_str()).copied().unwrap_or_default();
+                line.references = Some(references.get(&id).copied().unwrap_or_default());
+            }
+        }
+        return Ok(lines);
+    }
+
+    write_all(tx, &new_accounts)?;
+    for account in new_site_users {
+        tx.execute(
+            "INSERT INTO site_users (site_id, account_id) SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT)
+             WHERE NOT EXISTS (SELECT 1 FROM site_users WHERE site_id = $1 AND account_id = $2)",
+            &[Val::I(site.id), Val::I(account)],
+        )?;
+    }
+    let mapped = "(SELECT atlassian_id FROM ferry_upgrade_map m WHERE m.portal_id = t.{col})";
+    for (table, column) in [("requests", "reporter_id"), ("comments", "author_id")] {
+        tx.execute(
+            &format!(
+                "UPDATE {table} AS t SET {column} = {} WHERE t.{column} IN (SELECT portal_id FROM ferry_upgrade_map)",
+                mapped.replace("{col}", column)
+            ),
+            &[],
+        )?;
+    }
+    // Lists: the Atlassian account joins each list the portal-only account
+    // was on (once, when it already was), then the portal-only entry goes.
+    for (table, key) in [
+        ("request_participants", "request_id"),
+        ("project_customers", "project_id"),
+        ("organization_members", "organization_id"),
+    ] {
+        tx.execute(
+            &format!(
+                "INSERT INTO {table} ({key}, account_id)
+                 SELECT DISTINCT x.{key}, m.atlassian_id FROM {table} x JOIN ferry_upgrade_map m ON m.portal_id = x.account_id
+                 WHERE NOT EXISTS (SELECT 1 FROM {table} y WHERE y.{key} = x.{key} AND y.account_id = m.atlassian_id)"
+            ),
+            &[],
+        )?;
+        tx.execute(&format!("DELETE FROM {table} WHERE account_id IN (SELECT portal_id FROM ferry_upgrade_map)"), &[])?;
+    }
+    tx.execute(
+        &format!(
+            "UPDATE accounts AS t SET active = FALSE, merged_into = {}
+             WHERE t.id IN (SELECT portal_id FROM ferry_upgrade_map)",
+            mapped.replace("{col}", "id")
+        ),
+        &[],
+    )?;
+    write_all(tx, &audit_rows)?;
+    Ok(lines)
+}
+
+/// References each mapped portal-only account holds, by account id.
+fn count_references(tx: &mut Tx<'_>) -> Result<HashMap<i64, References>, StoreError> {
+    let mut counts: HashMap<i64, References> = HashMap::new();
+    let queries: [(&str, Field); 5] = [
+        (
+            "SELECT m.portal_id, COUNT(*) FROM requests x JOIN ferry_upgrade_map m ON m.portal_id = x.reporter_id GROUP BY m.portal_id",
+            |r| &mut r.requests_reported,
+        ),
+        (
+            "SELECT m.portal_id, COUNT(*) FROM request_participants x JOIN ferry_upgrade_map m ON m.portal_id = x.account_id GROUP BY m.portal_id",
+            |r| &mut r.participations,
+        ),
+        (
+            "SELECT m.portal_id, COUNT(*) FROM comments x JOIN ferry_upgrade_map m ON m.portal_id = x.author_id GROUP BY m.portal_id",
+            |r| &mut r.comments,
+        ),
+        (
+            "SELECT m.portal_id, COUNT(*) FROM project_customers x JOIN ferry_upgrade_map m ON m.portal_id = x.account_id GROUP BY m.portal_id",
+            |r| &mut r.customer_lists,
+        ),
+        (
+            "SELECT m.portal_id, COUNT(*) FROM organization_members x JOIN ferry_upgrade_map m ON m.portal_id = x.account_id GROUP BY m.portal_id",
+            |r| &mut r.organizations,
+        ),
+    ];
+    for (sql, field) in queries {
+        tx.query_each(sql, &[], |r| {
+            *field(counts.entry(r.int(0)?).or_default()) = r.int(1)? as u64;
+            Ok(())
+        })?;
+    }
+    Ok(counts)
+}
+
+fn atlassian_ext_ids(tx: &mut Tx<'_>) -> Result<HashSet<String>, StoreError> {
+    let mut taken = HashSet::new();
+    tx.query_each("SELECT ext_id FROM accounts WHERE site_id IS NULL", &[], |r| {
+        taken.insert(r.text(0)?.to_owned());
+        Ok(())
+    })?;
+    Ok(taken)
+}
+
+/// A new Atlassian account's id: readable, tied to the account it came
+/// from, unique in the cloud.
+fn new_ext_id(site: &str, portal_ext_id: &str, taken: &mut HashSet<String>) -> String {
+    let base = format!("aa-{site}-{portal_ext_id}");
+    let mut candidate = base.clone();
+    let mut n = 1;
+    while !taken.insert(candidate.clone()) {
+        n += 1;
+        candidate = format!("{base}-{n}");
+    }
+    candidate
+}
+
+fn write_all(tx: &mut Tx<'_>, batch: &RowBatch) -> Result<(), StoreError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut writer = BulkWriter::new(batch.spec);
+    writer.write(tx, batch)?;
+    writer.finish(tx)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_account_ids_never_collide() {
+        let mut taken: HashSet<String> = ["aa-us-po-1".to_owned(), "aa-us-po-1-2".to_owned()].into();
+        assert_eq!(new_ext_id("us", "po-1", &mut taken), "aa-us-po-1-3");
+        assert_eq!(new_ext_id("us", "po-2", &mut taken), "aa-us-po-2");
+        assert_eq!(new_ext_id("us", "po-2", &mut taken), "aa-us-po-2-2");
+    }
+}

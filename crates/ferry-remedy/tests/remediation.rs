@@ -1,0 +1,401 @@
+//! Remediation on both backends: the seed's story after the copy (approve,
+//! decline, upgrade), what an upgrade moves and what it never touches, and
+//! rollbacks that refuse after remediation.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failure is the assertion
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ferry_copy::{CopyError, CopyOptions, OrganizationMode, Scope};
+use ferry_core::email::Email;
+use ferry_core::model::{AccountType, GroupState};
+use ferry_remedy::{GroupDecision, Quiet, RemedyError, Selection, UpgradeStatus, decide_group, list_groups, upgrade};
+use ferry_snapshot::{export_site, import_site};
+use ferry_store::{Store, Val, accounts, audit, sites};
+use ferry_testkit::{Backend, TestDb, on_both_backends, story_dir};
+
+fn story(store: &mut Store) {
+    store
+        .write(|tx| {
+            sites::create_org(tx, "acme")?;
+            sites::create_site(tx, "acme", "eu")?;
+            sites::create_site(tx, "acme", "us")
+        })
+        .unwrap();
+    import_site(store, "eu", &story_dir().join("eu"), &mut ferry_snapshot::Quiet).unwrap();
+    import_site(store, "us", &story_dir().join("us"), &mut ferry_snapshot::Quiet).unwrap();
+    let options = CopyOptions {
+        from: "eu".into(),
+        to: "us".into(),
+        projects: None,
+        customers: Scope::Related,
+        renames: BTreeMap::new(),
+        organizations: OrganizationMode::Block,
+    };
+    ferry_copy::run(store, &options, &mut ferry_copy::Quiet, |_| {}).unwrap();
+}
+
+fn access(store: &mut Store, site: &str, email: &str, prefer: Option<AccountType>) -> Vec<String> {
+    let key = Email::parse(email).unwrap().key().to_owned();
+    store
+        .read(|tx| {
+            let site = sites::site(tx, site)?;
+            match accounts::find_by_email(tx, site.id, &key, prefer)? {
+                Some(account) => ferry_store::access::viewable_request_keys(tx, site.id, account),
+                None => Ok(Vec::new()),
+            }
+        })
+        .unwrap()
+}
+
+fn export(store: &mut Store, site: &str) -> BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    export_site(store, site, dir.path()).unwrap();
+    std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
+        })
+        .collect()
+}
+
+fn audit_actions(store: &mut Store) -> Vec<(String, String)> {
+    store.read(|tx| audit::list(tx, None, None)).unwrap().into_iter().map(|e| (e.action, e.target)).collect()
+}
+
+const STORY: [&str; 6] =
+    ["alice@acme.test", "bruno@acme.test", "chen@acme.test", "dana@acme.test", "eli@acme.test", "fay@acme.test"];
+
+fn story_access(store: &mut Store) -> Vec<Vec<String>> {
+    STORY.iter().map(|e| access(store, "us", e, None)).collect()
+}
+
+fn keys(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn approving_the_imported_group_lets_its_members_see_their_requests(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    store.set_actor("admin@acme.test");
+    story(&mut store);
+    assert!(access(&mut store, "us", "chen@acme.test", None).is_empty(), "awaiting review grants nothing");
+
+    let pending = list_groups(&mut store, "us", true).unwrap();
+    assert_eq!(pending.len(), 1);
+    let group = &pending[0];
+    assert_eq!(group.name, "customers-from-eu");
+    assert_eq!(group.state, GroupState::AwaitingReview);
+    assert_eq!(group.run, Some(1));
+    assert_eq!(group.members, keys(&["chen@acme.test"]));
+    assert_eq!(group.projects, keys(&["SUP"]));
+    assert_eq!(group.requests_gained, 1);
+
+    let before = story_access(&mut store);
+    // Names are case-insensitive.
+    let (review, changed) = decide_group(&mut store, "us", "Customers-From-EU", GroupDecision::Approve).unwrap();
+    assert!(changed);
+    assert_eq!(review.state, GroupState::Active);
+    assert_eq!(access(&mut store, "us", "chen@acme.test", None), keys(&["SUP-3"]));
+    let after = story_access(&mut store);
+    for (i, email) in STORY.iter().enumerate() {
+        if *email != "chen@acme.test" {
+            assert_eq!(before[i], after[i], "approval changed what {email} sees");
+        }
+    }
+    assert!(list_groups(&mut store, "us", true).unwrap().is_empty());
+
+    // Idempotent: a second approval changes nothing and logs nothing.
+    let (_, changed) = decide_group(&mut store, "us", "customers-from-eu", GroupDecision::Approve).unwrap();
+    assert!(!changed);
+    let approvals: Vec<_> = audit_actions(&mut store).into_iter().filter(|(a, _)| a == "group.approve").collect();
+    assert_eq!(approvals, [("group.approve".to_owned(), "customers-from-eu".to_owned())]);
+    let entry = store.read(|tx| audit::list(tx, None, None)).unwrap().into_iter().last().unwrap();
+    assert_eq!(entry.actor, "admin@acme.test");
+    assert!(entry.before.unwrap().contains("awaiting_review"));
+    assert!(entry.after.unwrap().contains("\"active\""));
+
+    // After the approval, the run can no longer be rolled back.
+    match ferry_copy::rollback(&mut store, 1) {
+        Err(CopyError::RollbackRefused { blockers, .. }) => {
+            assert!(blockers.iter().any(|b| b.contains("customers-from-eu") && b.contains("approved")), "{blockers:?}")
+        }
+        other => panic!("rollback after approval: {other:?}"),
+    }
+}
+
+fn a_declined_group_leaves_its_members_without_access(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let before = story_access(&mut store);
+    let (review, changed) = decide_group(&mut store, "us", "customers-from-eu", GroupDecision::Decline).unwrap();
+    assert!(changed);
+    assert_eq!(review.state, GroupState::Declined);
+    assert!(access(&mut store, "us", "chen@acme.test", None).is_empty());
+    assert_eq!(story_access(&mut store), before);
+    let (_, changed) = decide_group(&mut store, "us", "customers-from-eu", GroupDecision::Decline).unwrap();
+    assert!(!changed);
+    assert!(list_groups(&mut store, "us", true).unwrap().is_empty());
+    assert_eq!(list_groups(&mut store, "us", false).unwrap()[0].state, GroupState::Declined);
+    match ferry_copy::rollback(&mut store, 1) {
+        Err(CopyError::RollbackRefused { blockers, .. }) => {
+            assert!(blockers.iter().any(|b| b.contains("declined")), "{blockers:?}")
+        }
+        other => panic!("rollback after decline: {other:?}"),
+    }
+}
+
+fn only_imported_groups_are_reviewed(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    store
+        .write(|tx| {
+            let us = sites::site(tx, "us")?;
+            tx.execute(
+                "INSERT INTO groups (id, site_id, name, name_key, state) VALUES (900, $1, 'staff', 'staff', 'active')",
+                &[Val::I(us.id)],
+            )
+        })
+        .unwrap();
+    for decision in [GroupDecision::Approve, GroupDecision::Decline] {
+        match decide_group(&mut store, "us", "staff", decision) {
+            Err(RemedyError::Invalid(message)) => assert!(message.contains("not an imported group"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        match decide_group(&mut store, "us", "nobody", decision) {
+            Err(RemedyError::Invalid(message)) => assert!(message.contains("no group named"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let all = list_groups(&mut store, "us", false).unwrap();
+    assert_eq!(
+        all.iter().map(|g| (g.name.as_str(), g.run)).collect::<Vec<_>>(),
+        [("customers-from-eu", Some(1)), ("staff", None)]
+    );
+}
+
+fn upgrading_the_story_duplicate_shows_requests_under_either_account(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    assert_eq!(access(&mut store, "us", "fay@acme.test", None), keys(&["SUP-6"]));
+    let before = story_access(&mut store);
+
+    let dry = upgrade(&mut store, "us", &Selection::AllDuplicates, true, &mut Quiet).unwrap();
+    assert_eq!(dry.lines.len(), 1);
+    assert_eq!(dry.lines[0].email, "fay@acme.test");
+    assert_eq!(dry.lines[0].status, UpgradeStatus::ToExisting { atlassian_ext_id: "aa-fay".into() });
+    let refs = dry.lines[0].references.unwrap();
+    assert_eq!((refs.requests_reported, refs.customer_lists), (1, 1));
+    assert_eq!(access(&mut store, "us", "fay@acme.test", Some(AccountType::PortalOnly)), keys(&["HR-1"]), "dry run");
+
+    let done = upgrade(&mut store, "us", &Selection::Emails(vec!["FAY@acme.test".into()]), false, &mut Quiet).unwrap();
+    assert_eq!(done.upgraded(), 1);
+    assert_eq!(access(&mut store, "us", "fay@acme.test", None), keys(&["HR-1", "SUP-6"]));
+    assert!(access(&mut store, "us", "fay@acme.test", Some(AccountType::PortalOnly)).is_empty());
+    let after = story_access(&mut store);
+    for (i, email) in STORY.iter().enumerate() {
+        if *email != "fay@acme.test" {
+            assert_eq!(before[i], after[i], "the upgrade changed what {email} sees");
+        }
+    }
+    match ferry_copy::rollback(&mut store, 1) {
+        Err(CopyError::RollbackRefused { blockers, .. }) => {
+            assert!(blockers.iter().any(|b| b.contains("fay@acme.test") && b.contains("upgraded")), "{blockers:?}")
+        }
+        other => panic!("rollback after upgrade: {other:?}"),
+    }
+    assert!(audit_actions(&mut store).contains(&("customer.upgrade".to_owned(), "fay@acme.test".to_owned())));
+}
+
+fn write_site(dir: &Path, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, body) in files {
+        std::fs::write(dir.join(name), body).unwrap();
+    }
+}
+
+/// One site with every kind of reference an upgrade moves: kim (portal-only
+/// and a verified Atlassian account, both on one request and one list),
+/// lee (Atlassian account unverified), max (no Atlassian account), ned (a
+/// bystander).
+fn references_site(store: &mut Store) {
+    let dir = tempfile::tempdir().unwrap();
+    write_site(
+        dir.path(),
+        &[
+            (
+                "accounts.csv",
+                "account_id,account_type,email,display_name,active,email_verified
+po-kim,customer,kim@x.test,Kim,true,true
+aa-kim,atlassian,kim@x.test,Kim,true,true
+po-lee,customer,lee@x.test,Lee,true,true
+aa-lee,atlassian,lee@x.test,Lee,true,false
+po-max,customer,max@x.test,Max,true,true
+po-ned,customer,ned@x.test,Ned,true,true
+",
+            ),
+            ("projects.csv", "project_key,name\nPX,Project X\n"),
+            ("customers.csv", "project_key,account_id\nPX,po-kim\nPX,aa-kim\nPX,po-lee\nPX,po-max\nPX,po-ned\n"),
+            ("organizations.csv", "organization,account_id\nOrg1,po-kim\nOrg1,aa-kim\n"),
+            (
+                "requests.csv",
+                "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization
+PX-1,PX,Kim portal,Open,2026-01-01T00:00:00Z,po-kim,po-ned,
+PX-2,PX,Kim atlassian,Open,2026-01-02T00:00:00Z,aa-kim,po-kim,
+PX-3,PX,Ned only,Open,2026-01-03T00:00:00Z,po-ned,,
+PX-4,PX,Max,Open,2026-01-04T00:00:00Z,po-max,,
+PX-5,PX,Lee,Open,2026-01-05T00:00:00Z,po-lee,,
+",
+            ),
+            ("comments.csv", "request_key,author_id,created,body\nPX-1,po-kim,2026-01-01T01:00:00Z,hello\n"),
+        ],
+    );
+    store
+        .write(|tx| {
+            sites::create_org(tx, "x")?;
+            sites::create_site(tx, "x", "x")
+        })
+        .unwrap();
+    import_site(store, "x", dir.path(), &mut ferry_snapshot::Quiet).unwrap();
+}
+
+fn an_upgrade_moves_every_reference_and_collapses_duplicates(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    references_site(&mut store);
+    let ned_before = access(&mut store, "x", "ned@x.test", None);
+    assert_eq!(ned_before, keys(&["PX-1", "PX-3"]));
+    assert_eq!(access(&mut store, "x", "kim@x.test", None), keys(&["PX-2"]));
+    let untouched = export(&mut store, "x");
+
+    // The dry run lists exactly what would move and changes nothing.
+    let dry = upgrade(&mut store, "x", &Selection::Emails(vec!["kim@x.test".into()]), true, &mut Quiet).unwrap();
+    let refs = dry.lines[0].references.unwrap();
+    assert_eq!(
+        (refs.requests_reported, refs.participations, refs.comments, refs.customer_lists, refs.organizations),
+        (1, 1, 1, 1, 1)
+    );
+    assert_eq!(export(&mut store, "x"), untouched);
+
+    let done = upgrade(&mut store, "x", &Selection::Emails(vec!["kim@x.test".into()]), false, &mut Quiet).unwrap();
+    assert_eq!(done.upgraded(), 1);
+    assert_eq!(access(&mut store, "x", "kim@x.test", None), keys(&["PX-1", "PX-2"]));
+    assert!(access(&mut store, "x", "kim@x.test", Some(AccountType::PortalOnly)).is_empty());
+    assert_eq!(access(&mut store, "x", "ned@x.test", None), ned_before, "a bystander's view never changes");
+    let files = export(&mut store, "x");
+    let requests = &files["requests.csv"];
+    assert!(requests.contains("PX-1,PX,Kim portal,Open,2026-01-01T00:00:00Z,aa-kim,po-ned,"), "{requests}");
+    // Both accounts were on PX-2: one entry remains.
+    assert!(requests.contains("PX-2,PX,Kim atlassian,Open,2026-01-02T00:00:00Z,aa-kim,aa-kim,"), "{requests}");
+    assert!(files["comments.csv"].contains("PX-1,aa-kim,"), "{}", files["comments.csv"]);
+    let customers = &files["customers.csv"];
+    assert_eq!(customers.matches("PX,aa-kim").count(), 1, "{customers}");
+    assert!(!customers.contains("po-kim"), "{customers}");
+    let organizations = &files["organizations.csv"];
+    assert_eq!(organizations.matches("Org1,aa-kim").count(), 1, "{organizations}");
+    assert!(!organizations.contains("po-kim"), "{organizations}");
+    let (active, merged_into) = store
+        .read(|tx| {
+            tx.query_opt(
+                "SELECT a.active, m.ext_id FROM accounts a JOIN accounts m ON m.id = a.merged_into WHERE a.ext_id = 'po-kim'",
+                &[],
+                |r| Ok((r.bool(0)?, r.text(1)?.to_owned())),
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert!(!active);
+    assert_eq!(merged_into, "aa-kim");
+
+    // Idempotent.
+    let again = upgrade(&mut store, "x", &Selection::Emails(vec!["kim@x.test".into()]), false, &mut Quiet).unwrap();
+    assert_eq!(again.lines[0].status, UpgradeStatus::AlreadyUpgraded { atlassian_ext_id: "aa-kim".into() });
+    assert_eq!(export(&mut store, "x"), files);
+}
+
+fn an_unverified_atlassian_account_blocks_and_a_missing_one_is_created(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    references_site(&mut store);
+    let report =
+        upgrade(&mut store, "x", &Selection::Emails(vec!["lee@x.test".into(), "max@x.test".into()]), false, &mut Quiet)
+            .unwrap();
+    match &report.lines[0].status {
+        UpgradeStatus::Blocked { reason } => {
+            assert!(reason.contains("aa-lee") && reason.contains("unverified"), "{reason}")
+        }
+        other => panic!("lee: {other:?}"),
+    }
+    assert_eq!(access(&mut store, "x", "lee@x.test", Some(AccountType::PortalOnly)), keys(&["PX-5"]), "lee untouched");
+    let UpgradeStatus::ToNew { atlassian_ext_id } = &report.lines[1].status else {
+        panic!("max: {:?}", report.lines[1].status)
+    };
+    let (verified, pending) = store
+        .read(|tx| {
+            tx.query_opt(
+                "SELECT email_verified, invitation_pending FROM accounts WHERE site_id IS NULL AND ext_id = $1",
+                &[Val::T(atlassian_ext_id)],
+                |r| Ok((r.bool(0)?, r.bool(1)?)),
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert!(!verified && pending, "created unverified, invitation pending");
+    assert_eq!(access(&mut store, "x", "max@x.test", None), keys(&["PX-4"]));
+
+    // --all-duplicates takes only emails with an Atlassian site user: kim
+    // and lee (blocked), not ned.
+    let all = upgrade(&mut store, "x", &Selection::AllDuplicates, true, &mut Quiet).unwrap();
+    let emails: Vec<_> = all.lines.iter().map(|l| l.email.as_str()).collect();
+    assert_eq!(emails, ["kim@x.test", "lee@x.test"]);
+
+    // An unknown email is bad input and nothing is written.
+    let before = export(&mut store, "x");
+    match upgrade(
+        &mut store,
+        "x",
+        &Selection::Emails(vec!["kim@x.test".into(), "zed@x.test".into()]),
+        false,
+        &mut Quiet,
+    ) {
+        Err(RemedyError::Invalid(message)) => assert!(message.contains("zed@x.test"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(export(&mut store, "x"), before);
+}
+
+fn the_audit_log_records_who_did_what(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    store.set_actor("ops@acme.test");
+    story(&mut store);
+    decide_group(&mut store, "us", "customers-from-eu", GroupDecision::Decline).unwrap();
+    let entries = store.read(|tx| audit::list(tx, None, None)).unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["site.import", "site.import", "copy.run", "group.decline"]);
+    assert!(entries.iter().all(|e| e.actor == "ops@acme.test"));
+    let us = store.read(|tx| Ok::<_, ferry_store::StoreError>(sites::site(tx, "us")?.id)).unwrap();
+    let only_us = store.read(|tx| audit::list(tx, Some(us), None)).unwrap();
+    assert_eq!(
+        only_us.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["site.import", "copy.run", "group.decline"]
+    );
+    let later = store.read(|tx| audit::list(tx, None, Some("2999-01-01T00:00:00.000Z"))).unwrap();
+    assert!(later.is_empty());
+    let since_first = store.read(|tx| audit::list(tx, None, Some(&entries[0].at))).unwrap();
+    assert_eq!(since_first.len(), entries.len());
+}
+
+on_both_backends!(
+    approving_the_imported_group_lets_its_members_see_their_requests,
+    a_declined_group_leaves_its_members_without_access,
+    only_imported_groups_are_reviewed,
+    upgrading_the_story_duplicate_shows_requests_under_either_account,
+    an_upgrade_moves_every_reference_and_collapses_duplicates,
+    an_unverified_atlassian_account_blocks_and_a_missing_one_is_created,
+    the_audit_log_records_who_did_what,
+);
