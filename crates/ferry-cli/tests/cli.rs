@@ -21,6 +21,7 @@ impl Ferry {
         Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(args)
             .env("FERRY_DB", &self.db.url)
+            .env("FERRY_ACTOR", "cli:tester")
             .current_dir(self.cwd.path())
             .output()
             .unwrap()
@@ -242,7 +243,51 @@ fn a_killed_copy_resumes_to_exactly_an_uninterrupted_copy(backend: Backend) {
     }
 }
 
+fn the_story_remediated_from_the_command_line(backend: Backend) {
+    let ferry = Ferry::new(backend);
+    ferry.story();
+    let run = ferry.ok(&["copy", "run", "--from", "eu", "--to", "us", "--report", "out"]);
+    assert!(run.starts_with("run 1\n"), "{run}");
+    let pending = ferry.ok(&["group", "list", "us", "--pending"]);
+    assert_eq!(
+        pending,
+        "customers-from-eu\tawaiting review\timported by run 1\t1 members\tprojects SUP\t1 requests gained on approval\n  chen@acme.test\n"
+    );
+    assert_eq!(ferry.ok(&["access", "us", "chen@acme.test"]), "");
+    let approved = ferry.ok(&["group", "approve", "us", "customers-from-eu"]);
+    assert!(approved.starts_with("approved group customers-from-eu\n"), "{approved}");
+    assert!(ferry.ok(&["group", "approve", "us", "customers-from-eu"]).contains("already approved; nothing changed"));
+    assert_eq!(ferry.ok(&["group", "list", "us", "--pending"]), "no imported groups need review\n");
+    assert_eq!(ferry.ok(&["access", "us", "chen@acme.test"]), "SUP-3\n");
+
+    let dry = ferry.ok(&["customer", "upgrade", "us", "--all-duplicates", "--dry-run"]);
+    assert!(
+        dry.contains("would upgrade fay@acme.test: portal-only po-fay-us -> Atlassian account aa-fay (existing); moves 1 requests reported"),
+        "{dry}"
+    );
+    assert!(dry.ends_with("nothing was changed\n"), "{dry}");
+    assert_eq!(ferry.ok(&["access", "us", "fay@acme.test"]), "SUP-6\n");
+    ferry.ok(&["customer", "upgrade", "us", "fay@acme.test"]);
+    assert_eq!(ferry.ok(&["access", "us", "fay@acme.test"]), "HR-1\nSUP-6\n");
+    let again = ferry.ok(&["customer", "upgrade", "us", "fay@acme.test"]);
+    assert!(again.contains("already upgraded fay@acme.test: merged into aa-fay"), "{again}");
+
+    let refused = ferry.refused(&["copy", "rollback", "1"]);
+    assert!(refused.contains("group customers-from-eu was approved"), "{refused}");
+    assert!(refused.contains("customer fay@acme.test was upgraded"), "{refused}");
+    assert!(ferry.refused(&["customer", "upgrade", "us", "nobody@acme.test"]).contains("nobody@acme.test"));
+    assert!(ferry.refused(&["group", "decline", "us", "no-such-group"]).contains("no group named"));
+    assert!(ferry.refused(&["audit", "--since", "last week"]).contains("--since"));
+
+    let log = ferry.ok(&["audit", "--site", "us"]);
+    let actions: Vec<&str> = log.lines().skip(1).map(|l| l.split('\t').nth(2).unwrap()).collect();
+    assert_eq!(actions, ["site.create", "site.import", "copy.run", "group.approve", "customer.upgrade"]);
+    assert!(log.lines().skip(1).all(|l| l.split('\t').nth(1) == Some("cli:tester")), "{log}");
+    assert_eq!(ferry.ok(&["audit", "--since", "2999-01-01"]).lines().count(), 1, "header only");
+}
+
 on_both_backends!(
+    the_story_remediated_from_the_command_line,
     a_killed_copy_resumes_to_exactly_an_uninterrupted_copy,
     the_story_before_a_copy,
     a_bad_import_exits_2_names_every_row_and_writes_nothing,

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Upgrade speed: `ferry customer upgrade <site> --all-duplicates` on the
+# destination of a copied demo, where every case-6 customer left a
+# portal-only account beside an Atlassian account. Reported as accounts/s
+# and against the sqlite3 shell's .import of the rows the upgrade wrote,
+# measured in the same run. SQLite, release build; nothing here is a test.
+#
+#   scripts/bench-upgrade.sh [customers]
+#
+# customers defaults to 850000, which leaves a little over 100,000
+# duplicates on demo-dst.
+set -euo pipefail
+customers=${1:-850000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bench-common.sh
+. "$root/scripts/bench-common.sh"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
+cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+ferry=$CARGO_TARGET_DIR/release/ferry
+work=$(mktemp -d /tmp/ferry-bench-upgrade.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+"$ferry" --db up.db demo --customers "$customers" --seed 1 >/dev/null 2>&1
+"$ferry" --db up.db copy run --from demo-src --to demo-dst >/dev/null 2>&1
+duplicates=$("$ferry" --db up.db customer list demo-dst --duplicates --type portal-only | tail -n +2 | wc -l)
+sync; t0=$(now)
+/usr/bin/time -f %M -o rss.txt "$ferry" --db up.db customer upgrade demo-dst --all-duplicates > upgrade.txt 2>upgrade.log
+t1=$(now)
+took=$(secs "$t0" "$t1"); rss=$(( $(cat rss.txt) / 1024 ))
+upgraded=$(grep -c '^upgraded .*: portal-only' upgrade.txt || true)
+
+# The rows the upgrade wrote: the merged accounts, the rows that now point
+# at their Atlassian accounts, the site users and the audit entries.
+targets="SELECT DISTINCT merged_into FROM accounts WHERE merged_into IS NOT NULL"
+mkdir rows
+while IFS='|' read -r table sql; do
+  sqlite3 -csv -header up.db "$sql" > "rows/$table.csv"
+done <<SQL
+accounts|SELECT * FROM accounts WHERE merged_into IS NOT NULL
+requests|SELECT * FROM requests WHERE reporter_id IN ($targets)
+comments|SELECT * FROM comments WHERE author_id IN ($targets)
+request_participants|SELECT * FROM request_participants WHERE account_id IN ($targets)
+project_customers|SELECT * FROM project_customers WHERE account_id IN ($targets)
+organization_members|SELECT * FROM organization_members WHERE account_id IN ($targets)
+audit_log|SELECT * FROM audit_log WHERE action = 'customer.upgrade'
+SQL
+rows=0
+for f in rows/*.csv; do rows=$((rows + $(tail -n +2 "$f" | wc -l))); done
+baseline=$(sqlite_import_median rows)
+echo "demo: $customers source customers; $duplicates portal-only duplicates on demo-dst; $upgraded upgraded"
+echo "SQLite: upgrade ${took} s, $(div "$upgraded" "$took" 0) accounts/s, $(div "$rows" "$took" 0) rows/s, peak RSS ${rss} MB"
+echo "SQLite: sqlite3 .import (median of ${RUNS:-3}) of the same $rows rows ${baseline} s; ratio $(div "$took" "$baseline" 2)x"
