@@ -3,9 +3,11 @@
 //! those decisions (the write-ahead plan), apply them in chunks that each
 //! commit their writes with their progress, and write the reports.
 //!
-//! Both sites live in one ferry database, so the bulk of a copy (requests,
-//! participants, comments, memberships) moves as set-based SQL driven by the
-//! persisted decisions: the rows never leave the database.
+//! Both sites live in one ferry database. Accounts and memberships move as
+//! set-based SQL driven by the persisted decisions; requests, participants
+//! and comments stream through ferry in id order, mapped through those
+//! decisions held in memory, and are written with the bulk writer (`COPY`
+//! on PostgreSQL).
 
 mod apply;
 mod plan;

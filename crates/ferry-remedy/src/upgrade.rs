@@ -93,6 +93,7 @@ struct Candidate {
     portal_ext_id: String,
     display_name: String,
     merged_into: Option<i64>,
+    active: bool,
 }
 
 struct Atlassian {
@@ -164,6 +165,7 @@ fn candidate(r: &ferry_store::Row<'_>) -> Result<Candidate, StoreError> {
         portal_ext_id: r.text(3)?.to_owned(),
         display_name: r.text(4)?.to_owned(),
         merged_into: r.opt_int(5)?,
+        active: r.bool(6)?,
     })
 }
 
@@ -173,7 +175,7 @@ type Field = fn(&mut References) -> &mut u64;
 fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, Vec<Planned>), RemedyError> {
     let site = sites::site(tx, site)?;
     let mut candidates = Vec::new();
-    const COLUMNS: &str = "a.id, a.email, a.email_key, a.ext_id, a.display_name, a.merged_into";
+    const COLUMNS: &str = "a.id, a.email, a.email_key, a.ext_id, a.display_name, a.merged_into, a.active";
     match selection {
         Selection::Emails(emails) => {
             if emails.is_empty() {
@@ -333,8 +335,8 @@ fn apply_batch(
         if !dry_run
             && let UpgradeStatus::ToExisting { atlassian_ext_id } | UpgradeStatus::ToNew { atlassian_ext_id } = &status
         {
-            let before =
-                serde_json::json!({ "type": "portal-only", "account": c.portal_ext_id, "active": true }).to_string();
+            let before = serde_json::json!({ "type": "portal-only", "account": c.portal_ext_id, "active": c.active })
+                .to_string();
             let after = serde_json::json!({
                 "active": false,
                 "merged_into": atlassian_ext_id,
