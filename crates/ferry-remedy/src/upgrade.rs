@@ -84,7 +84,7 @@ impl UpgradeReport {
 }
 
 /// Accounts per transaction.
-const BATCH: usize = 50_000;
+const BATCH: usize = 250_000;
 
 struct Candidate {
     portal_id: i64,
@@ -146,7 +146,9 @@ pub fn upgrade(
     let total = planned.len() as u64;
     let mut done = 0u64;
     for batch in planned.chunks(BATCH) {
-        let lines = store.write(|tx| apply_batch(tx, &site, batch, dry_run, &actor))?;
+        // Every id written comes from the database itself, so SQLite's per-row
+        // foreign-key lookups are skipped (as for bulk imports).
+        let lines = store.write_checked_bulk(|tx| apply_batch(tx, &site, batch, dry_run, &actor))?;
         report.lines.extend(lines);
         done += batch.len() as u64;
         progress.step(done, total);
@@ -204,65 +206,54 @@ fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, 
             }
         }
         Selection::AllDuplicates => {
+            // Each portal-only account beside an Atlassian site user with its
+            // email, with that account: one pass from the site's users.
+            let mut planned = Vec::new();
             tx.query_each(
                 &format!(
-                    "SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.merged_into IS NULL
-                     AND EXISTS (SELECT 1 FROM accounts b JOIN site_users su ON su.account_id = b.id AND su.site_id = $1
-                                 WHERE b.site_id IS NULL AND b.email_key = a.email_key)"
+                    "SELECT {COLUMNS}, b.id, b.ext_id, b.active, b.email_verified
+                     FROM site_users su
+                     JOIN accounts b ON b.id = su.account_id AND b.site_id IS NULL
+                     JOIN accounts a ON a.site_id = $1 AND a.email_key = b.email_key AND a.merged_into IS NULL
+                     WHERE su.site_id = $1"
                 ),
                 &[Val::I(site.id)],
                 |r| {
-                    candidates.push(candidate(r)?);
+                    let target = Atlassian {
+                        id: r.int(7)?,
+                        ext_id: r.text(8)?.to_owned(),
+                        active: r.bool(9)?,
+                        verified: r.bool(10)?,
+                        site_user: true,
+                    };
+                    planned.push((candidate(r)?, Some(target)));
                     Ok(())
                 },
             )?;
+            return Ok((site, planned));
         }
     }
-    // The Atlassian accounts with those emails, and whether each is already
-    // a user of the site.
-    let mut atlassian: HashMap<String, Atlassian> = HashMap::new();
-    let keys: HashSet<&str> = candidates.iter().map(|c| c.email_key.as_str()).collect();
-    let by_key = |tx: &mut Tx<'_>, sql: &str, params: &[Val<'_>], map: &mut HashMap<String, Atlassian>| {
-        tx.query_each(sql, params, |r| {
-            let key = r.text(2)?;
-            if keys.contains(key) {
-                map.insert(
-                    key.to_owned(),
-                    Atlassian {
-                        id: r.int(0)?,
-                        ext_id: r.text(1)?.to_owned(),
-                        active: r.bool(3)?,
-                        verified: r.bool(4)?,
-                        site_user: r.bool(5)?,
-                    },
-                );
-            }
-            Ok(())
-        })
-    };
-    const ATLASSIAN: &str = "SELECT a.id, a.ext_id, a.email_key, a.active, a.email_verified,
-         EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id)
-         FROM accounts a WHERE a.site_id IS NULL";
-    if candidates.len() > 1000 {
-        // Many accounts: one pass over the Atlassian accounts.
-        by_key(tx, ATLASSIAN, &[Val::I(site.id)], &mut atlassian)?;
-    } else {
-        for c in &candidates {
-            by_key(
-                tx,
-                &format!("{ATLASSIAN} AND a.email_key = $2"),
-                &[Val::I(site.id), Val::T(&c.email_key)],
-                &mut atlassian,
-            )?;
-        }
+    // The Atlassian account with each email, and whether it is already a
+    // user of the site.
+    let mut planned = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let target = tx.query_opt(
+            "SELECT a.id, a.ext_id, a.active, a.email_verified,
+                    EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id)
+             FROM accounts a WHERE a.site_id IS NULL AND a.email_key = $2",
+            &[Val::I(site.id), Val::T(&c.email_key)],
+            |r| {
+                Ok(Atlassian {
+                    id: r.int(0)?,
+                    ext_id: r.text(1)?.to_owned(),
+                    active: r.bool(2)?,
+                    verified: r.bool(3)?,
+                    site_user: r.bool(4)?,
+                })
+            },
+        )?;
+        planned.push((c, target));
     }
-    let planned = candidates
-        .into_iter()
-        .map(|c| {
-            let target = atlassian.remove(&c.email_key);
-            (c, target)
-        })
-        .collect();
     Ok((site, planned))
 }
 
@@ -415,8 +406,8 @@ fn apply_batch(
         tx.execute(
             &format!(
                 "INSERT INTO {table} ({key}, account_id)
-                 SELECT DISTINCT x.{key}, m.atlassian_id FROM {table} x JOIN ferry_upgrade_map m ON m.portal_id = x.account_id
-                 WHERE NOT EXISTS (SELECT 1 FROM {table} y WHERE y.{key} = x.{key} AND y.account_id = m.atlassian_id)"
+                 SELECT x.{key}, m.atlassian_id FROM {table} x JOIN ferry_upgrade_map m ON m.portal_id = x.account_id
+                 WHERE true ON CONFLICT DO NOTHING"
             ),
             &[],
         )?;
