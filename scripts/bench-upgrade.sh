@@ -28,9 +28,9 @@ duplicates=$("$ferry" --db up.db customer list demo-dst --duplicates --type port
 # The rows the upgrade rewrites, taken before it runs: the portal-only
 # duplicates it can upgrade (beside a verified, active Atlassian site user)
 # and every row that references them.
-dups="SELECT a.id FROM accounts a JOIN accounts b ON b.site_id IS NULL AND b.email_key = a.email_key
-      AND b.email_verified AND b.active JOIN site_users su ON su.account_id = b.id AND su.site_id = a.site_id
-      WHERE a.site_id = (SELECT id FROM sites WHERE slug = 'demo-dst') AND a.merged_into IS NULL"
+dups="SELECT a.id FROM accounts a JOIN accounts b ON b.site_id IS NULL AND b.email_key = a.email_key"
+dups="$dups AND b.email_verified AND b.active JOIN site_users su ON su.account_id = b.id AND su.site_id = a.site_id"
+dups="$dups WHERE a.site_id = (SELECT id FROM sites WHERE slug = 'demo-dst') AND a.merged_into IS NULL"
 mkdir rows
 while IFS='|' read -r table sql; do
   sqlite3 -csv -header up.db "$sql" > "rows/$table.csv"

@@ -128,9 +128,6 @@ impl Store {
             conn.pragma_update(None, "foreign_keys", "ON")?;
             conn.pragma_update(None, "cache_size", -262_144)?;
             conn.pragma_update(None, "temp_store", "MEMORY")?;
-            // Reads through the OS page cache without a copy into SQLite's
-            // (up to SQLite's default ceiling of just under 2 GiB).
-            conn.pragma_update(None, "mmap_size", 2_147_418_112_i64)?;
             conn.set_prepared_statement_cache_capacity(64);
             Conn::Sqlite(conn)
         };
