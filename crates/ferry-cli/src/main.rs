@@ -612,7 +612,13 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
             writeln!(out, "customers: {}", status.customers)?;
             writeln!(out, "requests copied: {}", status.requests_copied)?;
             if let Some(group) = status.group_name {
-                writeln!(out, "imported group: {group}")?;
+                let review = match status.group_state.as_deref() {
+                    Some("awaiting_review") => " (awaiting review)",
+                    Some("active") => " (approved)",
+                    Some("declined") => " (declined)",
+                    _ => "",
+                };
+                writeln!(out, "imported group: {group}{review}")?;
             }
             writeln!(out, "started: {}", status.started_at)?;
             if let Some(finished) = status.finished_at {

@@ -259,6 +259,7 @@ fn the_story_remediated_from_the_command_line(backend: Backend) {
     assert!(ferry.ok(&["group", "approve", "us", "customers-from-eu"]).contains("already approved; nothing changed"));
     assert_eq!(ferry.ok(&["group", "list", "us", "--pending"]), "no imported groups need review\n");
     assert_eq!(ferry.ok(&["access", "us", "chen@acme.test"]), "SUP-3\n");
+    assert!(ferry.ok(&["copy", "status", "1"]).contains("imported group: customers-from-eu (approved)\n"));
 
     let dry = ferry.ok(&["customer", "upgrade", "us", "--all-duplicates", "--dry-run"]);
     assert!(

@@ -47,6 +47,9 @@ pub struct RunStatus {
     pub customers: u64,
     pub requests_copied: u64,
     pub group_name: Option<String>,
+    /// The imported group's review state: `awaiting_review`, `active`
+    /// (approved) or `declined`; `None` once rolled back or when none.
+    pub group_state: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
 }
@@ -638,8 +641,9 @@ fn copy_requests(
     )?;
     let unmapped = |what: &str, id: i64, request: i64| {
         StoreError::Conflict(format!(
-            "run {run_id}: source request {request} refers to {what} {id}, which the run's plan does not hold; \
-             the plan is damaged, roll the run back and plan again"
+            "run {run_id}: source request {request} now refers to {what} {id}, which was not on the source when the \
+             run was planned (the source changed during the run); nothing of this chunk was written. Roll the run \
+             back (`ferry copy rollback {run_id}`) and run the copy again"
         ))
     };
     let mut copied: FxHashMap<i64, i64> = FxHashMap::default();
@@ -829,6 +833,11 @@ pub fn status(store: &mut Store, run_id: i64) -> Result<RunStatus, CopyError> {
                 |r| r.int(0),
             )?
             .unwrap_or(0) as u64;
+        let group_state = tx.query_opt(
+            "SELECT g.state FROM copy_runs r JOIN groups g ON g.id = r.group_id WHERE r.id = $1",
+            &[Val::I(run_id)],
+            |r| Ok(r.text(0)?.to_owned()),
+        )?;
         Ok(RunStatus {
             id: run_id,
             from: row.source.slug,
@@ -839,6 +848,7 @@ pub fn status(store: &mut Store, run_id: i64) -> Result<RunStatus, CopyError> {
             customers,
             requests_copied,
             group_name,
+            group_state,
             started_at,
             finished_at,
         })

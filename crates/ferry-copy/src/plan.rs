@@ -325,9 +325,13 @@ pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, Cop
             Ok(())
         },
     )?;
-    for destination_id in index.linked.values_mut() {
+    // Their access came through customer lists, which the upgrade moved,
+    // never through the imported group.
+    let mut upgraded_links: HashSet<i64> = HashSet::new();
+    for (source_id, destination_id) in index.linked.iter_mut() {
         if let Some(&into) = merged.get(destination_id) {
             *destination_id = into;
+            upgraded_links.insert(*source_id);
         }
     }
     let mut taken_ext: HashSet<String> = destination_ext.values().cloned().collect();
@@ -353,6 +357,7 @@ pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, Cop
         let via_group = decision.joins_imported_group()
             || (decision.outcome == Outcome::AlreadyCopied
                 && customer.kind == AccountType::PortalOnly
+                && !upgraded_links.contains(&customer.account_id)
                 && matches!(decision.target, Target::Existing(id) if site_user_ids.contains(&id)));
         planned.push(PlannedCustomer {
             customer,

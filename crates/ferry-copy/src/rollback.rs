@@ -47,8 +47,9 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
     blockers.extend(tx.query_all(
         &format!(
             "SELECT 'customer ' || a.email || ' was upgraded to an Atlassian account after this run; rolling back would undo what the upgrade moved'
-             FROM accounts a
-             WHERE a.merged_into IS NOT NULL AND (a.id IN ({touched}) OR a.merged_into IN ({touched}))
+             FROM accounts a JOIN copy_runs r ON r.id = $1
+             WHERE a.site_id = r.destination_site_id AND a.merged_into IS NOT NULL AND a.merged_at >= r.started_at
+               AND (a.id IN ({touched}) OR a.merged_into IN ({touched}))
              ORDER BY a.email_key, a.id"
         ),
         &run,

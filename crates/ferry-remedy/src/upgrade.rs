@@ -83,7 +83,7 @@ impl UpgradeReport {
     }
 }
 
-/// Accounts per transaction.
+/// Accounts per round of statements (bounds the mapping table).
 const BATCH: usize = 250_000;
 
 struct Candidate {
@@ -137,23 +137,28 @@ pub fn upgrade(
     dry_run: bool,
     progress: &mut dyn Progress,
 ) -> Result<UpgradeReport, RemedyError> {
-    // Resolve every account first: an unknown email is bad input and stops
-    // everything before anything is written.
-    let (site, mut planned) = store.read(|tx| resolve(tx, site, selection))?;
-    planned.sort_by(|a, b| (a.0.email_key.as_str(), a.0.portal_id).cmp(&(b.0.email_key.as_str(), b.0.portal_id)));
-    let mut report = UpgradeReport { lines: Vec::with_capacity(planned.len()), dry_run };
     let actor = store.actor().to_owned();
-    let total = planned.len() as u64;
-    let mut done = 0u64;
-    for batch in planned.chunks(BATCH) {
-        // Every id written comes from the database itself, so SQLite's per-row
-        // foreign-key lookups are skipped (as for bulk imports).
-        let lines = store.write_checked_bulk(|tx| apply_batch(tx, &site, batch, dry_run, &actor))?;
-        report.lines.extend(lines);
-        done += batch.len() as u64;
-        progress.step(done, total);
-    }
-    Ok(report)
+    // One transaction, under the writers' lock: every decision is made on
+    // what the database holds when it is carried out, and no other writer
+    // (a copy, an import, another upgrade) changes the accounts meanwhile.
+    // Every id written comes from the database itself, so SQLite's per-row
+    // foreign-key lookups are skipped (as for bulk imports).
+    store.write_checked_bulk(|tx| {
+        tx.lock_for_writing_ids()?;
+        // Resolve every account first: an unknown email is bad input and
+        // stops everything before anything is written.
+        let (site, mut planned) = resolve(tx, site, selection)?;
+        planned.sort_by(|a, b| (a.0.email_key.as_str(), a.0.portal_id).cmp(&(b.0.email_key.as_str(), b.0.portal_id)));
+        let mut report = UpgradeReport { lines: Vec::with_capacity(planned.len()), dry_run };
+        let total = planned.len() as u64;
+        let mut done = 0u64;
+        for batch in planned.chunks(BATCH) {
+            report.lines.extend(apply_batch(tx, &site, batch, dry_run, &actor)?);
+            done += batch.len() as u64;
+            progress.step(done, total);
+        }
+        Ok(report)
+    })
 }
 
 type Planned = (Candidate, Option<Atlassian>);
@@ -176,6 +181,18 @@ type Field = fn(&mut References) -> &mut u64;
 
 fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, Vec<Planned>), RemedyError> {
     let site = sites::site(tx, site)?;
+    // A run still applying maps source accounts to the destination accounts
+    // it planned; merging one of those now would strand what it writes next.
+    if let Some(run) = tx.query_opt(
+        "SELECT id FROM copy_runs WHERE destination_site_id = $1 AND state IN ('planning', 'applying') ORDER BY id",
+        &[Val::I(site.id)],
+        |r| r.int(0),
+    )? {
+        return Err(RemedyError::Invalid(format!(
+            "copy run {run} into site {} is unfinished; finish it (`ferry copy resume {run}`) or roll it back before upgrading accounts",
+            site.slug
+        )));
+    }
     let mut candidates = Vec::new();
     const COLUMNS: &str = "a.id, a.email, a.email_key, a.ext_id, a.display_name, a.merged_into, a.active";
     match selection {
@@ -190,7 +207,10 @@ fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, 
                     continue;
                 }
                 let found = tx.query_opt(
-                    &format!("SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.email_key = $2"),
+                    &format!(
+                        "SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.email_key = $2
+                         ORDER BY (a.merged_into IS NOT NULL), a.id"
+                    ),
                     &[Val::I(site.id), Val::T(email.key())],
                     candidate,
                 )?;
@@ -280,6 +300,13 @@ fn apply_batch(
                 })?
                 .unwrap_or_default();
             UpgradeStatus::AlreadyUpgraded { atlassian_ext_id: ext }
+        } else if !c.active {
+            UpgradeStatus::Blocked {
+                reason:
+                    "the portal-only account is inactive; an upgrade would hand its requests to an active account, \
+                         so reactivate it first if the customer should keep access"
+                        .to_owned(),
+            }
         } else {
             match target {
                 Some(a) if !a.verified => UpgradeStatus::Blocked {
@@ -415,11 +442,11 @@ fn apply_batch(
     }
     tx.execute(
         &format!(
-            "UPDATE accounts AS t SET active = FALSE, merged_into = {}
+            "UPDATE accounts AS t SET active = FALSE, merged_into = {}, merged_at = $1
              WHERE t.id IN (SELECT portal_id FROM ferry_upgrade_map)",
             mapped.replace("{col}", "id")
         ),
-        &[],
+        &[Val::T(&at)],
     )?;
     write_all(tx, &audit_rows)?;
     Ok(lines)

@@ -236,6 +236,8 @@ po-lee,customer,lee@x.test,Lee,true,true
 aa-lee,atlassian,lee@x.test,Lee,true,false
 po-max,customer,max@x.test,Max,true,true
 po-ned,customer,ned@x.test,Ned,true,true
+po-oli,customer,oli@x.test,Oli,false,true
+aa-oli,atlassian,oli@x.test,Oli,true,true
 ",
             ),
             ("projects.csv", "project_key,name\nPX,Project X\n"),
@@ -349,9 +351,16 @@ fn an_unverified_atlassian_account_blocks_and_a_missing_one_is_created(backend: 
 
     // --all-duplicates takes only emails with an Atlassian site user: kim
     // and lee (blocked), not ned.
+    // An inactive portal-only account is not handed to an active one.
+    let oli = upgrade(&mut store, "x", &Selection::Emails(vec!["oli@x.test".into()]), false, &mut Quiet).unwrap();
+    match &oli.lines[0].status {
+        UpgradeStatus::Blocked { reason } => assert!(reason.contains("inactive"), "{reason}"),
+        other => panic!("oli: {other:?}"),
+    }
+
     let all = upgrade(&mut store, "x", &Selection::AllDuplicates, true, &mut Quiet).unwrap();
     let emails: Vec<_> = all.lines.iter().map(|l| l.email.as_str()).collect();
-    assert_eq!(emails, ["kim@x.test", "lee@x.test"]);
+    assert_eq!(emails, ["kim@x.test", "lee@x.test", "oli@x.test"]);
 
     // An unknown email is bad input and nothing is written.
     let before = export(&mut store, "x");
@@ -390,7 +399,118 @@ fn the_audit_log_records_who_did_what(backend: Backend) {
     assert_eq!(since_first.len(), entries.len());
 }
 
+fn import_files(store: &mut Store, site: &str, files: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    write_site(dir.path(), files);
+    import_site(store, site, dir.path(), &mut ferry_snapshot::Quiet).unwrap();
+}
+
+fn copy(store: &mut Store, from: &str, to: &str) -> i64 {
+    let options = CopyOptions {
+        from: from.into(),
+        to: to.into(),
+        projects: None,
+        customers: Scope::Related,
+        renames: BTreeMap::new(),
+        organizations: OrganizationMode::Block,
+    };
+    ferry_copy::run(store, &options, &mut ferry_copy::Quiet, |_| {}).unwrap().0
+}
+
+fn copies_after_an_upgrade_follow_the_upgraded_account(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    // bruno's copied portal-only account has no Atlassian twin: the upgrade
+    // creates one (unverified) and merges the portal-only account into it.
+    let report =
+        upgrade(&mut store, "us", &Selection::Emails(vec!["bruno@acme.test".into()]), false, &mut Quiet).unwrap();
+    assert!(matches!(report.lines[0].status, UpgradeStatus::ToNew { .. }), "{:?}", report.lines[0].status);
+    assert_eq!(access(&mut store, "us", "bruno@acme.test", None), keys(&["SUP-2"]));
+
+    // The source grows: a new request by bruno, and a new project whose
+    // customer list holds bruno. The re-run gives both to the upgraded
+    // account, customer-list entry included.
+    import_files(
+        &mut store,
+        "eu",
+        &[
+            ("accounts.csv", "account_id,account_type,email,display_name,active,email_verified\n"),
+            ("projects.csv", "project_key,name\nOPS,Operations\n"),
+            ("customers.csv", "project_key,account_id\nOPS,po-bruno\n"),
+            (
+                "requests.csv",
+                "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization
+SUP-7,SUP,Another question,Open,2026-03-01T00:00:00Z,po-bruno,,
+OPS-1,OPS,Ops question,Open,2026-03-02T00:00:00Z,po-bruno,,
+",
+            ),
+        ],
+    );
+    copy(&mut store, "eu", "us");
+    assert_eq!(access(&mut store, "us", "bruno@acme.test", None), keys(&["OPS-1", "SUP-2", "SUP-7"]));
+
+    // Another source brings a new portal-only bruno (the upgraded account is
+    // unverified, so it is not linked) and fay's Atlassian account, whose
+    // portal-only twin on us is upgraded before this run.
+    upgrade(&mut store, "us", &Selection::Emails(vec!["fay@acme.test".into()]), false, &mut Quiet).unwrap();
+    store
+        .write(|tx| {
+            sites::create_site(tx, "acme", "apac")?;
+            Ok::<_, ferry_store::StoreError>(())
+        })
+        .unwrap();
+    import_files(
+        &mut store,
+        "apac",
+        &[
+            (
+                "accounts.csv",
+                "account_id,account_type,email,display_name,active,email_verified
+po-bruno-apac,customer,bruno@acme.test,Bruno,true,true
+aa-fay,atlassian,fay@acme.test,Fay,true,true
+",
+            ),
+            ("projects.csv", "project_key,name\nAPX,Asia\n"),
+            ("customers.csv", "project_key,account_id\nAPX,po-bruno-apac\nAPX,aa-fay\n"),
+            (
+                "requests.csv",
+                "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization
+APX-1,APX,Fay asks,Open,2026-04-01T00:00:00Z,aa-fay,,
+APX-2,APX,Bruno asks,Open,2026-04-02T00:00:00Z,po-bruno-apac,,
+",
+            ),
+        ],
+    );
+    let run = copy(&mut store, "apac", "us");
+    assert_eq!(access(&mut store, "us", "bruno@acme.test", Some(AccountType::PortalOnly)), keys(&["APX-2"]));
+    assert_eq!(access(&mut store, "us", "fay@acme.test", None), keys(&["APX-1", "HR-1", "SUP-6"]));
+    // That run came after the upgrades: it can be rolled back; the first
+    // run, upgraded after, cannot.
+    ferry_copy::rollback(&mut store, run).unwrap();
+    assert_eq!(access(&mut store, "us", "fay@acme.test", None), keys(&["HR-1", "SUP-6"]));
+    assert!(matches!(ferry_copy::rollback(&mut store, 1), Err(CopyError::RollbackRefused { .. })));
+}
+
+fn no_upgrade_while_a_run_into_the_site_is_unfinished(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let set_state = |store: &mut Store, state: &str| {
+        store.write(|tx| tx.execute("UPDATE copy_runs SET state = $1 WHERE id = 1", &[Val::T(state)])).unwrap();
+    };
+    set_state(&mut store, "applying");
+    match upgrade(&mut store, "us", &Selection::AllDuplicates, false, &mut Quiet) {
+        Err(RemedyError::Invalid(message)) => assert!(message.contains("copy run 1") && message.contains("unfinished")),
+        other => panic!("{other:?}"),
+    }
+    set_state(&mut store, "done");
+    assert_eq!(upgrade(&mut store, "us", &Selection::AllDuplicates, false, &mut Quiet).unwrap().upgraded(), 1);
+}
+
 on_both_backends!(
+    copies_after_an_upgrade_follow_the_upgraded_account,
+    no_upgrade_while_a_run_into_the_site_is_unfinished,
     approving_the_imported_group_lets_its_members_see_their_requests,
     a_declined_group_leaves_its_members_without_access,
     only_imported_groups_are_reviewed,

@@ -94,7 +94,7 @@ pub fn find_by_email(
         return Ok(atlassian);
     }
     tx.query_opt(
-        "SELECT id, active FROM accounts WHERE site_id = $1 AND email_key = $2",
+        "SELECT id, active FROM accounts WHERE site_id = $1 AND email_key = $2 ORDER BY (merged_into IS NOT NULL), id",
         &[Val::I(site_id), Val::T(email_key)],
         |r| Ok(SiteAccount { id: r.int(0)?, account_type: AccountType::PortalOnly, active: r.bool(1)? }),
     )

@@ -17,3 +17,9 @@ ALTER TABLE accounts ADD COLUMN invitation_pending BOOLEAN NOT NULL DEFAULT FALS
 CREATE INDEX comments_author ON comments (author_id);
 CREATE INDEX project_customers_account ON project_customers (account_id);
 CREATE INDEX accounts_merged_into ON accounts (merged_into) WHERE merged_into IS NOT NULL;
+-- When an upgrade merged the account (rollback refuses for runs before it).
+ALTER TABLE accounts ADD COLUMN merged_at TEXT;
+-- A merged portal-only account is a tombstone: its email is free for a new
+-- portal-only account on the site.
+DROP INDEX accounts_portal_email;
+CREATE UNIQUE INDEX accounts_portal_email ON accounts (site_id, email_key) WHERE site_id IS NOT NULL AND merged_into IS NULL;
