@@ -145,6 +145,44 @@ fn a_declined_group_leaves_its_members_without_access(backend: Backend) {
         }
         other => panic!("rollback after decline: {other:?}"),
     }
+    // A decision can be changed, both ways, and each change is logged.
+    assert!(decide_group(&mut store, "us", "customers-from-eu", GroupDecision::Approve).unwrap().1);
+    assert_eq!(access(&mut store, "us", "chen@acme.test", None), keys(&["SUP-3"]));
+    assert!(decide_group(&mut store, "us", "customers-from-eu", GroupDecision::Decline).unwrap().1);
+    assert!(access(&mut store, "us", "chen@acme.test", None).is_empty());
+    let decisions = audit_actions(&mut store).into_iter().filter(|(a, _)| a.starts_with("group.")).count();
+    assert_eq!(decisions, 3);
+}
+
+/// "Requests gained" is what approval changes under the access rule: the
+/// requests the members can view after approval and could not before.
+fn requests_gained_is_what_approval_opens(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    ferry_snapshot::demo::load_demo(&mut store, 400, 3, &mut ferry_snapshot::Quiet).unwrap();
+    let options = CopyOptions {
+        from: "demo-src".into(),
+        to: "demo-dst".into(),
+        projects: None,
+        customers: Scope::Related,
+        renames: BTreeMap::new(),
+        organizations: OrganizationMode::Block,
+    };
+    ferry_copy::run(&mut store, &options, &mut ferry_copy::Quiet, |_| {}).unwrap();
+    let group = list_groups(&mut store, "demo-dst", true).unwrap().remove(0);
+    assert!(group.members.len() > 10 && group.requests_gained > 0, "{group:?}");
+    let visible = |store: &mut Store| {
+        let mut all = std::collections::BTreeSet::new();
+        for member in &group.members {
+            all.extend(access(store, "demo-dst", member, Some(AccountType::Atlassian)));
+        }
+        all
+    };
+    let before = visible(&mut store);
+    decide_group(&mut store, "demo-dst", &group.name, GroupDecision::Approve).unwrap();
+    let after = visible(&mut store);
+    assert!(before.is_subset(&after));
+    assert_eq!(after.difference(&before).count() as u64, group.requests_gained);
 }
 
 fn only_imported_groups_are_reviewed(backend: Backend) {
@@ -509,6 +547,7 @@ fn no_upgrade_while_a_run_into_the_site_is_unfinished(backend: Backend) {
 }
 
 on_both_backends!(
+    requests_gained_is_what_approval_opens,
     copies_after_an_upgrade_follow_the_upgraded_account,
     no_upgrade_while_a_run_into_the_site_is_unfinished,
     approving_the_imported_group_lets_its_members_see_their_requests,
