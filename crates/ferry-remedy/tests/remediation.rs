@@ -530,6 +530,45 @@ APX-2,APX,Bruno asks,Open,2026-04-02T00:00:00Z,po-bruno-apac,,
     assert!(matches!(ferry_copy::rollback(&mut store, 1), Err(CopyError::RollbackRefused { .. })));
 }
 
+fn an_upgrade_makes_an_atlassian_account_of_another_site_a_user_of_this_one(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    references_site(&mut store);
+    store.write(|tx| sites::create_site(tx, "x", "y").map(|_| ())).unwrap();
+    import_files(
+        &mut store,
+        "y",
+        &[(
+            "accounts.csv",
+            "account_id,account_type,email,display_name,active,email_verified\naa-pat,atlassian,pat@x.test,Pat,true,true\n",
+        )],
+    );
+    import_files(
+        &mut store,
+        "x",
+        &[
+            (
+                "accounts.csv",
+                "account_id,account_type,email,display_name,active,email_verified\npo-pat,customer,pat@x.test,Pat,true,true\n",
+            ),
+            ("customers.csv", "project_key,account_id\nPX,po-pat\n"),
+            (
+                "requests.csv",
+                "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization
+PX-6,PX,Pat,Open,2026-01-06T00:00:00Z,po-pat,,
+",
+            ),
+        ],
+    );
+    // aa-pat is not a user of x, so pat is no duplicate there yet.
+    let all = upgrade(&mut store, "x", &Selection::AllDuplicates, true, &mut Quiet).unwrap();
+    assert!(all.lines.iter().all(|l| l.email != "pat@x.test"));
+    let report = upgrade(&mut store, "x", &Selection::Emails(vec!["pat@x.test".into()]), false, &mut Quiet).unwrap();
+    assert_eq!(report.lines[0].status, UpgradeStatus::ToExisting { atlassian_ext_id: "aa-pat".into() });
+    assert_eq!(access(&mut store, "x", "pat@x.test", Some(AccountType::Atlassian)), keys(&["PX-6"]));
+    assert_eq!(access(&mut store, "y", "pat@x.test", Some(AccountType::Atlassian)), Vec::<String>::new());
+}
+
 fn no_upgrade_while_a_run_into_the_site_is_unfinished(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
@@ -547,6 +586,7 @@ fn no_upgrade_while_a_run_into_the_site_is_unfinished(backend: Backend) {
 }
 
 on_both_backends!(
+    an_upgrade_makes_an_atlassian_account_of_another_site_a_user_of_this_one,
     requests_gained_is_what_approval_opens,
     copies_after_an_upgrade_follow_the_upgraded_account,
     no_upgrade_while_a_run_into_the_site_is_unfinished,
