@@ -501,14 +501,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
             })?;
             writeln!(out, "at\tactor\taction\tsite\ttarget\tbefore\tafter")?;
             for e in entries {
-                let cell = |v: &str| v.replace(['\t', '\n'], " ");
+                // Tab-separated for scripts and spreadsheets: no tab or line
+                // break inside a cell, and no cell a spreadsheet would run.
+                let cell = |v: &str| guard_cell(&v.replace(['\t', '\n', '\r'], " ")).into_owned();
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     e.at,
                     cell(&e.actor),
-                    e.action,
-                    e.site.unwrap_or_default(),
+                    cell(&e.action),
+                    cell(&e.site.unwrap_or_default()),
                     cell(&e.target),
                     cell(e.before.as_deref().unwrap_or("")),
                     cell(e.after.as_deref().unwrap_or(""))

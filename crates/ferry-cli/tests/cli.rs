@@ -285,6 +285,18 @@ fn the_story_remediated_from_the_command_line(backend: Backend) {
     assert_eq!(actions, ["site.create", "site.import", "copy.run", "group.approve", "customer.upgrade"]);
     assert!(log.lines().skip(1).all(|l| l.split('\t').nth(1) == Some("cli:tester")), "{log}");
     assert_eq!(ferry.ok(&["audit", "--since", "2999-01-01"]).lines().count(), 1, "header only");
+    // A cell a spreadsheet would run is quoted.
+    let out = ferry.run(&["customer", "upgrade", "us", "fay@acme.test"]).stdout;
+    assert!(String::from_utf8(out).unwrap().contains("already upgraded"));
+    let spoofed = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["org", "create", "evil"])
+        .env("FERRY_DB", &ferry.db.url)
+        .env("FERRY_ACTOR", "=HYPERLINK(\"x\")")
+        .output()
+        .unwrap();
+    assert!(spoofed.status.success());
+    let log = ferry.ok(&["audit"]);
+    assert!(log.lines().last().unwrap().contains("\t'=HYPERLINK(\"x\")\torg.create\t"), "{log}");
 }
 
 on_both_backends!(
