@@ -2,7 +2,7 @@
 //! destination, and what an admin must do about it. Pure: the copy engine
 //! loads the facts, this decides.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::model::AccountType;
 
