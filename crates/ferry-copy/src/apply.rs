@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use ferry_core::model::AccountType;
 use ferry_core::plan::{Outcome, Problem, Target, TypesHeld};
-use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
+use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec, write_batch};
 use ferry_store::sites::{self, Site};
 use ferry_store::{IdAllocator, Store, StoreError, Tx, Val};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -687,8 +687,8 @@ fn copy_requests(
             Ok(())
         },
     )?;
-    write_all(tx, &requests)?;
-    write_all(tx, &links)?;
+    write_batch(tx, &requests)?;
+    write_batch(tx, &links)?;
     if copied.is_empty() {
         return Ok(());
     }
@@ -714,7 +714,7 @@ fn copy_requests(
     for (request, account) in participants {
         batch.push(&[Val::I(request), Val::I(account)]);
     }
-    write_all(tx, &batch)?;
+    write_batch(tx, &batch)?;
 
     let mut comments = RowBatch::new(&COMMENTS);
     tx.query_each(
@@ -730,18 +730,7 @@ fn copy_requests(
             Ok(())
         },
     )?;
-    write_all(tx, &comments)?;
-    Ok(())
-}
-
-/// Writes one batch of new rows and applies it.
-fn write_all(tx: &mut Tx<'_>, batch: &RowBatch) -> Result<(), StoreError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let mut writer = BulkWriter::new(batch.spec);
-    writer.write(tx, batch)?;
-    writer.finish(tx)?;
+    write_batch(tx, &comments)?;
     Ok(())
 }
 

@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ferry_copy::{CopyError, CopyOptions, OrganizationMode, Quiet, Scope};
-use ferry_core::email::Email;
 use ferry_core::model::AccountType;
 use ferry_snapshot::{export_site, import_site};
 use ferry_store::{Store, accounts, sites};
-use ferry_testkit::{Backend, TestDb, on_both_backends, story_dir};
+use ferry_testkit::{Backend, TestDb, access, on_both_backends, story_dir};
 
 fn options(from: &str, to: &str) -> CopyOptions {
     CopyOptions {
@@ -37,19 +36,6 @@ fn story(store: &mut Store) {
 
 fn run(store: &mut Store, options: &CopyOptions) -> (i64, ferry_copy::ReportData) {
     ferry_copy::run(store, options, &mut Quiet, |_| {}).unwrap()
-}
-
-fn access(store: &mut Store, site: &str, email: &str, prefer: Option<AccountType>) -> Vec<String> {
-    let key = Email::parse(email).unwrap().key().to_owned();
-    store
-        .read(|tx| {
-            let site = sites::site(tx, site)?;
-            match accounts::find_by_email(tx, site.id, &key, prefer)? {
-                Some(account) => ferry_store::access::viewable_request_keys(tx, site.id, account),
-                None => Ok(Vec::new()),
-            }
-        })
-        .unwrap()
 }
 
 fn read_folder(dir: &Path) -> BTreeMap<String, String> {

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 
 use ferry_core::email::Email;
 use ferry_store::audit;
-use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
+use ferry_store::bulk::{OnConflict, RowBatch, TableSpec, write_batch};
 use ferry_store::sites::{self, Site};
 use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val};
 
@@ -391,7 +391,7 @@ fn apply_batch(
              TRUNCATE ferry_upgrade_map;",
         )?,
     }
-    write_all(tx, &map)?;
+    write_batch(tx, &map)?;
 
     if dry_run {
         let references = count_references(tx)?;
@@ -405,7 +405,7 @@ fn apply_batch(
         return Ok(lines);
     }
 
-    write_all(tx, &new_accounts)?;
+    write_batch(tx, &new_accounts)?;
     for account in new_site_users {
         tx.execute(
             "INSERT INTO site_users (site_id, account_id) SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT)
@@ -448,7 +448,7 @@ fn apply_batch(
         ),
         &[Val::T(&at)],
     )?;
-    write_all(tx, &audit_rows)?;
+    write_batch(tx, &audit_rows)?;
     Ok(lines)
 }
 
@@ -506,16 +506,6 @@ fn new_ext_id(site: &str, portal_ext_id: &str, taken: &mut HashSet<String>) -> S
         candidate = format!("{base}-{n}");
     }
     candidate
-}
-
-fn write_all(tx: &mut Tx<'_>, batch: &RowBatch) -> Result<(), StoreError> {
-    if batch.is_empty() {
-        return Ok(());
-    }
-    let mut writer = BulkWriter::new(batch.spec);
-    writer.write(tx, batch)?;
-    writer.finish(tx)?;
-    Ok(())
 }
 
 #[cfg(test)]

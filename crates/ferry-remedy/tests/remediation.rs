@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use ferry_copy::{CopyError, CopyOptions, OrganizationMode, Scope};
-use ferry_core::email::Email;
 use ferry_core::model::{AccountType, GroupState};
 use ferry_remedy::{GroupDecision, Quiet, RemedyError, Selection, UpgradeStatus, decide_group, list_groups, upgrade};
 use ferry_snapshot::{export_site, import_site};
-use ferry_store::{Store, Val, accounts, audit, sites};
-use ferry_testkit::{Backend, TestDb, on_both_backends, story_dir};
+use ferry_store::{Store, Val, audit, sites};
+use ferry_testkit::{Backend, TestDb, access, on_both_backends, story_dir};
 
 fn story(store: &mut Store) {
     store
@@ -33,19 +32,6 @@ fn story(store: &mut Store) {
         organizations: OrganizationMode::Block,
     };
     ferry_copy::run(store, &options, &mut ferry_copy::Quiet, |_| {}).unwrap();
-}
-
-fn access(store: &mut Store, site: &str, email: &str, prefer: Option<AccountType>) -> Vec<String> {
-    let key = Email::parse(email).unwrap().key().to_owned();
-    store
-        .read(|tx| {
-            let site = sites::site(tx, site)?;
-            match accounts::find_by_email(tx, site.id, &key, prefer)? {
-                Some(account) => ferry_store::access::viewable_request_keys(tx, site.id, account),
-                None => Ok(Vec::new()),
-            }
-        })
-        .unwrap()
 }
 
 fn export(store: &mut Store, site: &str) -> BTreeMap<String, String> {

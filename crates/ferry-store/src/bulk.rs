@@ -230,6 +230,16 @@ impl BulkWriter {
     }
 }
 
+/// Writes one batch and applies it at once; returns the number of rows.
+pub fn write_batch(tx: &mut Tx<'_>, batch: &RowBatch) -> Result<u64> {
+    if batch.is_empty() {
+        return Ok(0);
+    }
+    let mut writer = BulkWriter::new(batch.spec);
+    writer.write(tx, batch)?;
+    writer.finish(tx)
+}
+
 /// Each conflict rule stages apart: writers of one table with different
 /// rules (new rows and updated rows) must never merge each other's rows.
 fn stage_name(spec: &TableSpec) -> String {

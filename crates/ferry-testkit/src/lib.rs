@@ -95,3 +95,24 @@ macro_rules! on_both_backends {
 pub fn story_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/story")
 }
+
+/// What `ferry access <site> <email> [--type]` prints: the keys of the
+/// requests that customer can view, sorted; none for an unknown email.
+#[allow(clippy::expect_used)]
+pub fn access(
+    store: &mut Store,
+    site: &str,
+    email: &str,
+    prefer: Option<ferry_core::model::AccountType>,
+) -> Vec<String> {
+    let key = ferry_core::email::Email::parse(email).expect("a valid email").key().to_owned();
+    store
+        .read(|tx| {
+            let site = ferry_store::sites::site(tx, site)?;
+            match ferry_store::accounts::find_by_email(tx, site.id, &key, prefer)? {
+                Some(account) => ferry_store::access::viewable_request_keys(tx, site.id, account),
+                None => Ok(Vec::new()),
+            }
+        })
+        .expect("access")
+}
