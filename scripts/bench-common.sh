@@ -20,3 +20,14 @@ sqlite_import_median() {
   rm -f baseline.db
   median "${times[@]}"
 }
+
+# Builds the release binary ($ferry) and moves into a scratch folder ($work)
+# removed on exit. $1 names the bench.
+bench_start() {
+  export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+  ferry=$CARGO_TARGET_DIR/release/ferry
+  work=$(mktemp -d "/tmp/ferry-bench-$1.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  cd "$work"
+}

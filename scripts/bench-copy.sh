@@ -17,12 +17,7 @@ runs=${RUNS:-3}
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/bench-common.sh
 . "$root/scripts/bench-common.sh"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-ferry=$CARGO_TARGET_DIR/release/ferry
-work=$(mktemp -d /tmp/ferry-bench-copy.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+bench_start copy
 
 
 # The rows a run added to the destination, one query per table (run 1).

@@ -15,13 +15,7 @@ pg_url=${2:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/bench-common.sh
 . "$root/scripts/bench-common.sh"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
-[ -x /usr/bin/time ] >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-ferry=$CARGO_TARGET_DIR/release/ferry
-work=$(mktemp -d /tmp/ferry-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+bench_start import
 
 
 "$ferry" demo --customers "$customers" --seed 1 --snapshots-only snap >/dev/null

@@ -14,12 +14,7 @@ customers=${1:-850000}
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/bench-common.sh
 . "$root/scripts/bench-common.sh"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-ferry=$CARGO_TARGET_DIR/release/ferry
-work=$(mktemp -d /tmp/ferry-bench-upgrade.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+bench_start upgrade
 
 "$ferry" --db up.db demo --customers "$customers" --seed 1 >/dev/null 2>&1
 "$ferry" --db up.db copy run --from demo-src --to demo-dst >/dev/null 2>&1

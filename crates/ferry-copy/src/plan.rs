@@ -52,6 +52,21 @@ pub struct CopyOptions {
     pub organizations: OrganizationMode,
 }
 
+impl CopyOptions {
+    /// The plan with every default of `copy run --from <from> --to <to>`:
+    /// every project, related customers, no renames, organizations block.
+    pub fn between(from: &str, to: &str) -> CopyOptions {
+        CopyOptions {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            projects: None,
+            customers: Scope::Related,
+            renames: BTreeMap::new(),
+            organizations: OrganizationMode::Block,
+        }
+    }
+}
+
 /// A problem that stops `run` before anything is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conflict {

@@ -5,21 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ferry_copy::{CopyError, CopyOptions, OrganizationMode, Quiet, Scope};
+use ferry_copy::{CopyError, CopyOptions, OrganizationMode, Quiet};
 use ferry_core::model::AccountType;
 use ferry_snapshot::{export_site, import_site};
 use ferry_store::{Store, accounts, sites};
 use ferry_testkit::{Backend, TestDb, access, on_both_backends, story_dir};
 
 fn options(from: &str, to: &str) -> CopyOptions {
-    CopyOptions {
-        from: from.into(),
-        to: to.into(),
-        projects: None,
-        customers: Scope::Related,
-        renames: BTreeMap::new(),
-        organizations: OrganizationMode::Block,
-    }
+    CopyOptions::between(from, to)
 }
 
 fn story(store: &mut Store) {

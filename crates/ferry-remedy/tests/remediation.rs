@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ferry_copy::{CopyError, CopyOptions, OrganizationMode, Scope};
+use ferry_copy::{CopyError, CopyOptions};
 use ferry_core::model::{AccountType, GroupState};
 use ferry_remedy::{GroupDecision, Quiet, RemedyError, Selection, UpgradeStatus, decide_group, list_groups, upgrade};
 use ferry_snapshot::{export_site, import_site};
@@ -23,14 +23,7 @@ fn story(store: &mut Store) {
         .unwrap();
     import_site(store, "eu", &story_dir().join("eu"), &mut ferry_snapshot::Quiet).unwrap();
     import_site(store, "us", &story_dir().join("us"), &mut ferry_snapshot::Quiet).unwrap();
-    let options = CopyOptions {
-        from: "eu".into(),
-        to: "us".into(),
-        projects: None,
-        customers: Scope::Related,
-        renames: BTreeMap::new(),
-        organizations: OrganizationMode::Block,
-    };
+    let options = CopyOptions::between("eu", "us");
     ferry_copy::run(store, &options, &mut ferry_copy::Quiet, |_| {}).unwrap();
 }
 
@@ -146,14 +139,7 @@ fn requests_gained_is_what_approval_opens(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
     ferry_snapshot::demo::load_demo(&mut store, 400, 3, &mut ferry_snapshot::Quiet).unwrap();
-    let options = CopyOptions {
-        from: "demo-src".into(),
-        to: "demo-dst".into(),
-        projects: None,
-        customers: Scope::Related,
-        renames: BTreeMap::new(),
-        organizations: OrganizationMode::Block,
-    };
+    let options = CopyOptions::between("demo-src", "demo-dst");
     ferry_copy::run(&mut store, &options, &mut ferry_copy::Quiet, |_| {}).unwrap();
     let group = list_groups(&mut store, "demo-dst", true).unwrap().remove(0);
     assert!(group.members.len() > 10 && group.requests_gained > 0, "{group:?}");
@@ -430,14 +416,7 @@ fn import_files(store: &mut Store, site: &str, files: &[(&str, &str)]) {
 }
 
 fn copy(store: &mut Store, from: &str, to: &str) -> i64 {
-    let options = CopyOptions {
-        from: from.into(),
-        to: to.into(),
-        projects: None,
-        customers: Scope::Related,
-        renames: BTreeMap::new(),
-        organizations: OrganizationMode::Block,
-    };
+    let options = CopyOptions::between(from, to);
     ferry_copy::run(store, &options, &mut ferry_copy::Quiet, |_| {}).unwrap().0
 }
 
