@@ -715,6 +715,8 @@ fn write_group(g: &ferry_remedy::GroupReview, out: &mut impl Write) -> std::io::
 
 fn print_upgrade(report: &ferry_remedy::UpgradeReport, out: &mut impl Write) -> std::io::Result<()> {
     use ferry_remedy::UpgradeStatus as S;
+    // A line per account, a hundred thousand of them: one write per block.
+    let out = &mut std::io::BufWriter::new(out);
     let would = if report.dry_run { "would upgrade" } else { "upgraded" };
     for line in &report.lines {
         match &line.status {
@@ -752,7 +754,7 @@ fn print_upgrade(report: &ferry_remedy::UpgradeReport, out: &mut impl Write) -> 
             report.created(),
             report.blocked(),
             report.already()
-        )
+        )?;
     } else {
         writeln!(
             out,
@@ -761,8 +763,9 @@ fn print_upgrade(report: &ferry_remedy::UpgradeReport, out: &mut impl Write) -> 
             report.created(),
             report.blocked(),
             report.already()
-        )
+        )?;
     }
+    out.flush()
 }
 
 struct UpgradeProgress(TerminalProgress);

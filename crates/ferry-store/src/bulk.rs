@@ -235,9 +235,12 @@ pub fn write_batch(tx: &mut Tx<'_>, batch: &RowBatch) -> Result<u64> {
     if batch.is_empty() {
         return Ok(0);
     }
+    let started = crate::conn::trace_sql().then(std::time::Instant::now);
     let mut writer = BulkWriter::new(batch.spec);
     writer.write(tx, batch)?;
-    writer.finish(tx)
+    let written = writer.finish(tx)?;
+    crate::conn::trace(started, &format!("bulk write {}", batch.spec.table), written);
+    Ok(written)
 }
 
 /// Each conflict rule stages apart: writers of one table with different

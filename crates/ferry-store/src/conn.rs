@@ -290,10 +290,12 @@ impl<'c> Tx<'c> {
     }
 
     pub(crate) fn commit(self) -> Result<()> {
+        let started = trace_sql().then(std::time::Instant::now);
         match self {
             Tx::Sqlite(tx) => tx.commit()?,
             Tx::Postgres(tx) => tx.commit()?,
         }
+        trace(started, "COMMIT", 0);
         Ok(())
     }
 
@@ -443,7 +445,7 @@ impl IdAllocator {
     }
 }
 
-fn trace(started: Option<std::time::Instant>, sql: &str, rows: u64) {
+pub(crate) fn trace(started: Option<std::time::Instant>, sql: &str, rows: u64) {
     if let Some(started) = started {
         let head: String = sql.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(90).collect();
         static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -457,7 +459,7 @@ fn trace(started: Option<std::time::Instant>, sql: &str, rows: u64) {
 }
 
 /// Whether `FERRY_TRACE_SQL` asks for statement timings (read once).
-fn trace_sql() -> bool {
+pub(crate) fn trace_sql() -> bool {
     static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *TRACE.get_or_init(|| std::env::var_os("FERRY_TRACE_SQL").is_some())
 }
