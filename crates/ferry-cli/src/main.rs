@@ -29,6 +29,20 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the REST API (and its OpenAPI document) for org admins and their scripts.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Create the demo data if absent and print a generated admin sign-in.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Org admins: who may sign in to the server.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Organizations: named sets of sites.
     Org {
         #[command(subcommand)]
@@ -81,6 +95,12 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         snapshots_only: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Make EMAIL an admin of ORG with a new generated password, printed once.
+    Create { org: String, email: String },
 }
 
 #[derive(Subcommand)]
@@ -300,6 +320,40 @@ impl From<std::io::Error> for Failure {
     }
 }
 
+fn api_failure(e: ferry_server::ApiError) -> Failure {
+    let code = if e.status.is_client_error() { 2 } else { 1 };
+    Failure { code, message: e.message }
+}
+
+/// `ferry serve`: the server on a runtime of its own until stopped.
+fn serve(db: &str, listen: &str, demo: bool) -> Result<(), Failure> {
+    if demo {
+        let mut store = Store::open(db)?;
+        store.set_actor(cli_actor());
+        let sign_in = ferry_server::admin::prepare_demo(&mut store, 1000).map_err(api_failure)?;
+        if sign_in.created_data {
+            println!("created the demo: organization demo with sites demo-src and demo-dst");
+        }
+        println!("sign in as {} with password {}", sign_in.email, sign_in.password);
+    }
+    let state = ferry_server::AppState::open(db)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure { code: 1, message: format!("cannot start the server's runtime: {e}") })?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| bad_input(format!("--listen {listen}: cannot listen there: {e}")))?;
+        let address = listener.local_addr().map_err(|e| Failure { code: 1, message: e.to_string() })?;
+        println!("ferry serving on http://{address}/ (API: http://{address}/api/v1/openapi.json)");
+        let _ = std::io::stdout().flush();
+        ferry_server::serve(listener, state)
+            .await
+            .map_err(|e| Failure { code: 1, message: format!("server stopped: {e}") })
+    })
+}
+
 fn bad_input(message: String) -> Failure {
     Failure { code: 2, message }
 }
@@ -343,45 +397,26 @@ fn run(cli: Cli) -> Result<(), Failure> {
         );
         return Ok(());
     }
+    if let Command::Serve { listen, demo } = &cli.command {
+        return serve(&cli.db, listen, *demo);
+    }
     let mut store = Store::open(&cli.db)?;
     store.set_actor(cli_actor());
     let mut out = std::io::stdout().lock();
     match cli.command {
+        Command::Serve { .. } => {}
+        Command::Admin { command: AdminCommand::Create { org, email } } => {
+            let password = ferry_server::admin::create_admin(&mut store, &org, &email).map_err(api_failure)?;
+            writeln!(out, "admin {email} of organization {org}; password (shown once): {password}")?;
+        }
         Command::Org { command: OrgCommand::Create { org } } => {
             let actor = store.actor().to_owned();
-            store.write(|tx| {
-                sites::create_org(tx, &org)?;
-                audit::record(
-                    tx,
-                    audit::Action {
-                        actor: &actor,
-                        action: "org.create",
-                        site_id: None,
-                        target: &org,
-                        before: None,
-                        after: None,
-                    },
-                )
-            })?;
+            store.write(|tx| sites::create_org_audited(tx, &org, &actor))?;
             writeln!(out, "created organization {org}")?;
         }
         Command::Site { command: SiteCommand::Create { org, site } } => {
             let actor = store.actor().to_owned();
-            store.write(|tx| {
-                let created = sites::create_site(tx, &org, &site)?;
-                let after = serde_json::json!({ "organization": org }).to_string();
-                audit::record(
-                    tx,
-                    audit::Action {
-                        actor: &actor,
-                        action: "site.create",
-                        site_id: Some(created.id),
-                        target: &site,
-                        before: None,
-                        after: Some(&after),
-                    },
-                )
-            })?;
+            store.write(|tx| sites::create_site_audited(tx, &org, &site, &actor))?;
             writeln!(out, "created site {site} in organization {org}")?;
         }
         Command::Site { command: SiteCommand::Import { site, dir } } => {
@@ -650,18 +685,7 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
 
 /// `--since`: an RFC 3339 time or a date, as the log's own timestamp.
 fn parse_since(value: &str) -> Result<String, Failure> {
-    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(value) {
-        return Ok(audit::timestamp(at.with_timezone(&chrono::Utc)));
-    }
-    if let Ok(day) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        let start = day.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-        if let Some(start) = start {
-            return Ok(audit::timestamp(start));
-        }
-    }
-    Err(bad_input(format!(
-        "--since {value:?}: not a time (use RFC 3339 like 2026-11-25T10:00:00Z, or a date like 2026-11-25)"
-    )))
+    audit::parse_since(value).map_err(|e| bad_input(format!("--since {e}")))
 }
 
 fn group(store: &mut Store, command: GroupCommand, out: &mut impl Write) -> Result<(), Failure> {

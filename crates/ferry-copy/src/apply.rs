@@ -801,6 +801,17 @@ pub fn write_run_report(store: &mut Store, run_id: i64, dir: &Path) -> Result<()
     write_report(&data, dir)
 }
 
+/// The report of run `run_id` as it stands.
+pub fn run_report(store: &mut Store, run_id: i64) -> Result<ReportData, CopyError> {
+    store.read(|tx| report_data(tx, run_id))
+}
+
+/// Every run, newest first.
+pub fn list_runs(store: &mut Store) -> Result<Vec<RunStatus>, CopyError> {
+    let ids = store.read(|tx| tx.query_all("SELECT id FROM copy_runs ORDER BY id DESC", &[], |r| r.int(0)))?;
+    ids.into_iter().map(|id| status(store, id)).collect()
+}
+
 /// Where run `run_id` stands.
 pub fn status(store: &mut Store, run_id: i64) -> Result<RunStatus, CopyError> {
     store.read(|tx| {

@@ -123,7 +123,8 @@ impl ReportData {
         rows
     }
 
-    fn summary(&self) -> serde_json::Value {
+    /// What Summary.json holds.
+    pub fn summary(&self) -> serde_json::Value {
         let mut outcomes = BTreeMap::new();
         for outcome in Outcome::ALL {
             let n = self.customers.iter().filter(|c| c.outcome == outcome).count();

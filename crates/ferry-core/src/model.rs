@@ -38,6 +38,14 @@ impl AccountType {
         }
     }
 
+    /// The CLI's and the API's spelling: `portal-only` or `atlassian`.
+    pub fn cli_value(self) -> &'static str {
+        match self {
+            AccountType::PortalOnly => "portal-only",
+            AccountType::Atlassian => "atlassian",
+        }
+    }
+
     /// Parses the CLI's `--type portal-only|atlassian`.
     pub fn from_cli(value: &str) -> Option<AccountType> {
         match value {

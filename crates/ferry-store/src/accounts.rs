@@ -99,3 +99,82 @@ pub fn find_by_email(
         |r| Ok(SiteAccount { id: r.int(0)?, account_type: AccountType::PortalOnly, active: r.bool(1)? }),
     )
 }
+
+/// Where a page of customers starts: after this (email key, type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerCursor {
+    pub email_key: String,
+    pub account_type: AccountType,
+}
+
+/// Sort position of a type within one email: Atlassian first, as in
+/// [`each_customer`] (which sorts by the stored kind).
+fn type_rank(t: AccountType) -> u8 {
+    match t {
+        AccountType::Atlassian => 0,
+        AccountType::PortalOnly => 1,
+    }
+}
+
+/// One page of a site's customers (merged portal-only accounts left out),
+/// sorted by normalized email then type, starting after `after`, with only
+/// emails starting with `email_prefix` (a normalized prefix) when given.
+/// Each type is read from its email index from the cursor on, so a page
+/// costs the same at the first row and the millionth.
+pub fn customer_page(
+    tx: &mut Tx<'_>,
+    site_id: i64,
+    filter: CustomerFilter,
+    email_prefix: Option<&str>,
+    after: Option<&CustomerCursor>,
+    limit: usize,
+) -> Result<Vec<CustomerRow>> {
+    let from = after.map_or("", |c| c.email_key.as_str());
+    let from = match email_prefix {
+        Some(p) if p > from => p,
+        _ => from,
+    };
+    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let dup = filter.duplicates_only;
+    let mut rows = Vec::new();
+    let mut read = |tx: &mut Tx<'_>, sql: String| -> Result<()> {
+        tx.query_each(&sql, &[Val::I(site_id), Val::T(from), Val::I(fetch)], |r| {
+            rows.push(CustomerRow {
+                email: r.text(0)?.to_owned(),
+                email_key: r.text(1)?.to_owned(),
+                account_type: AccountType::from_jira_value(r.text(2)?).unwrap_or(AccountType::PortalOnly),
+                account_id: r.text(3)?.to_owned(),
+                display_name: r.text(4)?.to_owned(),
+                active: r.bool(5)?,
+            });
+            Ok(())
+        })
+    };
+    const COLUMNS: &str = "a.email, a.email_key, a.kind, a.ext_id, a.display_name, a.active";
+    if filter.account_type != Some(AccountType::Atlassian) {
+        read(
+            tx,
+            format!(
+                "SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.merged_into IS NULL AND a.email_key >= $2{}
+                 ORDER BY a.email_key LIMIT $3",
+                if dup { PORTAL_DUPLICATE } else { "" }
+            ),
+        )?;
+    }
+    if filter.account_type != Some(AccountType::PortalOnly) {
+        read(
+            tx,
+            format!(
+                "SELECT {COLUMNS} FROM accounts a WHERE a.site_id IS NULL AND a.email_key >= $2
+                 AND EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id){}
+                 ORDER BY a.email_key LIMIT $3",
+                if dup { ATLASSIAN_DUPLICATE } else { "" }
+            ),
+        )?;
+    }
+    let key = |r: &CustomerRow| (r.email_key.clone(), type_rank(r.account_type));
+    rows.sort_by_key(key);
+    let past_cursor = |r: &CustomerRow| after.is_none_or(|c| key(r) > (c.email_key.clone(), type_rank(c.account_type)));
+    let matches = |r: &CustomerRow| email_prefix.is_none_or(|p| r.email_key.starts_with(p));
+    Ok(rows.into_iter().filter(|r| past_cursor(r) && matches(r)).take(limit).collect())
+}

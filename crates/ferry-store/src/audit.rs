@@ -77,3 +77,16 @@ pub fn list(tx: &mut Tx<'_>, site_id: Option<i64>, since: Option<&str>) -> Resul
         },
     )
 }
+
+/// Reads a `since` bound: RFC 3339 (`2026-11-25T10:00:00Z`) or a date
+/// (`2026-11-25`, from its midnight UTC), as a stored timestamp.
+pub fn parse_since(value: &str) -> std::result::Result<String, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(timestamp(at.with_timezone(&chrono::Utc)));
+    }
+    if let Some(start) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0))
+    {
+        return Ok(timestamp(start.and_utc()));
+    }
+    Err(format!("{value:?}: not a time (use RFC 3339 like 2026-11-25T10:00:00Z, or a date like 2026-11-25)"))
+}

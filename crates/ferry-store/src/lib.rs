@@ -10,6 +10,7 @@ pub mod bulk;
 mod conn;
 mod migrate;
 pub mod sites;
+pub mod web;
 
 pub use conn::{Backend, IdAllocator, Row, Store, Tx, Val};
 

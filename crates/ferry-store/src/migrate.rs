@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_remediation.sql"),
         postgres: include_str!("../migrations/postgres/0003_remediation.sql"),
     },
+    Migration {
+        version: 4,
+        sqlite: include_str!("../migrations/sqlite/0004_server.sql"),
+        postgres: include_str!("../migrations/postgres/0004_server.sql"),
+    },
 ];
 
 /// Any fixed number: the advisory lock that keeps two processes from

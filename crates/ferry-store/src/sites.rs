@@ -38,6 +38,38 @@ pub fn create_org(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
     org_id(tx, name)?.ok_or_else(|| StoreError::NotFound(format!("organization {name:?} vanished")))
 }
 
+/// [`create_org`], recorded in the audit log as `actor`'s.
+pub fn create_org_audited(tx: &mut Tx<'_>, name: &str, actor: &str) -> Result<i64> {
+    let id = create_org(tx, name)?;
+    let action =
+        crate::audit::Action { actor, action: "org.create", site_id: None, target: name, before: None, after: None };
+    crate::audit::record(tx, action)?;
+    Ok(id)
+}
+
+/// [`create_site`], recorded in the audit log as `actor`'s.
+pub fn create_site_audited(tx: &mut Tx<'_>, org: &str, slug: &str, actor: &str) -> Result<Site> {
+    let created = create_site(tx, org, slug)?;
+    let after = serde_json::json!({ "organization": org }).to_string();
+    let action = crate::audit::Action {
+        actor,
+        action: "site.create",
+        site_id: Some(created.id),
+        target: slug,
+        before: None,
+        after: Some(&after),
+    };
+    crate::audit::record(tx, action)?;
+    Ok(created)
+}
+
+/// Every site, by slug.
+pub fn list_sites(tx: &mut Tx<'_>) -> Result<Vec<Site>> {
+    tx.query_all("SELECT s.id, s.slug, o.name FROM sites s JOIN orgs o ON o.id = s.org_id ORDER BY s.slug", &[], |r| {
+        Ok(Site { id: r.int(0)?, slug: r.text(1)?.to_owned(), org: r.text(2)?.to_owned() })
+    })
+}
+
 pub fn org_id(tx: &mut Tx<'_>, name: &str) -> Result<Option<i64>> {
     tx.query_opt("SELECT id FROM orgs WHERE name = $1", &[Val::T(name)], |r| r.int(0))
 }

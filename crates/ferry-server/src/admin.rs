@@ -1,0 +1,60 @@
+//! Setting up who may sign in: org admins (from the command line) and the
+//! demo (`ferry serve --demo`).
+
+use ferry_core::email::Email;
+use ferry_store::{Store, web};
+
+use crate::auth;
+use crate::error::{ApiError, ApiResult};
+
+/// A new password: 24 random hex digits (96 bits).
+fn generate_password() -> ApiResult<String> {
+    Ok(auth::random_secret()?[..24].to_owned())
+}
+
+/// Creates admin `email` of organization `org` (or, when the admin exists,
+/// adds the organization and sets a new password) with a generated
+/// password, which is returned: the store keeps only its argon2id hash.
+pub fn create_admin(store: &mut Store, org: &str, email: &str) -> ApiResult<String> {
+    let parsed = Email::parse(email).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let password = generate_password()?;
+    let hash = auth::hash_password(&password)?;
+    let actor = store.actor().to_owned();
+    store.write(|tx| {
+        web::upsert_admin(tx, org, parsed.original(), parsed.key(), &hash)?;
+        let action = ferry_store::audit::Action {
+            actor: &actor,
+            action: "admin.create",
+            site_id: None,
+            target: parsed.original(),
+            before: None,
+            after: Some(&serde_json::json!({ "organization": org }).to_string()),
+        };
+        ferry_store::audit::record(tx, action)
+    })?;
+    Ok(password)
+}
+
+/// The demo admin's email.
+pub const DEMO_ADMIN: &str = "admin@demo.example";
+
+/// What `serve --demo` set up.
+pub struct DemoSignIn {
+    pub created_data: bool,
+    pub email: &'static str,
+    pub password: String,
+}
+
+/// Creates the demo data (`customers` source customers) unless the demo
+/// organization exists, and gives the demo admin a fresh password.
+pub fn prepare_demo(store: &mut Store, customers: u64) -> ApiResult<DemoSignIn> {
+    let exists = store.read(|tx| ferry_store::sites::org_id(tx, ferry_snapshot::demo::ORG))?.is_some();
+    if !exists {
+        ferry_snapshot::demo::load_demo(store, customers, 1, &mut ferry_snapshot::Quiet).map_err(|e| match e {
+            ferry_snapshot::ImportError::Store(e) => e.into(),
+            e => ApiError::internal(e.to_string()),
+        })?;
+    }
+    let password = create_admin(store, ferry_snapshot::demo::ORG, DEMO_ADMIN)?;
+    Ok(DemoSignIn { created_data: !exists, email: DEMO_ADMIN, password })
+}

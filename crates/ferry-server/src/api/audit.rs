@@ -1,0 +1,78 @@
+//! The audit log.
+
+use crate::extract::Query;
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::sites::admin_site;
+use crate::auth::AdminCaller;
+use crate::{ApiError, ApiResult, AppState, ErrorBody};
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// Only entries of this site.
+    pub site: Option<String>,
+    /// Only entries at or after this time (RFC 3339, or a date).
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub site: Option<String>,
+    pub target: String,
+    /// JSON, as recorded.
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// Admin actions, oldest first: on the caller's organizations' sites, and
+/// the caller's own organization-level actions.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Query(query): Query<AuditQuery>,
+) -> ApiResult<Json<Vec<AuditEntry>>> {
+    let since = query
+        .since
+        .as_deref()
+        .map(ferry_store::audit::parse_since)
+        .transpose()
+        .map_err(|e| ApiError::invalid(format!("since {e}")))?;
+    state
+        .store(None, move |store| {
+            let site_id = match &query.site {
+                Some(slug) => Some(admin_site(store, &caller, slug)?.id),
+                None => None,
+            };
+            let entries = store.read(|tx| ferry_store::audit::list(tx, site_id, since.as_deref()))?;
+            let sites = store.read(ferry_store::sites::list_sites)?;
+            let visible = |site: &Option<String>| match site {
+                Some(slug) => sites.iter().any(|s| &s.slug == slug && caller.admin.orgs.contains(&s.org)),
+                None => false,
+            };
+            let own_actors = [format!("console:{}", caller.admin.email), format!("api:{}", caller.admin.email)];
+            Ok(Json(
+                entries
+                    .into_iter()
+                    .filter(|e| visible(&e.site) || (e.site.is_none() && own_actors.contains(&e.actor)))
+                    .map(|e| AuditEntry {
+                        at: e.at,
+                        actor: e.actor,
+                        action: e.action,
+                        site: e.site,
+                        target: e.target,
+                        before: e.before,
+                        after: e.after,
+                    })
+                    .collect(),
+            ))
+        })
+        .await
+}

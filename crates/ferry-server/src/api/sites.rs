@@ -1,0 +1,328 @@
+//! Organizations, sites, snapshots, customers and access.
+
+use std::collections::BTreeMap;
+
+use crate::extract::{Body, Path, Query};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use ferry_core::email::Email;
+use ferry_core::model::AccountType;
+use ferry_snapshot::ImportError;
+use ferry_store::accounts::{self, CustomerCursor, CustomerFilter};
+use ferry_store::sites::{self, Site};
+use ferry_store::{Store, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::AdminCaller;
+use crate::{ApiError, ApiResult, AppState, ErrorBody};
+
+/// The site `slug`, if the caller administers its organization.
+pub(crate) fn admin_site(store: &mut Store, caller: &AdminCaller, slug: &str) -> ApiResult<Site> {
+    let site = store.read(|tx| sites::site(tx, slug))?;
+    caller.require_org(&site.org)?;
+    Ok(site)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SiteInfo {
+    pub site: String,
+    pub org: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewOrg {
+    pub org: String,
+}
+
+/// Organizations the caller administers.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "sites", responses((status = 200, body = Vec<String>), (status = 401, body = ErrorBody)))]
+pub async fn list_orgs(caller: AdminCaller) -> Json<Vec<String>> {
+    Json(caller.admin.orgs)
+}
+
+/// Creates an organization; the caller becomes its admin.
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "sites", request_body = NewOrg,
+    responses((status = 201, body = Vec<String>), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_org(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Body(body): Body<NewOrg>,
+) -> ApiResult<(StatusCode, Json<Vec<String>>)> {
+    let actor = caller.actor.clone();
+    let admin = caller.admin.id;
+    let orgs = state
+        .store(Some(actor.clone()), move |store| {
+            Ok(store.write(|tx| {
+                sites::create_org_audited(tx, &body.org, &actor)?;
+                let org_id = sites::org_id(tx, &body.org)?.unwrap_or_default();
+                web::add_org_admin(tx, admin, org_id)?;
+                web::admin(tx, admin)
+            })?)
+        })
+        .await?
+        .map(|a| a.orgs)
+        .unwrap_or_default();
+    Ok((StatusCode::CREATED, Json(orgs)))
+}
+
+/// Sites of the organizations the caller administers.
+#[utoipa::path(get, path = "/api/v1/sites", tag = "sites", responses((status = 200, body = Vec<SiteInfo>), (status = 401, body = ErrorBody)))]
+pub async fn list_sites(State(state): State<AppState>, caller: AdminCaller) -> ApiResult<Json<Vec<SiteInfo>>> {
+    let all = state.store(None, |store| Ok(store.read(sites::list_sites)?)).await?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|s| caller.admin.orgs.contains(&s.org))
+            .map(|s| SiteInfo { site: s.slug, org: s.org })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewSite {
+    pub site: String,
+}
+
+/// Creates a site in an organization the caller administers.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/sites", tag = "sites", request_body = NewSite, params(("org" = String, Path)),
+    responses((status = 201, body = SiteInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_site(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Path(org): Path<String>,
+    Body(body): Body<NewSite>,
+) -> ApiResult<(StatusCode, Json<SiteInfo>)> {
+    caller.require_org(&org)?;
+    let actor = caller.actor.clone();
+    let site = state
+        .store(None, move |store| Ok(store.write(|tx| sites::create_site_audited(tx, &org, &body.site, &actor))?))
+        .await?;
+    Ok((StatusCode::CREATED, Json(SiteInfo { site: site.slug, org: site.org })))
+}
+
+/// A site snapshot (SPEC §7): file name -> CSV text.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Snapshot {
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportResult {
+    /// Rows imported per file.
+    pub rows: BTreeMap<String, u64>,
+}
+
+/// Imports a snapshot into a site: all of it, or, with any bad row,
+/// nothing (422 lists every problem as `file:line: reason`).
+#[utoipa::path(post, path = "/api/v1/sites/{site}/import", tag = "sites", request_body = Snapshot, params(("site" = String, Path)),
+    responses((status = 200, body = ImportResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn import_site(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Path(site): Path<String>,
+    Body(body): Body<Snapshot>,
+) -> ApiResult<Json<ImportResult>> {
+    for name in body.files.keys() {
+        if !ferry_snapshot::FILES.iter().any(|(file, _)| file == name) {
+            let known: Vec<&str> = ferry_snapshot::FILES.iter().map(|(f, _)| *f).collect();
+            return Err(ApiError::invalid(format!(
+                "unknown snapshot file {name:?}; the files are {}",
+                known.join(", ")
+            )));
+        }
+    }
+    let actor = caller.actor.clone();
+    state
+        .store(Some(actor), move |store| {
+            admin_site(store, &caller, &site)?;
+            let dir = tempfile::tempdir().map_err(|e| ApiError::internal(format!("no scratch folder: {e}")))?;
+            for (name, text) in &body.files {
+                std::fs::write(dir.path().join(name), text)
+                    .map_err(|e| ApiError::internal(format!("cannot stage {name}: {e}")))?;
+            }
+            match ferry_snapshot::import_site(store, &site, dir.path(), &mut ferry_snapshot::Quiet) {
+                Ok(summary) => {
+                    Ok(Json(ImportResult { rows: summary.rows.into_iter().map(|(f, n)| (f.to_owned(), n)).collect() }))
+                }
+                Err(ImportError::Invalid(problems)) => Err(ApiError {
+                    details: problems.iter().map(ToString::to_string).collect(),
+                    ..ApiError::invalid(format!("{} problem(s) in the snapshot; nothing was imported", problems.len()))
+                }),
+                Err(ImportError::Store(e)) => Err(e.into()),
+                Err(e) => Err(ApiError::internal(e.to_string())),
+            }
+        })
+        .await
+}
+
+/// Exports a site as a snapshot.
+#[utoipa::path(get, path = "/api/v1/sites/{site}/export", tag = "sites", params(("site" = String, Path)),
+    responses((status = 200, body = Snapshot), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn export_site(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Path(site): Path<String>,
+) -> ApiResult<Json<Snapshot>> {
+    state
+        .store(None, move |store| {
+            admin_site(store, &caller, &site)?;
+            let dir = tempfile::tempdir().map_err(|e| ApiError::internal(format!("no scratch folder: {e}")))?;
+            ferry_snapshot::export_site(store, &site, dir.path()).map_err(|e| match e {
+                ImportError::Store(e) => e.into(),
+                e => ApiError::internal(e.to_string()),
+            })?;
+            let mut files = BTreeMap::new();
+            for (name, _) in ferry_snapshot::FILES {
+                let text = std::fs::read_to_string(dir.path().join(name))
+                    .map_err(|e| ApiError::internal(format!("cannot read {name}: {e}")))?;
+                files.insert(name.to_owned(), text);
+            }
+            Ok(Json(Snapshot { files }))
+        })
+        .await
+}
+
+/// `portal-only` or `atlassian`.
+pub(crate) fn account_type(value: &str) -> ApiResult<AccountType> {
+    AccountType::from_cli(value)
+        .ok_or_else(|| ApiError::invalid(format!("type {value:?} is not known; use portal-only or atlassian")))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CustomersQuery {
+    /// `portal-only` or `atlassian`.
+    #[serde(rename = "type")]
+    pub account_type: Option<String>,
+    /// Only emails with both a portal-only and an Atlassian account.
+    #[serde(default)]
+    pub duplicates: bool,
+    /// Only emails starting with this.
+    pub q: Option<String>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+    /// Rows per page, 1 to 500 (default 50).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Customer {
+    pub email: String,
+    /// `portal-only` or `atlassian`.
+    #[serde(rename = "type")]
+    pub account_type: String,
+    pub account_id: String,
+    pub display_name: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CustomerPage {
+    pub customers: Vec<Customer>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next: Option<String>,
+}
+
+/// A page of a site's customers, by email then type.
+#[utoipa::path(get, path = "/api/v1/sites/{site}/customers", tag = "sites", params(("site" = String, Path), CustomersQuery),
+    responses((status = 200, body = CustomerPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn customers(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Path(site): Path<String>,
+    Query(query): Query<CustomersQuery>,
+) -> ApiResult<Json<CustomerPage>> {
+    let page = customer_page(&state, caller, site, query).await?;
+    Ok(Json(page))
+}
+
+pub(crate) async fn customer_page(
+    state: &AppState,
+    caller: AdminCaller,
+    site: String,
+    query: CustomersQuery,
+) -> ApiResult<CustomerPage> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid(format!("limit {limit} is out of range; use 1 to 500")));
+    }
+    let filter = CustomerFilter {
+        account_type: query.account_type.as_deref().map(account_type).transpose()?,
+        duplicates_only: query.duplicates,
+    };
+    let after = query.after.as_deref().map(parse_cursor).transpose()?;
+    let prefix = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| q.to_lowercase());
+    state
+        .store(None, move |store| {
+            let site = admin_site(store, &caller, &site)?;
+            let rows = store.read(|tx| {
+                accounts::customer_page(tx, site.id, filter, prefix.as_deref(), after.as_ref(), limit + 1)
+            })?;
+            let more = rows.len() > limit;
+            let rows = &rows[..rows.len().min(limit)];
+            let next = rows.last().filter(|_| more).map(|c| format!("{}|{}", c.email_key, c.account_type.cli_value()));
+            let customers = rows
+                .iter()
+                .map(|c| Customer {
+                    email: c.email.clone(),
+                    account_type: c.account_type.cli_value().to_owned(),
+                    account_id: c.account_id.clone(),
+                    display_name: c.display_name.clone(),
+                    active: c.active,
+                })
+                .collect();
+            Ok(CustomerPage { customers, next })
+        })
+        .await
+}
+
+fn parse_cursor(value: &str) -> ApiResult<CustomerCursor> {
+    let bad = || ApiError::invalid(format!("after {value:?} is not a cursor this API gave"));
+    let (key, kind) = value.rsplit_once('|').ok_or_else(bad)?;
+    let account_type = AccountType::from_cli(kind).ok_or_else(bad)?;
+    Ok(CustomerCursor { email_key: key.to_owned(), account_type })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AccessQuery {
+    pub email: String,
+    /// `portal-only` or `atlassian`; by default the Atlassian account when
+    /// the site has both.
+    #[serde(rename = "type")]
+    pub account_type: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Access {
+    /// Keys of the requests the customer can view, sorted.
+    pub requests: Vec<String>,
+}
+
+/// The requests a customer signed in with this email can view (the access
+/// rule, as `ferry access`).
+#[utoipa::path(get, path = "/api/v1/sites/{site}/access", tag = "sites", params(("site" = String, Path), AccessQuery),
+    responses((status = 200, body = Access), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn access(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Path(site): Path<String>,
+    Query(query): Query<AccessQuery>,
+) -> ApiResult<Json<Access>> {
+    let email = Email::parse(&query.email).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let prefer = query.account_type.as_deref().map(account_type).transpose()?;
+    state
+        .store(None, move |store| {
+            let found = admin_site(store, &caller, &site)?;
+            let requests = store.read(|tx| {
+                let account = accounts::find_by_email(tx, found.id, email.key(), prefer)?.ok_or_else(|| {
+                    ferry_store::StoreError::NotFound(format!(
+                        "no customer with email {} on site {site}",
+                        email.original()
+                    ))
+                })?;
+                ferry_store::access::viewable_request_keys(tx, found.id, account)
+            })?;
+            Ok(Json(Access { requests }))
+        })
+        .await
+}

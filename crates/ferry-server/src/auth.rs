@@ -1,0 +1,188 @@
+//! Who is asking. Admins authenticate with a session cookie (console) or an
+//! API token (scripts); customers with a help-center session of one site.
+//! Passwords are hashed with argon2id; session ids and API tokens are 32
+//! random bytes, stored as SHA-256 (no per-request Argon2 cost).
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use ferry_store::web::{self, Admin, SessionOwner};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+pub const SESSION_COOKIE: &str = "ferry_session";
+/// How long a sign-in lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+pub fn hash_password(password: &str) -> ApiResult<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::internal(format!("cannot hash the password: {e}")))
+}
+
+/// Whether `password` matches the stored argon2id `hash`.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// A fresh secret: 32 random bytes, hex.
+pub fn random_secret() -> ApiResult<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// How a secret is stored and looked up.
+pub fn secret_hash(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Prefix of API tokens, so that a leaked one is recognizable.
+pub const TOKEN_PREFIX: &str = "ferry_";
+
+/// The session cookie for `id`: HttpOnly, SameSite=Lax, whole site; it
+/// lasts as long as the browser session, and the server forgets the session
+/// after [`SESSION_HOURS`] whatever the browser keeps.
+pub fn session_cookie(id: String) -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, id)).http_only(true).same_site(SameSite::Lax).path("/").build()
+}
+
+/// The cookie that tells the browser to drop the session.
+pub fn removal_cookie() -> Cookie<'static> {
+    let mut cookie = session_cookie(String::new());
+    cookie.make_removal();
+    cookie
+}
+
+pub fn session_expiry() -> String {
+    ferry_store::audit::timestamp(chrono::Utc::now() + chrono::Duration::hours(SESSION_HOURS))
+}
+
+/// Creates a session for `owner`; returns the cookie value (the only copy
+/// of the id: the store keeps its hash).
+pub async fn start_session(state: &AppState, owner: SessionOwner) -> ApiResult<String> {
+    let id = random_secret()?;
+    let hash = secret_hash(&id);
+    state
+        .store(None, move |store| Ok(store.write(|tx| web::create_session(tx, &hash, owner, &session_expiry()))?))
+        .await?;
+    Ok(id)
+}
+
+/// The caller, as far as credentials go.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Anonymous,
+    Admin { admin: Admin, via_token: bool, session: Option<String> },
+    Customer { account_id: i64, site_id: i64, session: String },
+}
+
+impl Caller {
+    /// The audit log's `actor` for this caller.
+    pub fn actor(&self) -> Option<String> {
+        match self {
+            Caller::Admin { admin, via_token: true, .. } => Some(format!("api:{}", admin.email)),
+            Caller::Admin { admin, .. } => Some(format!("console:{}", admin.email)),
+            _ => None,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
+        if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+            let token = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(ApiError::unauthorized)?;
+            let hash = secret_hash(token);
+            let admin = state
+                .store(None, move |store| {
+                    Ok(store.read(|tx| match web::token_admin(tx, &hash)? {
+                        Some(id) => web::admin(tx, id),
+                        None => Ok(None),
+                    })?)
+                })
+                .await?
+                .ok_or_else(|| {
+                    ApiError::new(
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        "unauthorized",
+                        "the API token is unknown or revoked",
+                    )
+                })?;
+            return Ok(Caller::Admin { admin, via_token: true, session: None });
+        }
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(id) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty()) else {
+            return Ok(Caller::Anonymous);
+        };
+        let hash = secret_hash(&id);
+        let caller = state
+            .store(None, move |store| {
+                Ok(store.read(|tx| {
+                    Ok::<_, ferry_store::StoreError>(match web::session(tx, &hash)? {
+                        Some(SessionOwner::Admin(admin)) => web::admin(tx, admin)?.map(|admin| Caller::Admin {
+                            admin,
+                            via_token: false,
+                            session: Some(id),
+                        }),
+                        Some(SessionOwner::Customer { account_id, site_id }) => {
+                            Some(Caller::Customer { account_id, site_id, session: id })
+                        }
+                        None => None,
+                    })
+                })?)
+            })
+            .await?;
+        Ok(caller.unwrap_or(Caller::Anonymous))
+    }
+}
+
+/// An org admin (by session or API token); anyone else is refused.
+#[derive(Debug, Clone)]
+pub struct AdminCaller {
+    pub admin: Admin,
+    pub via_token: bool,
+    pub actor: String,
+}
+
+impl AdminCaller {
+    /// Refuses unless the admin administers `org`.
+    pub fn require_org(&self, org: &str) -> ApiResult<()> {
+        if self.admin.orgs.iter().any(|o| o == org) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("you are not an admin of organization {org:?}")))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<AdminCaller> {
+        match Caller::from_request_parts(parts, state).await? {
+            caller @ Caller::Admin { .. } => {
+                let actor = caller.actor().unwrap_or_default();
+                let Caller::Admin { admin, via_token, .. } = caller else { return Err(ApiError::unauthorized()) };
+                Ok(AdminCaller { admin, via_token, actor })
+            }
+            Caller::Customer { .. } => {
+                Err(ApiError::forbidden("this needs an org admin; customers sign in to the help center only"))
+            }
+            Caller::Anonymous => Err(ApiError::unauthorized()),
+        }
+    }
+}

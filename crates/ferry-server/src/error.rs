@@ -1,0 +1,117 @@
+//! One mapping from every layer's errors to HTTP: a status, a stable code
+//! and a message fit for an admin. Driver detail never leaves the server.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferry_copy::CopyError;
+use ferry_remedy::RemedyError;
+use ferry_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra lines (blocking conflicts, rollback blockers).
+    pub details: Vec<String>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for scripts: `unauthorized`, `forbidden`, `not_found`,
+    /// `invalid`, `conflict`, `blocking_conflicts`, `rollback_refused`,
+    /// `rate_limited`, `session_required`, `csrf`, `internal`.
+    pub code: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into(), details: Vec::new() }
+    }
+    pub fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "sign in, or send an API token as `Authorization: Bearer <token>`",
+        )
+    }
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn forbidden_code(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail { code: self.code.to_owned(), message: self.message, details: self.details },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match &e {
+            StoreError::NotFound(m) => ApiError::not_found(m.clone()),
+            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m.clone()),
+            _ => ApiError::internal(format!("database error ({}): {e}", e.code())),
+        }
+    }
+}
+
+impl From<CopyError> for ApiError {
+    fn from(e: CopyError) -> ApiError {
+        match e {
+            CopyError::Invalid(m) => ApiError::invalid(m),
+            CopyError::Conflicts(conflicts) => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "blocking_conflicts",
+                message: format!("{} blocking conflict(s); nothing was copied", conflicts.len()),
+                details: conflicts.iter().map(|c| format!("{}: {} ({})", c.kind, c.problem, c.resolution)).collect(),
+            },
+            CopyError::RollbackRefused { run, blockers } => ApiError {
+                status: StatusCode::CONFLICT,
+                code: "rollback_refused",
+                message: format!("run {run} cannot be rolled back"),
+                details: blockers,
+            },
+            CopyError::Store(e) => e.into(),
+            e @ CopyError::Report { .. } => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<RemedyError> for ApiError {
+    fn from(e: RemedyError) -> ApiError {
+        match e {
+            RemedyError::Invalid(m) => ApiError::invalid(m),
+            RemedyError::Store(e) => e.into(),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,131 @@
+//! What every request shares: a pool of store connections (the store is
+//! synchronous, so store work runs on tokio's blocking threads) and the
+//! sign-in rate limiter.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_store::{Store, StoreError};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::error::{ApiError, ApiResult};
+
+/// Opens [`Store`]s for the pool.
+#[derive(Debug)]
+pub struct StoreManager {
+    url: String,
+}
+
+impl r2d2::ManageConnection for StoreManager {
+    type Connection = Store;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<Store, StoreError> {
+        Store::open(&self.url)
+    }
+
+    fn is_valid(&self, store: &mut Store) -> Result<(), StoreError> {
+        store.read(|tx| tx.query_opt("SELECT CAST(1 AS BIGINT)", &[], |r| r.int(0)).map(|_| ()))
+    }
+
+    fn has_broken(&self, _: &mut Store) -> bool {
+        false
+    }
+}
+
+/// The pool, dropped on a thread of its own: closing a PostgreSQL
+/// connection blocks, which tokio forbids on its worker threads (where the
+/// last clone of the state may go when the server stops).
+struct Pool(Option<r2d2::Pool<StoreManager>>);
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            let _ = std::thread::spawn(move || drop(pool)).join();
+        }
+    }
+}
+
+impl Pool {
+    fn get(&self) -> r2d2::Pool<StoreManager> {
+        match &self.0 {
+            Some(pool) => pool.clone(),
+            None => unreachable_pool(),
+        }
+    }
+}
+
+#[allow(clippy::panic, reason = "the pool is only taken in drop")]
+fn unreachable_pool() -> r2d2::Pool<StoreManager> {
+    panic!("the store pool was used after it was dropped")
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pool: Arc<Pool>,
+    /// Sign-in attempts per email.
+    pub(crate) sign_ins_per_email: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Sign-in attempts per client address (an office shares one).
+    pub(crate) sign_ins_per_address: Arc<DefaultKeyedRateLimiter<std::net::IpAddr>>,
+}
+
+/// Sign-in attempts allowed per minute for one email, and from one address.
+const SIGN_INS_PER_EMAIL: u32 = 10;
+const SIGN_INS_PER_ADDRESS: u32 = 60;
+
+fn per_minute(n: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+}
+
+impl AppState {
+    /// Connects to the store at `url` (and migrates it).
+    pub fn open(url: &str) -> Result<AppState, StoreError> {
+        // Opening the first connection migrates the schema; the pool then
+        // opens the rest lazily.
+        drop(Store::open(url)?);
+        let pool = r2d2::Pool::builder()
+            .max_size(16)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(StoreManager { url: url.to_owned() })
+            .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
+        Ok(AppState {
+            pool: Arc::new(Pool(Some(pool))),
+            sign_ins_per_email: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_EMAIL))),
+            sign_ins_per_address: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_ADDRESS))),
+        })
+    }
+
+    /// Runs `work` with a store connection on a blocking thread.
+    pub async fn store<T, F>(&self, actor: Option<String>, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> ApiResult<T> + Send + 'static,
+    {
+        let pool = self.pool.get();
+        tokio::task::spawn_blocking(move || {
+            let mut store = pool.get().map_err(|e| ApiError::internal(format!("no database connection: {e}")))?;
+            store.set_actor(actor.unwrap_or_else(|| "server".to_owned()));
+            work(&mut store)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("the request's work stopped: {e}")))?
+    }
+
+    /// Runs `work` with a store connection on a thread of its own (long
+    /// work: a copy run), without waiting for it.
+    pub fn spawn_store<F>(&self, actor: String, work: F)
+    where
+        F: FnOnce(ApiResult<&mut Store>) + Send + 'static,
+    {
+        let pool = self.pool.get();
+        std::thread::spawn(move || match pool.get() {
+            Ok(mut store) => {
+                store.set_actor(actor);
+                work(Ok(&mut store));
+            }
+            Err(e) => work(Err(ApiError::internal(format!("no database connection: {e}")))),
+        });
+    }
+}

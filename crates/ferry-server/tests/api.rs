@@ -1,0 +1,527 @@
+//! The REST API over real HTTP against a real server on a fresh database,
+//! on both backends: the seed's story end to end, the OpenAPI document
+//! against the routes, authorization of every route per role, CSRF,
+//! security headers, rate limits, hashed secrets and paging.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ferry_server::AppState;
+use ferry_store::Store;
+use ferry_testkit::{Backend, TestDb, on_both_backends, story_dir};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    the_story_through_the_api,
+    every_route_is_documented_and_refuses_anonymous_callers,
+    authorization_of_every_route_per_role,
+    cross_site_requests_are_refused_and_headers_set,
+    secrets_are_stored_hashed_and_tokens_revocable,
+    customer_pages_walk_every_customer_once,
+);
+
+struct Server {
+    base: String,
+    db: TestDb,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// A server on port 0 with a fresh database holding organization `acme`
+/// with admin `root@acme.test`, and organization `other` with admin
+/// `else@other.test`. Returns the server and both passwords.
+fn start(backend: Backend) -> (Server, String, String) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    store.write(|tx| ferry_store::sites::create_org(tx, "acme")).unwrap();
+    store.write(|tx| ferry_store::sites::create_org(tx, "other")).unwrap();
+    let root = ferry_server::admin::create_admin(&mut store, "acme", "root@acme.test").unwrap();
+    let other = ferry_server::admin::create_admin(&mut store, "other", "else@other.test").unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let state = AppState::open(&db.url).unwrap();
+    let base = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(ferry_server::serve(listener, state));
+        format!("http://{addr}")
+    });
+    (Server { base, db, runtime }, root, other)
+}
+
+impl Server {
+    fn store(&self) -> Store {
+        self.db.store()
+    }
+
+    /// A client with a cookie jar, signed in as `email`.
+    fn sign_in(&self, email: &str, password: &str) -> Client {
+        let client = Client::builder().cookie_store(true).build().unwrap();
+        let (status, body) =
+            self.call(&client, Method::POST, "/api/v1/session", Some(json!({"email": email, "password": password})));
+        assert_eq!(status, StatusCode::OK, "{body}");
+        client
+    }
+
+    fn token_client(&self, session: &Client, name: &str) -> (Client, String, i64) {
+        let (status, body) = self.call(session, Method::POST, "/api/v1/tokens", Some(json!({"name": name})));
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = body["token"].as_str().unwrap().to_owned();
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        (Client::builder().default_headers(headers).build().unwrap(), token, body["id"].as_i64().unwrap())
+    }
+
+    fn call(&self, client: &Client, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let (status, _, text) = self.raw(client, method, path, body, &[]);
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    fn raw(
+        &self,
+        client: &Client,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        self.runtime.block_on(async {
+            let mut request = client.request(method, format!("{}{path}", self.base));
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            (status, headers, response.text().await.unwrap())
+        })
+    }
+}
+
+fn snapshot(site: &str) -> Value {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(story_dir().join(site)).unwrap() {
+        let path = entry.unwrap().path();
+        files.insert(path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap());
+    }
+    json!({ "files": files })
+}
+
+/// Sites eu and us of the story, imported through the API by `client`.
+fn story_sites(server: &Server, client: &Client) {
+    for site in ["eu", "us"] {
+        let (status, body) = server.call(client, Method::POST, "/api/v1/orgs/acme/sites", Some(json!({"site": site})));
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) =
+            server.call(client, Method::POST, &format!("/api/v1/sites/{site}/import"), Some(snapshot(site)));
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+fn wait_done(server: &Server, client: &Client, run: i64) -> Value {
+    for _ in 0..300 {
+        let (status, body) = server.call(client, Method::GET, &format!("/api/v1/copies/{run}"), None);
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["state"] == "done" || body["state"] == "failed" {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("run {run} did not finish");
+}
+
+fn access(server: &Server, client: &Client, email: &str, kind: Option<&str>) -> Vec<String> {
+    let kind = kind.map(|k| format!("&type={k}")).unwrap_or_default();
+    let (status, body) =
+        server.call(client, Method::GET, &format!("/api/v1/sites/us/access?email={email}{kind}"), None);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["requests"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+}
+
+fn the_story_through_the_api(backend: Backend) {
+    let (server, root, _) = start(backend);
+    let session = server.sign_in("root@acme.test", &root);
+    let (api, _, _) = server.token_client(&session, "story");
+    story_sites(&server, &api);
+
+    // A bad snapshot is refused whole, naming the file and line.
+    let mut bad = snapshot("eu");
+    bad["files"]["accounts.csv"] = json!(
+        "account_id,account_type,email,display_name,active,email_verified\nx,customer,not-an-email,X,true,true\n"
+    );
+    let (status, body) = server.call(&api, Method::POST, "/api/v1/sites/us/import", Some(bad));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid");
+    assert!(body["error"]["details"][0].as_str().unwrap().contains("accounts.csv:2"), "{body}");
+
+    let expected = std::fs::read_to_string(story_dir().join("RequiresAttention.csv")).unwrap();
+    let expected_rows: Vec<Vec<&str>> = expected.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let plan = json!({"from": "eu", "to": "us"});
+    let (status, check) = server.call(&api, Method::POST, "/api/v1/copies/check", Some(plan.clone()));
+    assert_eq!(status, StatusCode::OK, "{check}");
+    let predicted: Vec<Vec<String>> = check["requires_attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            [
+                "customer_email",
+                "account_type_on_source",
+                "account_type_on_destination",
+                "account_type_after_copying",
+                "problem",
+                "next_step",
+            ]
+            .iter()
+            .map(|k| r[*k].as_str().unwrap().to_owned())
+            .collect()
+        })
+        .collect();
+    assert_eq!(predicted, expected_rows);
+
+    let (status, started) = server.call(&api, Method::POST, "/api/v1/copies", Some(plan));
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run = started["run"].as_i64().unwrap();
+    let done = wait_done(&server, &api, run);
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["group_state"], "awaiting_review");
+    let (status, headers, csv) =
+        server.raw(&api, Method::GET, &format!("/api/v1/copies/{run}/report/RequiresAttention.csv"), None, &[]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[reqwest::header::CONTENT_DISPOSITION].to_str().unwrap().contains("attachment"));
+    assert_eq!(csv, expected);
+
+    let (status, groups) = server.call(&api, Method::GET, "/api/v1/sites/us/groups?pending=true", None);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(groups[0]["name"], "customers-from-eu");
+    assert_eq!(groups[0]["state"], "awaiting_review");
+    assert!(
+        groups[0]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m.as_str().unwrap().eq_ignore_ascii_case("chen@acme.test"))
+    );
+    assert!(access(&server, &api, "chen@acme.test", None).is_empty());
+    let approve = "/api/v1/sites/us/groups/customers-from-eu/approve";
+    let (status, decided) = server.call(&api, Method::POST, approve, None);
+    assert_eq!(status, StatusCode::OK, "{decided}");
+    assert_eq!(decided["changed"], true);
+    let (_, again) = server.call(&api, Method::POST, approve, None);
+    assert_eq!(again["changed"], false);
+    assert_eq!(access(&server, &api, "chen@acme.test", None), ["SUP-3"]);
+
+    assert_eq!(access(&server, &api, "fay@acme.test", Some("portal-only")), ["HR-1"]);
+    let (status, dry) = server.call(
+        &api,
+        Method::POST,
+        "/api/v1/sites/us/upgrade",
+        Some(json!({"emails": ["fay@acme.test"], "dry_run": true})),
+    );
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(dry["upgraded"], 1);
+    assert_eq!(dry["lines"][0]["requests_reported"], 1);
+    assert_eq!(access(&server, &api, "fay@acme.test", None), ["SUP-6"]);
+    let (status, up) =
+        server.call(&api, Method::POST, "/api/v1/sites/us/upgrade", Some(json!({"emails": ["fay@acme.test"]})));
+    assert_eq!(status, StatusCode::OK, "{up}");
+    assert_eq!(up["lines"][0]["status"], "upgraded");
+    assert_eq!(access(&server, &api, "fay@acme.test", None), ["HR-1", "SUP-6"]);
+
+    let (status, refused) = server.call(&api, Method::POST, &format!("/api/v1/copies/{run}/rollback"), None);
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "rollback_refused");
+    assert!(!refused["error"]["details"].as_array().unwrap().is_empty());
+
+    let (status, audit) = server.call(&api, Method::GET, "/api/v1/audit?site=us", None);
+    assert_eq!(status, StatusCode::OK);
+    let actions: Vec<(&str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    for action in ["site.create", "site.import", "copy.run", "group.approve", "customer.upgrade"] {
+        assert!(actions.contains(&(action, "api:root@acme.test")), "{action} missing from {actions:?}");
+    }
+}
+
+/// Every operation the OpenAPI document lists, with its path parameters
+/// filled in.
+fn documented_operations(server: &Server) -> Vec<(Method, String, String)> {
+    let (status, doc) = server.call(&Client::new(), Method::GET, "/api/v1/openapi.json", None);
+    assert_eq!(status, StatusCode::OK);
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path
+                .replace("{site}", "us")
+                .replace("{org}", "acme")
+                .replace("{run}", "1")
+                .replace("{id}", "1")
+                .replace("{group}", "customers-from-eu")
+                .replace("{decision}", "approve")
+                .replace("{file}", "RequiresAttention.csv");
+            operations.push((method.to_uppercase().parse().unwrap(), path.clone(), concrete));
+        }
+    }
+    operations
+}
+
+fn every_route_is_documented_and_refuses_anonymous_callers(backend: Backend) {
+    let (server, _, _) = start(backend);
+    let operations = documented_operations(&server);
+    let documented: Vec<(String, String)> = operations.iter().map(|(m, p, _)| (m.to_string(), p.clone())).collect();
+    // What the CLI does, as the API must offer it (SPEC §6).
+    let required = [
+        ("POST", "/api/v1/session"),
+        ("DELETE", "/api/v1/session"),
+        ("GET", "/api/v1/tokens"),
+        ("POST", "/api/v1/tokens"),
+        ("DELETE", "/api/v1/tokens/{id}"),
+        ("POST", "/api/v1/orgs"),
+        ("POST", "/api/v1/orgs/{org}/sites"),
+        ("GET", "/api/v1/sites"),
+        ("POST", "/api/v1/sites/{site}/import"),
+        ("GET", "/api/v1/sites/{site}/export"),
+        ("GET", "/api/v1/sites/{site}/customers"),
+        ("GET", "/api/v1/sites/{site}/access"),
+        ("POST", "/api/v1/copies/check"),
+        ("POST", "/api/v1/copies"),
+        ("GET", "/api/v1/copies"),
+        ("GET", "/api/v1/copies/{run}"),
+        ("POST", "/api/v1/copies/{run}/resume"),
+        ("POST", "/api/v1/copies/{run}/rollback"),
+        ("GET", "/api/v1/copies/{run}/report"),
+        ("GET", "/api/v1/copies/{run}/report/{file}"),
+        ("GET", "/api/v1/sites/{site}/groups"),
+        ("POST", "/api/v1/sites/{site}/groups/{group}/{decision}"),
+        ("POST", "/api/v1/sites/{site}/upgrade"),
+        ("GET", "/api/v1/audit"),
+    ];
+    for (method, path) in required {
+        assert!(documented.contains(&(method.to_owned(), path.to_owned())), "{method} {path} is not in openapi.json");
+    }
+    // Every documented route is served, and only sign-in and sign-out are
+    // open to anonymous callers.
+    for (method, path, concrete) in operations {
+        let (status, body) = server.call(&Client::new(), method.clone(), &concrete, Some(json!({})));
+        match (method.as_str(), path.as_str()) {
+            ("POST", "/api/v1/session") => assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}"),
+            ("DELETE", "/api/v1/session") => assert_eq!(status, StatusCode::NO_CONTENT),
+            _ => {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+                assert_eq!(body["error"]["code"], "unauthorized");
+            }
+        }
+    }
+}
+
+fn authorization_of_every_route_per_role(backend: Backend) {
+    let (server, root, other) = start(backend);
+    let admin = server.sign_in("root@acme.test", &root);
+    let (token, _, _) = server.token_client(&admin, "matrix");
+    let stranger = server.sign_in("else@other.test", &other);
+    story_sites(&server, &admin);
+    let (status, _) = server.call(&admin, Method::POST, "/api/v1/copies", Some(json!({"from": "eu", "to": "us"})));
+    assert_eq!(status, StatusCode::ACCEPTED);
+    wait_done(&server, &admin, 1);
+
+    // Route -> what an admin of another organization gets. Lists are
+    // filtered to the caller's organizations instead of refused.
+    let expect_stranger = |method: &str, path: &str| -> StatusCode {
+        match (method, path) {
+            ("POST", "/api/v1/session") => StatusCode::UNPROCESSABLE_ENTITY,
+            ("DELETE", "/api/v1/session") => StatusCode::NO_CONTENT,
+            (
+                "GET",
+                "/api/v1/me" | "/api/v1/sites" | "/api/v1/copies" | "/api/v1/orgs" | "/api/v1/audit" | "/api/v1/tokens",
+            ) => StatusCode::OK,
+            ("POST", "/api/v1/tokens" | "/api/v1/orgs") => StatusCode::CREATED,
+            ("DELETE", "/api/v1/tokens/{id}") => StatusCode::NOT_FOUND,
+            _ => StatusCode::FORBIDDEN,
+        }
+    };
+    for (method, path, concrete) in documented_operations(&server) {
+        if path == "/api/v1/session" {
+            continue; // would sign the clients out
+        }
+        let body = match path.as_str() {
+            "/api/v1/copies/check" | "/api/v1/copies" => json!({"from": "eu", "to": "us"}),
+            "/api/v1/sites/{site}/upgrade" => json!({"emails": ["fay@acme.test"], "dry_run": true}),
+            "/api/v1/sites/{site}/import" => json!({"files": {}}),
+            "/api/v1/orgs/{org}/sites" => json!({"site": "intruder"}),
+            "/api/v1/orgs" => json!({"org": "elsewhere"}),
+            "/api/v1/tokens" => json!({"name": "own"}),
+            _ => json!({}),
+        };
+        let concrete = if path.ends_with("/access") { format!("{concrete}?email=fay@acme.test") } else { concrete };
+        let (status, reply) = server.call(&stranger, method.clone(), &concrete, Some(body.clone()));
+        assert_eq!(status, expect_stranger(method.as_str(), &path), "other org's admin: {method} {path}: {reply}");
+        if status == StatusCode::OK {
+            let text = reply.to_string();
+            assert!(
+                !text.contains("\"us\"") && !text.contains("fay@acme.test"),
+                "{method} {path} leaked acme's data: {text}"
+            );
+        }
+        // The token may do what its admin may, except manage tokens.
+        if matches!(method, Method::GET) {
+            let (status, reply) = server.call(&token, method.clone(), &concrete, None);
+            assert!(status.is_success(), "token: {method} {path}: {status} {reply}");
+            let (status, reply) = server.call(&admin, method.clone(), &concrete, None);
+            assert!(status.is_success(), "admin: {method} {path}: {status} {reply}");
+        }
+    }
+    let (status, body) = server.call(&token, Method::POST, "/api/v1/tokens", Some(json!({"name": "second"})));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"]["code"], "session_required");
+    let (status, _) = server.call(
+        &admin,
+        Method::POST,
+        "/api/v1/sites/us/upgrade",
+        Some(json!({"emails": ["fay@acme.test"], "dry_run": true})),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = server.call(&admin, Method::GET, "/api/v1/sites/nowhere/customers", None);
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    let (status, body) = server.call(&admin, Method::GET, "/api/v1/sites/us/customers?type=robot", None);
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")));
+}
+
+fn cross_site_requests_are_refused_and_headers_set(backend: Backend) {
+    let (server, root, _) = start(backend);
+    let client = Client::builder().cookie_store(true).build().unwrap();
+    let (status, headers, _) = server.raw(
+        &client,
+        Method::POST,
+        "/api/v1/session",
+        Some(json!({"email": "root@acme.test", "password": root})),
+        &[],
+    );
+    assert_eq!(status, StatusCode::OK);
+    let cookie = headers[reqwest::header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    for name in ["content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy"] {
+        assert!(headers.contains_key(name), "{name} missing");
+    }
+    let body = Some(json!({"org": "evil"}));
+    let from_elsewhere = [("origin", "http://evil.example"), ("sec-fetch-site", "cross-site")];
+    let (status, _, text) = server.raw(&client, Method::POST, "/api/v1/orgs", body.clone(), &from_elsewhere);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(text.contains("\"csrf\""), "{text}");
+    let (status, _, text) =
+        server.raw(&client, Method::POST, "/api/v1/orgs", body.clone(), &[("origin", "http://evil.example")]);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    let (status, _, text) =
+        server.raw(&client, Method::POST, "/api/v1/orgs", body, &[("sec-fetch-site", "same-origin")]);
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+
+    // Sign-in attempts are limited per email.
+    let anonymous = Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let wrong = Some(json!({"email": "root@acme.test", "password": "wrong"}));
+        statuses.push(server.call(&anonymous, Method::POST, "/api/v1/session", wrong).0);
+    }
+    assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+}
+
+fn secrets_are_stored_hashed_and_tokens_revocable(backend: Backend) {
+    let (server, root, _) = start(backend);
+    let session = server.sign_in("root@acme.test", &root);
+    let (api, token, id) = server.token_client(&session, "revocable");
+    assert_eq!(server.call(&api, Method::GET, "/api/v1/me", None).0, StatusCode::OK);
+    let mut store = server.store();
+    let (hash, token_hash) = store
+        .read(|tx| {
+            let hash =
+                tx.query_opt("SELECT password_hash FROM admins WHERE email_key = 'root@acme.test'", &[], |r| {
+                    Ok(r.text(0)?.to_owned())
+                })?;
+            let token_hash =
+                tx.query_opt("SELECT token_hash FROM api_tokens WHERE id = $1", &[ferry_store::Val::I(id)], |r| {
+                    Ok(r.text(0)?.to_owned())
+                })?;
+            Ok::<_, ferry_store::StoreError>((hash.unwrap(), token_hash.unwrap()))
+        })
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$") && !hash.contains(&root), "{hash}");
+    assert_ne!(token_hash, token);
+    assert!(!token_hash.contains(&token[6..]));
+    let (status, tokens) = server.call(&session, Method::GET, "/api/v1/tokens", None);
+    assert_eq!(status, StatusCode::OK);
+    assert!(!tokens.to_string().contains(&token), "a token is shown only when created");
+    assert_eq!(server.call(&session, Method::DELETE, &format!("/api/v1/tokens/{id}"), None).0, StatusCode::NO_CONTENT);
+    let (status, body) = server.call(&api, Method::GET, "/api/v1/me", None);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    // Signing out ends the session for good.
+    assert_eq!(server.call(&session, Method::DELETE, "/api/v1/session", None).0, StatusCode::NO_CONTENT);
+    assert_eq!(server.call(&session, Method::GET, "/api/v1/me", None).0, StatusCode::UNAUTHORIZED);
+}
+
+fn customer_pages_walk_every_customer_once(backend: Backend) {
+    let (server, root, _) = start(backend);
+    let mut store = server.store();
+    ferry_snapshot::demo::load_demo(&mut store, 300, 7, &mut ferry_snapshot::Quiet).unwrap();
+    let password = ferry_server::admin::create_admin(&mut store, "demo", "root@acme.test").unwrap();
+    assert_ne!(password, root);
+    let admin = server.sign_in("root@acme.test", &password);
+    for (filter, duplicates) in [("", false), ("&type=portal-only", false), ("&type=atlassian", false), ("", true)] {
+        let mut expected = Vec::new();
+        let account_type = match filter {
+            "&type=portal-only" => Some(ferry_core::model::AccountType::PortalOnly),
+            "&type=atlassian" => Some(ferry_core::model::AccountType::Atlassian),
+            _ => None,
+        };
+        let cfilter = ferry_store::accounts::CustomerFilter { account_type, duplicates_only: duplicates };
+        store
+            .read(|tx| {
+                let site = ferry_store::sites::site(tx, "demo-dst")?;
+                ferry_store::accounts::each_customer(tx, site.id, cfilter, |c| {
+                    expected.push((c.email, c.account_type.cli_value().to_owned()));
+                    Ok(())
+                })
+            })
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut after = String::new();
+        loop {
+            let path = format!("/api/v1/sites/demo-dst/customers?limit=7&duplicates={duplicates}{filter}{after}");
+            let (status, page) = server.call(&admin, Method::GET, &path, None);
+            assert_eq!(status, StatusCode::OK, "{page}");
+            for c in page["customers"].as_array().unwrap() {
+                seen.push((c["email"].as_str().unwrap().to_owned(), c["type"].as_str().unwrap().to_owned()));
+            }
+            match page["next"].as_str() {
+                Some(next) => after = format!("&after={}", urlencode(next)),
+                None => break,
+            }
+        }
+        assert!(!expected.is_empty());
+        assert_eq!(seen, expected, "filter {filter} duplicates {duplicates}");
+    }
+    // Search: every customer whose email starts with the prefix.
+    let (status, page) = server.call(&admin, Method::GET, "/api/v1/sites/demo-dst/customers?q=ALICE&limit=500", None);
+    assert_eq!(status, StatusCode::OK);
+    let found = page["customers"].as_array().unwrap();
+    assert!(!found.is_empty());
+    assert!(found.iter().all(|c| c["email"].as_str().unwrap().to_lowercase().starts_with("alice")), "{page}");
+}
+
+fn urlencode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
