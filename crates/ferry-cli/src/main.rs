@@ -137,6 +137,14 @@ enum CustomerCommand {
         #[arg(long)]
         duplicates: bool,
     },
+    /// Give a customer a new generated help-center password, printed once.
+    Password {
+        site: String,
+        email: String,
+        /// Which account when the site has both (default: the Atlassian account).
+        #[arg(long = "type", value_enum)]
+        account_type: Option<TypeArg>,
+    },
     /// Move portal-only accounts to the Atlassian account with the same email (created, unverified, when none).
     Upgrade {
         site: String,
@@ -505,6 +513,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Demo { snapshots_only: Some(_), .. } => {}
         Command::Copy { command } => copy(&mut store, command, &mut out)?,
         Command::Group { command } => group(&mut store, command, &mut out)?,
+        Command::Customer { command: CustomerCommand::Password { site, email, account_type } } => {
+            let prefer = account_type.map(AccountType::from);
+            let password =
+                ferry_server::admin::set_customer_password(&mut store, &site, &email, prefer).map_err(api_failure)?;
+            writeln!(out, "help-center password for {email} on {site} (shown once): {password}")?;
+        }
         Command::Customer { command: CustomerCommand::Upgrade { site, emails, all_duplicates, dry_run } } => {
             let selection = if all_duplicates {
                 ferry_remedy::Selection::AllDuplicates

@@ -194,3 +194,16 @@ pub fn decide_group(
         }
     })
 }
+
+/// Imported groups awaiting review, as (site, group), by site then name:
+/// what the console's `N imported groups need review` banner counts.
+pub fn pending_groups(store: &mut Store) -> Result<Vec<(String, String)>, RemedyError> {
+    Ok(store.read(|tx| {
+        tx.query_all(
+            "SELECT s.slug, g.name FROM groups g JOIN sites s ON s.id = g.site_id
+             WHERE g.state = 'awaiting_review' AND g.created_by_run IS NOT NULL ORDER BY s.slug, g.name_key",
+            &[],
+            |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
+        )
+    })?)
+}

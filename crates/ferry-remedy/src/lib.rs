@@ -3,10 +3,12 @@
 //! account with the same email. Every change is audited in the transaction
 //! that makes it.
 
+mod attention;
 mod groups;
 mod upgrade;
 
-pub use groups::{GroupDecision, GroupReview, decide_group, list_groups};
+pub use attention::{RowState, row_states};
+pub use groups::{GroupDecision, GroupReview, decide_group, list_groups, pending_groups};
 pub use upgrade::{Selection, UpgradeLine, UpgradeReport, UpgradeStatus, upgrade};
 
 use ferry_store::StoreError;

@@ -58,3 +58,36 @@ pub fn prepare_demo(store: &mut Store, customers: u64) -> ApiResult<DemoSignIn> 
     let password = create_admin(store, ferry_snapshot::demo::ORG, DEMO_ADMIN)?;
     Ok(DemoSignIn { created_data: !exists, email: DEMO_ADMIN, password })
 }
+
+/// Gives the customer signing in to `site` with `email` (the Atlassian
+/// account when the site has both, unless `prefer` says otherwise) a new
+/// generated help-center password, which is returned.
+pub fn set_customer_password(
+    store: &mut Store,
+    site: &str,
+    email: &str,
+    prefer: Option<ferry_core::model::AccountType>,
+) -> ApiResult<String> {
+    let parsed = Email::parse(email).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let password = generate_password()?;
+    let hash = auth::hash_password(&password)?;
+    let actor = store.actor().to_owned();
+    store.write(|tx| {
+        let found = ferry_store::sites::site(tx, site)?;
+        let account = ferry_store::accounts::find_by_email(tx, found.id, parsed.key(), prefer)?.ok_or_else(|| {
+            ferry_store::StoreError::NotFound(format!("no customer with email {} on site {site}", parsed.original()))
+        })?;
+        web::set_account_password(tx, account.id, &hash)?;
+        let after = serde_json::json!({ "account_type": account.account_type.cli_value() }).to_string();
+        let action = ferry_store::audit::Action {
+            actor: &actor,
+            action: "customer.password",
+            site_id: Some(found.id),
+            target: parsed.original(),
+            before: None,
+            after: Some(&after),
+        };
+        ferry_store::audit::record(tx, action)
+    })?;
+    Ok(password)
+}

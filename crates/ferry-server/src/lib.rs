@@ -10,6 +10,7 @@ pub mod auth;
 mod error;
 mod extract;
 mod state;
+pub mod ui;
 
 use std::net::SocketAddr;
 
@@ -31,6 +32,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/openapi.json",
             axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc_json) }),
         )
+        .merge(ui::routes())
         .with_state(state);
     // Browsers say where a request comes from; a state-changing request from
     // another origin is refused. Scripts (no Origin, no Sec-Fetch-Site)

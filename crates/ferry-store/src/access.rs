@@ -10,10 +10,25 @@ use crate::Result;
 use crate::accounts::SiteAccount;
 use crate::conn::{Tx, Val};
 
+/// A request as the help center lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSummary {
+    pub id: i64,
+    pub key: String,
+    pub summary: String,
+    pub status: String,
+    pub created: String,
+}
+
 /// Keys of the requests on `site_id` that `account` can view, sorted.
 pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount) -> Result<Vec<String>> {
+    Ok(viewable_requests(tx, site_id, account)?.into_iter().map(|r| r.key).collect())
+}
+
+/// The requests on `site_id` that `account` can view, sorted by key.
+pub fn viewable_requests(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount) -> Result<Vec<RequestSummary>> {
     struct Candidate {
-        key: String,
+        request: RequestSummary,
         project_id: i64,
         is_reporter: bool,
         is_participant: bool,
@@ -23,7 +38,8 @@ pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount
         "SELECT p.key || '-' || r.number, r.project_id,
                 r.reporter_id = $2,
                 EXISTS (SELECT 1 FROM request_participants p WHERE p.request_id = r.id AND p.account_id = $2),
-                EXISTS (SELECT 1 FROM organization_members m WHERE m.organization_id = r.organization_id AND m.account_id = $2)
+                EXISTS (SELECT 1 FROM organization_members m WHERE m.organization_id = r.organization_id AND m.account_id = $2),
+                r.id, r.summary, r.status, r.created
          FROM requests r JOIN projects p ON p.id = r.project_id
          WHERE r.site_id = $1 AND (
                r.reporter_id = $2
@@ -32,7 +48,13 @@ pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount
         &[Val::I(site_id), Val::I(account.id)],
         |r| {
             Ok(Candidate {
-                key: r.text(0)?.to_owned(),
+                request: RequestSummary {
+                    id: r.int(5)?,
+                    key: r.text(0)?.to_owned(),
+                    summary: r.text(6)?.to_owned(),
+                    status: r.text(7)?.to_owned(),
+                    created: r.text(8)?.to_owned(),
+                },
                 project_id: r.int(1)?,
                 is_reporter: r.bool(2)?,
                 is_participant: r.bool(3)?,
@@ -41,7 +63,7 @@ pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount
         },
     )?;
     let mut project_access: HashMap<i64, (bool, Vec<GroupState>)> = HashMap::new();
-    let mut keys = Vec::new();
+    let mut visible = Vec::new();
     for candidate in candidates {
         let (in_customer_list, role_group_states) = match project_access.entry(candidate.project_id) {
             std::collections::hash_map::Entry::Occupied(known) => known.get().clone(),
@@ -58,11 +80,35 @@ pub fn viewable_request_keys(tx: &mut Tx<'_>, site_id: i64, account: SiteAccount
             in_shared_organization: candidate.in_organization,
         };
         if can_view_request(&facts) {
-            keys.push(candidate.key);
+            visible.push(candidate.request);
         }
     }
-    keys.sort_unstable();
-    Ok(keys)
+    visible.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+    Ok(visible)
+}
+
+/// A comment on a request, with its author's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommentView {
+    pub author: String,
+    pub created: String,
+    pub body: String,
+}
+
+/// The comments of request `request_id`, oldest first.
+pub fn request_comments(tx: &mut Tx<'_>, request_id: i64) -> Result<Vec<CommentView>> {
+    tx.query_all(
+        "SELECT a.display_name, c.created, c.body FROM comments c JOIN accounts a ON a.id = c.author_id
+         WHERE c.request_id = $1 ORDER BY c.created, c.id",
+        &[Val::I(request_id)],
+        |r| {
+            Ok(CommentView {
+                author: r.text(0)?.to_owned(),
+                created: r.text(1)?.to_owned(),
+                body: r.text(2)?.to_owned(),
+            })
+        },
+    )
 }
 
 /// Whether `account_id` is on the project's customer list, and the states of

@@ -178,3 +178,11 @@ pub fn customer_page(
     let matches = |r: &CustomerRow| email_prefix.is_none_or(|p| r.email_key.starts_with(p));
     Ok(rows.into_iter().filter(|r| past_cursor(r) && matches(r)).take(limit).collect())
 }
+
+/// Account `id` as the access rule takes it, with its email.
+pub fn site_account(tx: &mut Tx<'_>, id: i64) -> Result<Option<(SiteAccount, String)>> {
+    tx.query_opt("SELECT kind, active, email FROM accounts WHERE id = $1", &[Val::I(id)], |r| {
+        let account_type = AccountType::from_jira_value(r.text(0)?).unwrap_or(AccountType::PortalOnly);
+        Ok((SiteAccount { id, account_type, active: r.bool(1)? }, r.text(2)?.to_owned()))
+    })
+}

@@ -45,9 +45,20 @@ pub async fn audit(
         .map(ferry_store::audit::parse_since)
         .transpose()
         .map_err(|e| ApiError::invalid(format!("since {e}")))?;
+    Ok(Json(visible_entries(&state, caller, query.site, since).await?))
+}
+
+/// The audit entries `caller` may see: those of its organizations' sites,
+/// and its own organization-level actions; oldest first.
+pub(crate) async fn visible_entries(
+    state: &AppState,
+    caller: AdminCaller,
+    site: Option<String>,
+    since: Option<String>,
+) -> ApiResult<Vec<AuditEntry>> {
     state
         .store(None, move |store| {
-            let site_id = match &query.site {
+            let site_id = match &site {
                 Some(slug) => Some(admin_site(store, &caller, slug)?.id),
                 None => None,
             };
@@ -58,21 +69,19 @@ pub async fn audit(
                 None => false,
             };
             let own_actors = [format!("console:{}", caller.admin.email), format!("api:{}", caller.admin.email)];
-            Ok(Json(
-                entries
-                    .into_iter()
-                    .filter(|e| visible(&e.site) || (e.site.is_none() && own_actors.contains(&e.actor)))
-                    .map(|e| AuditEntry {
-                        at: e.at,
-                        actor: e.actor,
-                        action: e.action,
-                        site: e.site,
-                        target: e.target,
-                        before: e.before,
-                        after: e.after,
-                    })
-                    .collect(),
-            ))
+            Ok(entries
+                .into_iter()
+                .filter(|e| visible(&e.site) || (e.site.is_none() && own_actors.contains(&e.actor)))
+                .map(|e| AuditEntry {
+                    at: e.at,
+                    actor: e.actor,
+                    action: e.action,
+                    site: e.site,
+                    target: e.target,
+                    before: e.before,
+                    after: e.after,
+                })
+                .collect())
         })
         .await
 }

@@ -219,6 +219,13 @@ pub async fn start_run(
     caller: AdminCaller,
     Body(plan): Body<PlanRequest>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
+    let run = start(&state, caller, plan).await?;
+    Ok((StatusCode::ACCEPTED, Json(Started { run })))
+}
+
+/// Starts a run of `plan` in the background, once its sites are the
+/// caller's and it has no blocking conflicts; the run's id.
+pub(crate) async fn start(state: &AppState, caller: AdminCaller, plan: PlanRequest) -> ApiResult<i64> {
     let options = plan.options()?;
     // Conflicts are checked first so that the caller hears of them, rather
     // than of a run that fails in the background.
@@ -250,8 +257,7 @@ pub async fn start_run(
             let _ = s.send(Err(e));
         }
     });
-    let run = receiver.await.map_err(|_| ApiError::internal("the run stopped before it started"))??;
-    Ok((StatusCode::ACCEPTED, Json(Started { run })))
+    receiver.await.map_err(|_| ApiError::internal("the run stopped before it started"))?
 }
 
 /// Where a run stands (poll it for progress).

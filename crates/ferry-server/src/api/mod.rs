@@ -2,11 +2,11 @@
 //! registered through [`OpenApiRouter`], so a route cannot exist without
 //! its entry in `/api/v1/openapi.json`.
 
-mod audit;
-mod copies;
-mod remedy;
-mod session;
-mod sites;
+pub(crate) mod audit;
+pub(crate) mod copies;
+pub(crate) mod remedy;
+pub(crate) mod session;
+pub(crate) mod sites;
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};

@@ -31,7 +31,7 @@ pub struct Me {
 
 /// A stand-in hash, checked when the email is unknown so that a wrong email
 /// takes as long as a wrong password.
-const DUMMY_HASH: &str =
+pub(crate) const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3PzUr7LPhWF2zixbqRaVb1jOfR3Gk9ZrvHGNZBo/gLg";
 
 /// Checks the sign-in rate limits for this client address and email.
@@ -166,18 +166,22 @@ pub async fn create_token(
     Body(body): Body<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     require_session(&caller)?;
-    let name = body.name.trim().to_owned();
+    Ok((StatusCode::CREATED, Json(new_token(&state, caller.admin.id, &body.name).await?)))
+}
+
+/// Creates an API token named `name` for admin `admin`.
+pub(crate) async fn new_token(state: &AppState, admin: i64, name: &str) -> ApiResult<CreatedToken> {
+    let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name the token (1 to 100 characters)"));
     }
     let token = format!("{}{}", auth::TOKEN_PREFIX, auth::random_secret()?);
     let hash = auth::secret_hash(&token);
-    let admin = caller.admin.id;
     let stored_name = name.clone();
     let id = state
         .store(None, move |store| Ok(store.write(|tx| web::create_token(tx, admin, &stored_name, &hash))?))
         .await?;
-    Ok((StatusCode::CREATED, Json(CreatedToken { id, name, token })))
+    Ok(CreatedToken { id, name, token })
 }
 
 /// Revokes one of the signed-in admin's API tokens (needs a session).

@@ -1,0 +1,911 @@
+//! The admin console's pages.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::{CookieJar, Form};
+use ferry_copy::{ReportData, RunStatus};
+use ferry_core::plan::Outcome;
+use ferry_remedy::{GroupDecision, Selection, UpgradeStatus};
+use ferry_store::web::SessionOwner;
+use serde::Deserialize;
+
+use super::{ConsoleAdmin, Layout, UiError, UiResult, is_htmx, render};
+use crate::api::copies::{PlanRequest, REPORT_FILES, report_files};
+use crate::api::sites::{CustomersQuery, admin_site, customer_page};
+use crate::auth::{self, Caller};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/console", get(home))
+        .route("/console/sites", post(create_site))
+        .route("/console/sites/{site}/customers", get(customers))
+        .route("/console/sites/{site}/upgrade", post(upgrade))
+        .route("/console/users", get(users))
+        .route("/console/sites/{site}/groups/{group}", get(group))
+        .route("/console/sites/{site}/groups/{group}/{decision}", post(decide))
+        .route("/console/copies", get(copies))
+        .route("/console/copies/check", post(check))
+        .route("/console/copies/run", post(run))
+        .route("/console/copies/{run}", get(run_page))
+        .route("/console/copies/{run}/progress", get(progress))
+        .route("/console/copies/{run}/details", get(details))
+        .route("/console/copies/{run}/files/{file}", get(file))
+        .route("/console/copies/{run}/report.zip", get(zip))
+        .route("/console/audit", get(audit))
+        .route("/console/tokens", get(tokens).post(create_token))
+        .route("/console/tokens/{id}/revoke", post(revoke_token))
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    pub layout: Layout,
+    pub heading: String,
+    pub action: String,
+    pub error: Option<String>,
+}
+
+async fn sign_in_page() -> Response {
+    render(&SignInPage {
+        layout: Layout::default(),
+        heading: "Sign in to ferry".into(),
+        action: "/sign-in".into(),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    Form(form): Form<Credentials>,
+) -> Response {
+    match crate::api::session::admin_sign_in(&state, peer, &form.email, &form.password).await {
+        Ok(id) => match auth::start_session(&state, SessionOwner::Admin(id)).await {
+            Ok(session) => (jar.add(auth::session_cookie(session)), Redirect::to("/console")).into_response(),
+            Err(e) => UiError(e).into_response(),
+        },
+        Err(e) => {
+            let page = SignInPage {
+                layout: Layout::default(),
+                heading: "Sign in to ferry".into(),
+                action: "/sign-in".into(),
+                error: Some(e.message),
+            };
+            (e.status, render(&page)).into_response()
+        }
+    }
+}
+
+async fn sign_out(State(state): State<AppState>, caller: Caller, jar: CookieJar) -> Response {
+    end_session(&state, caller).await;
+    (jar.add(auth::removal_cookie()), Redirect::to("/sign-in")).into_response()
+}
+
+/// Forgets the caller's session, if any.
+pub async fn end_session(state: &AppState, caller: Caller) {
+    let session = match caller {
+        Caller::Admin { session, .. } => session,
+        Caller::Customer { session, .. } => Some(session),
+        Caller::Anonymous => None,
+    };
+    if let Some(id) = session {
+        let hash = auth::secret_hash(&id);
+        let _ =
+            state.store(None, move |store| Ok(store.write(|tx| ferry_store::web::delete_session(tx, &hash))?)).await;
+    }
+}
+
+struct SiteRow {
+    org: String,
+    slug: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    layout: Layout,
+    orgs: Vec<String>,
+    sites: Vec<SiteRow>,
+}
+
+async fn home(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult {
+    let layout = admin.layout(&state).await?;
+    let orgs = admin.admin.orgs.clone();
+    let mine = orgs.clone();
+    let sites = state.store(None, |store| Ok(store.read(ferry_store::sites::list_sites)?)).await?;
+    let sites =
+        sites.into_iter().filter(|s| mine.contains(&s.org)).map(|s| SiteRow { org: s.org, slug: s.slug }).collect();
+    Ok(render(&HomePage { layout, orgs, sites }))
+}
+
+#[derive(Deserialize)]
+struct NewSite {
+    org: String,
+    site: String,
+}
+
+async fn create_site(State(state): State<AppState>, admin: ConsoleAdmin, Form(form): Form<NewSite>) -> UiResult {
+    let caller = admin.as_api();
+    caller.require_org(&form.org)?;
+    let actor = admin.actor.clone();
+    state
+        .store(None, move |store| {
+            Ok(store.write(|tx| ferry_store::sites::create_site_audited(tx, &form.org, form.site.trim(), &actor))?)
+        })
+        .await?;
+    Ok(Redirect::to("/console").into_response())
+}
+
+struct CustomerRow {
+    email: String,
+    display_name: String,
+    type_label: &'static str,
+    portal_only: bool,
+    account_id: String,
+    active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "customers.html")]
+struct CustomersPage {
+    layout: Layout,
+    site: String,
+    q: String,
+    account_type: String,
+    duplicates: bool,
+    customers: Vec<CustomerRow>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CustomersForm {
+    #[serde(default)]
+    q: String,
+    #[serde(rename = "type", default)]
+    account_type: String,
+    #[serde(default)]
+    duplicates: bool,
+    after: Option<String>,
+}
+
+async fn customers(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(site): Path<String>,
+    Query(form): Query<CustomersForm>,
+) -> UiResult {
+    let layout = admin.layout(&state).await?;
+    let query = CustomersQuery {
+        account_type: Some(form.account_type.clone()).filter(|t| !t.is_empty()),
+        duplicates: form.duplicates,
+        q: Some(form.q.clone()).filter(|q| !q.trim().is_empty()),
+        after: form.after.clone(),
+        limit: Some(50),
+    };
+    let page = customer_page(&state, admin.as_api(), site.clone(), query).await?;
+    let next = page.next.map(|cursor| {
+        let mut url = url_query(&[("q", &form.q), ("type", &form.account_type), ("after", &cursor)]);
+        if form.duplicates {
+            url.push_str("&duplicates=true");
+        }
+        format!("/console/sites/{site}/customers?{url}")
+    });
+    let customers = page
+        .customers
+        .into_iter()
+        .map(|c| CustomerRow {
+            portal_only: c.account_type == "portal-only",
+            type_label: if c.account_type == "portal-only" { "Portal-only" } else { "Atlassian account" },
+            email: c.email,
+            display_name: c.display_name,
+            account_id: c.account_id,
+            active: c.active,
+        })
+        .collect();
+    Ok(render(&CustomersPage {
+        layout,
+        site,
+        q: form.q,
+        account_type: form.account_type,
+        duplicates: form.duplicates,
+        customers,
+        next,
+    }))
+}
+
+/// `key=value&…`, percent-encoded.
+fn url_query(pairs: &[(&str, &str)]) -> String {
+    let encode = |v: &str| -> String {
+        v.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+}
+
+#[derive(Deserialize)]
+struct UpgradeForm {
+    #[serde(default)]
+    email: Vec<String>,
+    #[serde(default)]
+    all_duplicates: bool,
+    #[serde(default)]
+    confirm: bool,
+}
+
+struct UpgradeRow {
+    email: String,
+    portal: String,
+    what: String,
+    requests: String,
+    participations: String,
+    comments: String,
+    lists: String,
+    organizations: String,
+}
+
+#[derive(Template)]
+#[template(path = "upgrade.html")]
+struct UpgradePage {
+    layout: Layout,
+    site: String,
+    dry_run: bool,
+    summary: String,
+    emails: Vec<String>,
+    all_duplicates: bool,
+    lines: Vec<UpgradeRow>,
+}
+
+/// Bulk "Upgrade to Atlassian account": first a dry run listing exactly
+/// what would change, with a Confirm button; the confirmed form upgrades.
+async fn upgrade(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(site): Path<String>,
+    Form(form): Form<UpgradeForm>,
+) -> UiResult {
+    let selection = if form.all_duplicates {
+        Selection::AllDuplicates
+    } else if form.email.is_empty() {
+        return Err(ApiError::invalid("select at least one portal-only account to upgrade").into());
+    } else {
+        Selection::Emails(form.email.clone())
+    };
+    let dry_run = !form.confirm;
+    let caller = admin.as_api();
+    let slug = site.clone();
+    let report = state
+        .store(Some(admin.actor.clone()), move |store| {
+            admin_site(store, &caller, &slug)?;
+            Ok(ferry_remedy::upgrade(store, &slug, &selection, dry_run, &mut ferry_remedy::Quiet)?)
+        })
+        .await?;
+    let layout = admin.layout(&state).await?;
+    let count = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let lines = report
+        .lines
+        .iter()
+        .map(|l| {
+            let what = match &l.status {
+                UpgradeStatus::ToExisting { atlassian_ext_id } => {
+                    format!("moves to Atlassian account {atlassian_ext_id}")
+                }
+                UpgradeStatus::ToNew { atlassian_ext_id } => {
+                    format!("moves to new Atlassian account {atlassian_ext_id} (invitation pending)")
+                }
+                UpgradeStatus::AlreadyUpgraded { atlassian_ext_id } => {
+                    format!("already merged into {atlassian_ext_id}")
+                }
+                UpgradeStatus::Blocked { reason } => format!("blocked: {reason}"),
+            };
+            let r = l.references;
+            UpgradeRow {
+                email: l.email.clone(),
+                portal: l.portal_ext_id.clone(),
+                what,
+                requests: count(r.map(|r| r.requests_reported)),
+                participations: count(r.map(|r| r.participations)),
+                comments: count(r.map(|r| r.comments)),
+                lists: count(r.map(|r| r.customer_lists)),
+                organizations: count(r.map(|r| r.organizations)),
+            }
+        })
+        .collect();
+    let summary = if dry_run {
+        format!(
+            "{} account(s) would be upgraded ({} new Atlassian accounts), {} blocked, {} already upgraded. Nothing has changed yet.",
+            report.upgraded(),
+            report.created(),
+            report.blocked(),
+            report.already()
+        )
+    } else {
+        format!(
+            "Upgraded {} account(s) ({} new Atlassian accounts, invitations pending); {} blocked; {} already upgraded.",
+            report.upgraded(),
+            report.created(),
+            report.blocked(),
+            report.already()
+        )
+    };
+    Ok(render(&UpgradePage {
+        layout,
+        site,
+        dry_run,
+        summary,
+        emails: form.email,
+        all_duplicates: form.all_duplicates,
+        lines,
+    }))
+}
+
+struct GroupRow {
+    site: String,
+    name: String,
+    state: String,
+    run: String,
+    members: usize,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    layout: Layout,
+    groups: Vec<GroupRow>,
+}
+
+/// User management: every imported group of the admin's sites, pending
+/// ones first.
+async fn users(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult {
+    let layout = admin.layout(&state).await?;
+    let orgs = admin.admin.orgs.clone();
+    let mut groups = state
+        .store(None, move |store| {
+            let sites = store.read(ferry_store::sites::list_sites)?;
+            let mut rows = Vec::new();
+            for site in sites.into_iter().filter(|s| orgs.contains(&s.org)) {
+                for g in ferry_remedy::list_groups(store, &site.slug, false)? {
+                    if let Some(run) = g.run {
+                        rows.push(GroupRow {
+                            site: site.slug.clone(),
+                            state: g.state.as_str().to_owned(),
+                            run: run.to_string(),
+                            members: g.members.len(),
+                            name: g.name,
+                        });
+                    }
+                }
+            }
+            Ok(rows)
+        })
+        .await?;
+    groups.sort_by_key(|g| g.state != "awaiting_review");
+    Ok(render(&UsersPage { layout, groups }))
+}
+
+#[derive(Template)]
+#[template(path = "group.html")]
+struct GroupPage {
+    layout: Layout,
+    site: String,
+    name: String,
+    state: String,
+    run: Option<i64>,
+    projects: String,
+    requests_gained: u64,
+    members: Vec<String>,
+    notice: Option<String>,
+}
+
+async fn group_page(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    site: String,
+    name: String,
+    notice: Option<String>,
+) -> UiResult {
+    let caller = admin.as_api();
+    let slug = site.clone();
+    let wanted = name.clone();
+    let review = state
+        .store(None, move |store| {
+            admin_site(store, &caller, &slug)?;
+            ferry_remedy::list_groups(store, &slug, false)?
+                .into_iter()
+                .find(|g| g.name.eq_ignore_ascii_case(&wanted))
+                .ok_or_else(|| ApiError::not_found(format!("site {slug} has no group {wanted:?}")))
+        })
+        .await?;
+    let layout = admin.layout(state).await?;
+    Ok(render(&GroupPage {
+        layout,
+        site,
+        name: review.name,
+        state: review.state.as_str().to_owned(),
+        run: review.run,
+        projects: review.projects.join(", "),
+        requests_gained: review.requests_gained,
+        members: review.members,
+        notice,
+    }))
+}
+
+async fn group(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path((site, name)): Path<(String, String)>,
+) -> UiResult {
+    group_page(&state, &admin, site, name, None).await
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path((site, name, decision)): Path<(String, String, String)>,
+) -> UiResult {
+    let decision = match decision.as_str() {
+        "approve" => GroupDecision::Approve,
+        "decline" => GroupDecision::Decline,
+        other => return Err(ApiError::not_found(format!("no action {other:?}")).into()),
+    };
+    let caller = admin.as_api();
+    let (slug, group) = (site.clone(), name.clone());
+    let (review, changed) = state
+        .store(Some(admin.actor.clone()), move |store| {
+            admin_site(store, &caller, &slug)?;
+            Ok(ferry_remedy::decide_group(store, &slug, &group, decision)?)
+        })
+        .await?;
+    let notice = match (decision, changed) {
+        (GroupDecision::Approve, true) => "Approved: members now hold the Customer role on the copied projects.",
+        (GroupDecision::Decline, true) => "Declined: members do not get the Customer role.",
+        (_, false) => "Nothing changed: the group already had this decision.",
+    };
+    group_page(&state, &admin, site, review.name, Some(notice.to_owned())).await
+}
+
+struct RunRow {
+    id: i64,
+    from: String,
+    to: String,
+    state: String,
+    customers: u64,
+    started_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "copies.html")]
+struct CopiesPage {
+    layout: Layout,
+    sites: Vec<String>,
+    runs: Vec<RunRow>,
+}
+
+async fn copies(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult {
+    let layout = admin.layout(&state).await?;
+    let orgs = admin.admin.orgs.clone();
+    let (sites, runs) = state
+        .store(None, move |store| {
+            let sites: Vec<_> =
+                store.read(ferry_store::sites::list_sites)?.into_iter().filter(|s| orgs.contains(&s.org)).collect();
+            let mine = |slug: &str| sites.iter().any(|s| s.slug == slug);
+            let runs: Vec<RunRow> = ferry_copy::list_runs(store)?
+                .into_iter()
+                .filter(|r| mine(&r.from) && mine(&r.to))
+                .map(|r| RunRow {
+                    id: r.id,
+                    from: r.from,
+                    to: r.to,
+                    state: r.state,
+                    customers: r.customers,
+                    started_at: r.started_at,
+                })
+                .collect();
+            Ok((sites.into_iter().map(|s| s.slug).collect(), runs))
+        })
+        .await?;
+    Ok(render(&CopiesPage { layout, sites, runs }))
+}
+
+/// The plan form, as typed.
+#[derive(Debug, Clone, Deserialize)]
+struct PlanForm {
+    from: String,
+    to: String,
+    #[serde(default)]
+    projects: String,
+    #[serde(default)]
+    customers: String,
+    #[serde(default)]
+    organizations: String,
+    #[serde(default)]
+    renames: String,
+}
+
+impl PlanForm {
+    fn request(&self) -> Result<PlanRequest, ApiError> {
+        let list = |v: &str| -> Vec<String> {
+            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+        };
+        let projects = list(&self.projects);
+        let mut renames = std::collections::BTreeMap::new();
+        for rename in list(&self.renames) {
+            let (old, new) = rename
+                .split_once('=')
+                .ok_or_else(|| ApiError::invalid(format!("rename {rename:?} must look like OLD=NEW")))?;
+            renames.insert(old.trim().to_owned(), new.trim().to_owned());
+        }
+        Ok(PlanRequest {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            projects: if projects.is_empty() { None } else { Some(projects) },
+            customers: Some(self.customers.clone()).filter(|v| !v.is_empty()),
+            organizations: Some(self.organizations.clone()).filter(|v| !v.is_empty()),
+            renames,
+        })
+    }
+}
+
+/// One bar of the outcome chart.
+struct Bar {
+    label: &'static str,
+    count: usize,
+    y: usize,
+    width: usize,
+    color: &'static str,
+}
+
+struct Chart {
+    bars: Vec<Bar>,
+    height: usize,
+}
+
+/// Customers per outcome, as bars (inline SVG: no script, no library).
+fn chart(data: &ReportData) -> Chart {
+    const COLORS: [&str; 7] = ["#0052cc", "#00875a", "#ff991f", "#6554c0", "#00b8d9", "#de350b", "#6b778c"];
+    let counts: Vec<(Outcome, usize)> =
+        Outcome::ALL.iter().map(|o| (*o, data.customers.iter().filter(|c| c.outcome == *o).count())).collect();
+    let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
+    let bars: Vec<Bar> = counts
+        .iter()
+        .enumerate()
+        .map(|(i, (outcome, count))| Bar {
+            label: outcome.label(),
+            count: *count,
+            y: i * 22,
+            width: count * 260 / max,
+            color: COLORS[i % COLORS.len()],
+        })
+        .collect();
+    let height = bars.len() * 22 + 4;
+    Chart { bars, height }
+}
+
+struct AttentionRow {
+    email: String,
+    source: String,
+    destination: String,
+    after: String,
+    problem: String,
+    next_step: String,
+    state: &'static str,
+}
+
+fn attention_rows(data: &ReportData, states: Option<&[ferry_remedy::RowState]>) -> Vec<AttentionRow> {
+    data.requires_attention()
+        .into_iter()
+        .enumerate()
+        .map(|(i, [email, source, destination, after, problem, next_step])| AttentionRow {
+            email,
+            source,
+            destination,
+            after,
+            problem,
+            next_step,
+            state: states.and_then(|s| s.get(i)).map_or("open", |s| s.as_str()),
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "check.html")]
+struct CheckPage {
+    layout: Layout,
+    from: String,
+    to: String,
+    projects: String,
+    customers: String,
+    organizations: String,
+    renames: String,
+    chart: Chart,
+    requests: u64,
+    conflicts: Vec<String>,
+    rows: Vec<AttentionRow>,
+    with_state: bool,
+}
+
+async fn check(State(state): State<AppState>, admin: ConsoleAdmin, Form(form): Form<PlanForm>) -> UiResult {
+    let options = form.request()?.options()?;
+    let caller = admin.as_api();
+    let data = state
+        .store(None, move |store| {
+            admin_site(store, &caller, &options.from)?;
+            admin_site(store, &caller, &options.to)?;
+            let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options))?;
+            Ok(ReportData::from_plan(&plan, ferry_copy::ReportKind::Prediction))
+        })
+        .await?;
+    let layout = admin.layout(&state).await?;
+    Ok(render(&CheckPage {
+        layout,
+        chart: chart(&data),
+        requests: data.requests,
+        conflicts: data.conflicts.iter().map(|c| format!("{}: {} ({})", c.kind, c.problem, c.resolution)).collect(),
+        rows: attention_rows(&data, None),
+        with_state: false,
+        from: form.from,
+        to: form.to,
+        projects: form.projects,
+        customers: form.customers,
+        organizations: form.organizations,
+        renames: form.renames,
+    }))
+}
+
+async fn run(State(state): State<AppState>, admin: ConsoleAdmin, Form(form): Form<PlanForm>) -> UiResult {
+    let request = form.request()?;
+    let started = crate::api::copies::start(&state, admin.as_api(), request).await?;
+    Ok(Redirect::to(&format!("/console/copies/{started}")).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage {
+    layout: Layout,
+    run: RunStatus,
+    finished: bool,
+}
+
+#[derive(Template)]
+#[template(path = "run_progress.html")]
+struct ProgressPartial {
+    run: RunStatus,
+    finished: bool,
+}
+
+async fn admin_run(state: &AppState, admin: &ConsoleAdmin, run: i64) -> UiResult<RunStatus> {
+    let caller = admin.as_api();
+    Ok(state
+        .store(None, move |store| {
+            let status = ferry_copy::status(store, run)?;
+            admin_site(store, &caller, &status.from)?;
+            admin_site(store, &caller, &status.to)?;
+            Ok(status)
+        })
+        .await?)
+}
+
+fn finished(run: &RunStatus) -> bool {
+    !matches!(run.state.as_str(), "planning" | "applying")
+}
+
+async fn run_page(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+    let run = admin_run(&state, &admin, id).await?;
+    let layout = admin.layout(&state).await?;
+    let finished = finished(&run);
+    Ok(render(&RunPage { layout, run, finished }))
+}
+
+async fn progress(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> UiResult {
+    let run = admin_run(&state, &admin, id).await?;
+    let finished = finished(&run);
+    if is_htmx(&headers) {
+        Ok(render(&ProgressPartial { run, finished }))
+    } else {
+        let layout = admin.layout(&state).await?;
+        Ok(render(&RunPage { layout, run, finished }))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "details.html")]
+struct DetailsPage {
+    layout: Layout,
+    run: RunStatus,
+    chart: Chart,
+    requests: u64,
+    files: Vec<&'static str>,
+    rows: Vec<AttentionRow>,
+    with_state: bool,
+}
+
+/// View details: the outcome chart, counts, downloads, and every
+/// RequiresAttention row with its current state.
+async fn details(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+    let run = admin_run(&state, &admin, id).await?;
+    let destination = run.to.clone();
+    let group = run.group_name.clone();
+    let (data, states, files) = state
+        .store(None, move |store| {
+            let data = ferry_copy::run_report(store, id)?;
+            let keys: Vec<(String, String)> =
+                data.requires_attention().into_iter().map(|r| (r[0].clone(), r[4].clone())).collect();
+            let states = ferry_remedy::row_states(store, &destination, group.as_deref(), &keys)?;
+            let files = report_files(store, id)?.into_iter().map(|(name, _)| name).collect::<Vec<_>>();
+            Ok((data, states, files))
+        })
+        .await?;
+    let layout = admin.layout(&state).await?;
+    Ok(render(&DetailsPage {
+        layout,
+        chart: chart(&data),
+        requests: data.requests,
+        rows: attention_rows(&data, Some(&states)),
+        with_state: true,
+        files,
+        run,
+    }))
+}
+
+async fn file(State(state): State<AppState>, admin: ConsoleAdmin, Path((id, name)): Path<(i64, String)>) -> UiResult {
+    admin_run(&state, &admin, id).await?;
+    let Some(name) = REPORT_FILES.into_iter().find(|f| *f == name) else {
+        return Err(ApiError::not_found(format!("a report has no file {name:?}")).into());
+    };
+    let files = state.store(None, move |store| report_files(store, id)).await?;
+    let bytes = files
+        .into_iter()
+        .find(|(f, _)| *f == name)
+        .map(|(_, b)| b)
+        .ok_or_else(|| ApiError::not_found(format!("run {id}'s report has no {name}")))?;
+    let content_type = if name.ends_with(".json") { "application/json" } else { "text/csv; charset=utf-8" };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn zip(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+    admin_run(&state, &admin, id).await?;
+    let files = state.store(None, move |store| report_files(store, id)).await?;
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    {
+        let mut archive = zip::ZipWriter::new(&mut buffer);
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in files {
+            archive
+                .start_file(format!("run-{id}/{name}"), options)
+                .map_err(|e| ApiError::internal(format!("zip: {e}")))?;
+            std::io::Write::write_all(&mut archive, &bytes).map_err(|e| ApiError::internal(format!("zip: {e}")))?;
+        }
+        archive.finish().map_err(|e| ApiError::internal(format!("zip: {e}")))?;
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/zip".to_owned()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"run-{id}-report.zip\"")),
+        ],
+        buffer.into_inner(),
+    )
+        .into_response())
+}
+
+struct AuditRow {
+    at: String,
+    actor: String,
+    action: String,
+    site: String,
+    target: String,
+    before: String,
+    after: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    layout: Layout,
+    entries: Vec<AuditRow>,
+}
+
+async fn audit(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult {
+    let layout = admin.layout(&state).await?;
+    let caller = admin.as_api();
+    let entries = crate::api::audit::visible_entries(&state, caller, None, None).await?;
+    let entries = entries
+        .into_iter()
+        .rev()
+        .map(|e| AuditRow {
+            at: e.at,
+            actor: e.actor,
+            action: e.action,
+            site: e.site.unwrap_or_default(),
+            target: e.target,
+            before: e.before.unwrap_or_default(),
+            after: e.after.unwrap_or_default(),
+        })
+        .collect();
+    Ok(render(&AuditPage { layout, entries }))
+}
+
+struct TokenRow {
+    id: i64,
+    name: String,
+    created_at: String,
+    revoked: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    layout: Layout,
+    tokens: Vec<TokenRow>,
+    created: Option<String>,
+}
+
+async fn tokens_page(state: &AppState, admin: &ConsoleAdmin, created: Option<String>) -> UiResult {
+    let layout = admin.layout(state).await?;
+    let id = admin.admin.id;
+    let rows = state.store(None, move |store| Ok(store.read(|tx| ferry_store::web::tokens(tx, id))?)).await?;
+    let tokens = rows
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name,
+            created_at: t.created_at,
+            revoked: t.revoked_at.unwrap_or_default(),
+        })
+        .collect();
+    Ok(render(&TokensPage { layout, tokens, created }))
+}
+
+async fn tokens(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult {
+    tokens_page(&state, &admin, None).await
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+}
+
+async fn create_token(State(state): State<AppState>, admin: ConsoleAdmin, Form(form): Form<NewToken>) -> UiResult {
+    let token = crate::api::session::new_token(&state, admin.admin.id, &form.name).await?;
+    tokens_page(&state, &admin, Some(token.token)).await
+}
+
+async fn revoke_token(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+    let admin_id = admin.admin.id;
+    state.store(None, move |store| Ok(store.write(|tx| ferry_store::web::revoke_token(tx, admin_id, id))?)).await?;
+    Ok(Redirect::to("/console/tokens").into_response())
+}

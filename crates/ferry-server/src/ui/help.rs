@@ -1,0 +1,205 @@
+//! The help center of each site (`/help/<site>`): a customer signs in (a
+//! portal-only account with its site password, an Atlassian account with
+//! its own) and sees "My requests" and each request with its comments, as
+//! the access rule decides and nothing else.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::{CookieJar, Form};
+use ferry_core::email::Email;
+use ferry_store::access::{self, CommentView, RequestSummary};
+use ferry_store::web::{self, SessionOwner};
+use ferry_store::{StoreError, sites};
+
+use super::console::{Credentials, SignInPage, end_session};
+use super::{Layout, UiError, UiResult, render};
+use crate::auth::{self, Caller};
+use crate::{ApiError, AppState};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/help/{site}", get(my_requests))
+        .route("/help/{site}/sign-in", get(sign_in_page).post(sign_in))
+        .route("/help/{site}/sign-out", post(sign_out))
+        .route("/help/{site}/requests/{key}", get(request))
+}
+
+/// A customer signed in to this site's help center, or where to go.
+async fn customer_of(state: &AppState, caller: Caller, slug: &str) -> Result<(i64, i64), Response> {
+    let to_sign_in = || Redirect::to(&format!("/help/{slug}/sign-in")).into_response();
+    let Caller::Customer { account_id, site_id, .. } = caller else {
+        return Err(to_sign_in());
+    };
+    let wanted = slug.to_owned();
+    let site = state.store(None, move |store| Ok(store.read(|tx| sites::find_site(tx, &wanted))?)).await;
+    match site {
+        Ok(Some(site)) if site.id == site_id => Ok((account_id, site_id)),
+        Ok(Some(_)) => Err(to_sign_in()),
+        Ok(None) => Err(UiError(ApiError::not_found(format!("no help center named {slug:?}"))).into_response()),
+        Err(e) => Err(UiError(e).into_response()),
+    }
+}
+
+fn sign_in_form(site: &str, error: Option<String>) -> SignInPage {
+    SignInPage {
+        layout: Layout::default(),
+        heading: format!("Help center · {site}"),
+        action: format!("/help/{site}/sign-in"),
+        error,
+    }
+}
+
+async fn sign_in_page(State(state): State<AppState>, Path(site): Path<String>) -> UiResult {
+    let wanted = site.clone();
+    let exists = state.store(None, move |store| Ok(store.read(|tx| sites::find_site(tx, &wanted))?)).await?;
+    if exists.is_none() {
+        return Err(ApiError::not_found(format!("no help center named {site:?}")).into());
+    }
+    Ok(render(&sign_in_form(&site, None)))
+}
+
+/// The account of `site` whose password matches: the Atlassian account
+/// first (as `ferry access` prefers it), then the portal-only one.
+async fn check_customer(
+    state: &AppState,
+    peer: SocketAddr,
+    site: &str,
+    email: &str,
+    password: &str,
+) -> Result<(i64, i64), ApiError> {
+    let email = Email::parse(email).map_err(|e| ApiError::invalid(e.to_string()))?;
+    crate::api::session::check_rate(state, peer, email.key())?;
+    let (slug, key, password) = (site.to_owned(), email.key().to_owned(), password.to_owned());
+    state
+        .store(None, move |store| {
+            let (site, mut candidates) = store.read(|tx| {
+                let site = sites::site(tx, &slug)?;
+                let candidates = web::customer_credentials(tx, site.id, &key)?;
+                Ok::<_, StoreError>((site, candidates))
+            })?;
+            candidates.sort_by_key(|c| !c.atlassian);
+            let mut found = None;
+            for c in &candidates {
+                if let Some(hash) = &c.password_hash
+                    && auth::verify_password(&password, hash)
+                {
+                    found = Some(c.account_id);
+                    break;
+                }
+            }
+            if candidates.iter().all(|c| c.password_hash.is_none()) {
+                // Same cost as a wrong password, so the answer's timing does
+                // not tell which emails have accounts.
+                auth::verify_password(&password, crate::api::session::DUMMY_HASH);
+            }
+            found.map(|account| (account, site.id)).ok_or_else(|| {
+                ApiError::new(axum::http::StatusCode::UNAUTHORIZED, "unauthorized", "wrong email or password")
+            })
+        })
+        .await
+}
+
+async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(site): Path<String>,
+    jar: CookieJar,
+    Form(form): Form<Credentials>,
+) -> Response {
+    match check_customer(&state, peer, &site, &form.email, &form.password).await {
+        Ok((account_id, site_id)) => {
+            match auth::start_session(&state, SessionOwner::Customer { account_id, site_id }).await {
+                Ok(session) => {
+                    (jar.add(auth::session_cookie(session)), Redirect::to(&format!("/help/{site}"))).into_response()
+                }
+                Err(e) => UiError(e).into_response(),
+            }
+        }
+        Err(e) => (e.status, render(&sign_in_form(&site, Some(e.message)))).into_response(),
+    }
+}
+
+async fn sign_out(State(state): State<AppState>, caller: Caller, Path(site): Path<String>, jar: CookieJar) -> Response {
+    end_session(&state, caller).await;
+    (jar.add(auth::removal_cookie()), Redirect::to(&format!("/help/{site}/sign-in"))).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "help_requests.html")]
+struct MyRequests {
+    layout: Layout,
+    site: String,
+    who: String,
+    requests: Vec<RequestSummary>,
+}
+
+/// What the signed-in customer may view, by the access rule.
+async fn visible(state: &AppState, account_id: i64, site_id: i64) -> Result<(String, Vec<RequestSummary>), ApiError> {
+    state
+        .store(None, move |store| {
+            Ok(store.read(|tx| {
+                let (account, email) = ferry_store::accounts::site_account(tx, account_id)?
+                    .ok_or_else(|| StoreError::NotFound("your account no longer exists".to_owned()))?;
+                let who = format!("{email} ({})", account.account_type.label());
+                Ok::<_, StoreError>((who, access::viewable_requests(tx, site_id, account)?))
+            })?)
+        })
+        .await
+}
+
+async fn my_requests(State(state): State<AppState>, caller: Caller, Path(site): Path<String>) -> Response {
+    let (account_id, site_id) = match customer_of(&state, caller, &site).await {
+        Ok(ids) => ids,
+        Err(response) => return response,
+    };
+    match visible(&state, account_id, site_id).await {
+        Ok((who, requests)) => render(&MyRequests { layout: Layout::default(), site, who, requests }),
+        Err(e) => UiError(e).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "help_request.html")]
+struct RequestPage {
+    layout: Layout,
+    site: String,
+    key: String,
+    summary: String,
+    status: String,
+    created: String,
+    comments: Vec<CommentView>,
+}
+
+async fn request(State(state): State<AppState>, caller: Caller, Path((site, key)): Path<(String, String)>) -> Response {
+    let (account_id, site_id) = match customer_of(&state, caller, &site).await {
+        Ok(ids) => ids,
+        Err(response) => return response,
+    };
+    let found = match visible(&state, account_id, site_id).await {
+        Ok((_, requests)) => requests.into_iter().find(|r| r.key == key),
+        Err(e) => return UiError(e).into_response(),
+    };
+    // A request the customer may not view is answered as one that does not
+    // exist: its key tells nothing.
+    let Some(summary) = found else {
+        return UiError(ApiError::not_found(format!("you have no request {key}"))).into_response();
+    };
+    let id = summary.id;
+    match state.store(None, move |store| Ok(store.read(|tx| access::request_comments(tx, id))?)).await {
+        Ok(comments) => render(&RequestPage {
+            layout: Layout::default(),
+            site,
+            key: summary.key,
+            summary: summary.summary,
+            status: summary.status,
+            created: summary.created,
+            comments,
+        }),
+        Err(e) => UiError(e).into_response(),
+    }
+}
