@@ -117,15 +117,36 @@ fn type_rank(t: AccountType) -> u8 {
 }
 
 /// One page of a site's customers (merged portal-only accounts left out),
-/// sorted by normalized email then type, starting after `after`, with only
-/// emails starting with `email_prefix` (a normalized prefix) when given.
-/// Each type is read from its email index from the cursor on, so a page
-/// costs the same at the first row and the millionth.
+/// sorted by normalized email then type, starting after `after`; with a
+/// search, only customers whose email or display name starts with it
+/// (`search` lowercased). Each type is read from its email index from the
+/// cursor on, so a page costs the same at the first row and the millionth;
+/// a name search filters that walk until the page is full.
 pub fn customer_page(
     tx: &mut Tx<'_>,
     site_id: i64,
     filter: CustomerFilter,
+    search: Option<&str>,
+    after: Option<&CustomerCursor>,
+    limit: usize,
+) -> Result<Vec<CustomerRow>> {
+    let mut rows = customer_page_where(tx, site_id, filter, search, None, after, limit)?;
+    if let Some(name) = search {
+        let pattern = format!("{}%", name.replace(['%', '_', '\\'], ""));
+        rows.extend(customer_page_where(tx, site_id, filter, None, Some(&pattern), after, limit)?);
+        rows.sort_by(|a, b| (&a.email_key, type_rank(a.account_type)).cmp(&(&b.email_key, type_rank(b.account_type))));
+        rows.dedup_by(|a, b| a.email_key == b.email_key && a.account_type == b.account_type);
+        rows.truncate(limit);
+    }
+    Ok(rows)
+}
+
+fn customer_page_where(
+    tx: &mut Tx<'_>,
+    site_id: i64,
+    filter: CustomerFilter,
     email_prefix: Option<&str>,
+    name_like: Option<&str>,
     after: Option<&CustomerCursor>,
     limit: usize,
 ) -> Result<Vec<CustomerRow>> {
@@ -136,9 +157,22 @@ pub fn customer_page(
     };
     let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
     let dup = filter.duplicates_only;
+    // Unicode lowercase on both: ferry's own function on SQLite; on
+    // PostgreSQL the database's collation (the column's is "C", ASCII only).
+    let lower = match tx.backend() {
+        crate::Backend::Sqlite => "ferry_lower(a.display_name)",
+        crate::Backend::Postgres => "lower(a.display_name COLLATE \"default\")",
+    };
+    let name = if name_like.is_some() { format!(" AND {lower} LIKE $4") } else { String::new() };
+    let dup_portal = format!("{}{name}", if dup { PORTAL_DUPLICATE } else { "" });
+    let dup_atlassian = format!("{}{name}", if dup { ATLASSIAN_DUPLICATE } else { "" });
+    let mut params = vec![Val::I(site_id), Val::T(from), Val::I(fetch)];
+    if let Some(pattern) = name_like {
+        params.push(Val::T(pattern));
+    }
     let mut rows = Vec::new();
     let mut read = |tx: &mut Tx<'_>, sql: String| -> Result<()> {
-        tx.query_each(&sql, &[Val::I(site_id), Val::T(from), Val::I(fetch)], |r| {
+        tx.query_each(&sql, &params, |r| {
             rows.push(CustomerRow {
                 email: r.text(0)?.to_owned(),
                 email_key: r.text(1)?.to_owned(),
@@ -155,9 +189,8 @@ pub fn customer_page(
         read(
             tx,
             format!(
-                "SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.merged_into IS NULL AND a.email_key >= $2{}
-                 ORDER BY a.email_key LIMIT $3",
-                if dup { PORTAL_DUPLICATE } else { "" }
+                "SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.merged_into IS NULL AND a.email_key >= $2{dup_portal}
+                 ORDER BY a.email_key LIMIT $3"
             ),
         )?;
     }
@@ -166,16 +199,18 @@ pub fn customer_page(
             tx,
             format!(
                 "SELECT {COLUMNS} FROM accounts a WHERE a.site_id IS NULL AND a.email_key >= $2
-                 AND EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id){}
-                 ORDER BY a.email_key LIMIT $3",
-                if dup { ATLASSIAN_DUPLICATE } else { "" }
+                 AND EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id){dup_atlassian}
+                 ORDER BY a.email_key LIMIT $3"
             ),
         )?;
     }
     let key = |r: &CustomerRow| (r.email_key.clone(), type_rank(r.account_type));
     rows.sort_by_key(key);
     let past_cursor = |r: &CustomerRow| after.is_none_or(|c| key(r) > (c.email_key.clone(), type_rank(c.account_type)));
-    let matches = |r: &CustomerRow| email_prefix.is_none_or(|p| r.email_key.starts_with(p));
+    let matches = |r: &CustomerRow| {
+        email_prefix.is_none_or(|p| r.email_key.starts_with(p))
+            && name_like.is_none_or(|p| r.display_name.to_lowercase().starts_with(p.trim_end_matches('%')))
+    };
     Ok(rows.into_iter().filter(|r| past_cursor(r) && matches(r)).take(limit).collect())
 }
 

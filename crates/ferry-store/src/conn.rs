@@ -129,6 +129,15 @@ impl Store {
             conn.pragma_update(None, "cache_size", -262_144)?;
             conn.pragma_update(None, "temp_store", "MEMORY")?;
             conn.set_prepared_statement_cache_capacity(64);
+            // Unicode lowercase, as PostgreSQL's lower() (SQLite's own folds
+            // ASCII only): name search finds "Øyvind" by "øyvind".
+            conn.create_scalar_function(
+                "ferry_lower",
+                1,
+                rusqlite::functions::FunctionFlags::SQLITE_UTF8
+                    | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+                |ctx| Ok(ctx.get::<String>(0)?.to_lowercase()),
+            )?;
             Conn::Sqlite(conn)
         };
         let mut store = Store { conn, actor: "system".to_owned() };
