@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the PostgreSQL server the test suite uses is running on
-# 127.0.0.1:5432, installing it from Debian's packages on a bare machine.
+# 127.0.0.1:5432, and that Chromium and ChromeDriver are there for the
+# browser suite, installing them from Debian's packages on a bare machine.
 # Prints the FERRY_TEST_PG URL the suite should use.
 set -euo pipefail
 
@@ -9,6 +10,11 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then
   as_root apt-get update -qq >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >&2
+fi
+# The browser suite drives Debian's Chromium through its ChromeDriver.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  as_root apt-get update -qq >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >&2
 fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
   version=$(ls /etc/postgresql | sort -V | tail -1)

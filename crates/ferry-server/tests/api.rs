@@ -13,7 +13,12 @@ use ferry_testkit::{Backend, TestDb, on_both_backends, story_dir};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
+#[path = "browser/story.rs"]
+mod browser;
+use browser::the_story_in_a_browser;
+
 on_both_backends!(
+    the_story_in_a_browser,
     the_story_through_the_api,
     every_route_is_documented_and_refuses_anonymous_callers,
     authorization_of_every_route_per_role,
