@@ -25,6 +25,7 @@ on_both_backends!(
     cross_site_requests_are_refused_and_headers_set,
     secrets_are_stored_hashed_and_tokens_revocable,
     customer_pages_walk_every_customer_once,
+    every_route_as_every_role,
 );
 
 struct Server {
@@ -551,4 +552,123 @@ fn urlencode(value: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A client that keeps cookies and does not follow redirects.
+fn browser_like() -> Client {
+    Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn form_post(server: &Server, client: &Client, path: &str, form: &str) -> StatusCode {
+    server.runtime.block_on(async {
+        client
+            .post(format!("{}{path}", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.to_owned())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    })
+}
+
+fn every_route_as_every_role(backend: Backend) {
+    let (server, root, other) = start(backend);
+    let api_admin = server.sign_in("root@acme.test", &root);
+    story_sites(&server, &api_admin);
+    let (status, _) = server.call(&api_admin, Method::POST, "/api/v1/copies", Some(json!({"from": "eu", "to": "us"})));
+    assert_eq!(status, StatusCode::ACCEPTED);
+    wait_done(&server, &api_admin, 1);
+    let mut store = server.store();
+    let chen = ferry_server::admin::set_customer_password(&mut store, "us", "chen@acme.test", None).unwrap();
+    let alice = ferry_server::admin::set_customer_password(&mut store, "eu", "alice@acme.test", None).unwrap();
+
+    let anonymous = browser_like();
+    let customer_a = browser_like();
+    let customer_b = browser_like();
+    let stranger = browser_like();
+    let admin = browser_like();
+    let sign_in = |client: &Client, path: &str, email: &str, password: &str| {
+        let status = form_post(&server, client, path, &format!("email={}&password={password}", urlencode(email)));
+        assert_eq!(status, StatusCode::SEE_OTHER, "{email} signs in at {path}");
+    };
+    sign_in(&customer_a, "/help/us/sign-in", "chen@acme.test", &chen);
+    sign_in(&customer_b, "/help/eu/sign-in", "alice@acme.test", &alice);
+    sign_in(&stranger, "/sign-in", "else@other.test", &other);
+    sign_in(&admin, "/sign-in", "root@acme.test", &root);
+    let roles = [
+        ("anonymous", &anonymous),
+        ("customer of us", &customer_a),
+        ("customer of eu", &customer_b),
+        ("admin of other", &stranger),
+        ("admin", &admin),
+    ];
+
+    use StatusCode as S;
+    const OK: S = S::OK;
+    const TO_SIGN_IN: S = S::SEE_OTHER;
+    const FORBIDDEN: S = S::FORBIDDEN;
+    // Pages: (method, path, form, outcome per role in the order above).
+    let pages: [(&str, &str, &str, [S; 5]); 22] = [
+        ("GET", "/console", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
+        ("GET", "/console/users", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
+        ("GET", "/console/copies", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
+        ("GET", "/console/audit", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
+        ("GET", "/console/tokens", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
+        ("GET", "/console/sites/us/customers", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        ("GET", "/console/sites/us/groups/customers-from-eu", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        ("GET", "/console/copies/1", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        ("GET", "/console/copies/1/progress", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        ("GET", "/console/copies/1/details", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        ("GET", "/console/copies/1/files/RequiresAttention.csv", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        ("GET", "/console/copies/1/report.zip", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        ("POST", "/console/copies/check", "from=eu&to=us", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        (
+            "POST",
+            "/console/sites/us/upgrade",
+            "email=fay%40acme.test",
+            [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK],
+        ),
+        (
+            "POST",
+            "/console/sites/us/groups/customers-from-eu/approve",
+            "",
+            [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK],
+        ),
+        // Creating a site answers with a redirect to the console.
+        ("POST", "/console/sites", "org=acme&site=extra", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, S::SEE_OTHER]),
+        ("GET", "/help/us", "", [TO_SIGN_IN, OK, TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN]),
+        ("GET", "/help/us/requests/SUP-3", "", [TO_SIGN_IN, OK, TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN]),
+        ("GET", "/help/us/requests/SUP-1", "", [TO_SIGN_IN, S::NOT_FOUND, TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN]),
+        ("GET", "/help/eu", "", [TO_SIGN_IN, TO_SIGN_IN, OK, TO_SIGN_IN, TO_SIGN_IN]),
+        ("GET", "/help/us/sign-in", "", [OK, OK, OK, OK, OK]),
+        ("GET", "/sign-in", "", [OK, OK, OK, OK, OK]),
+    ];
+    // Chen sees SUP-3 once the group is approved.
+    let (status, _) = server.call(&api_admin, Method::POST, "/api/v1/sites/us/groups/customers-from-eu/approve", None);
+    assert_eq!(status, OK);
+    for (method, path, form, expected) in pages {
+        for ((role, client), want) in roles.iter().zip(expected) {
+            if method == "GET" {
+                let (got, headers, _) = server.raw(client, Method::GET, path, None, &[]);
+                assert_eq!(got, want, "{role}: {method} {path}");
+                if got == TO_SIGN_IN {
+                    let location = headers[reqwest::header::LOCATION].to_str().unwrap();
+                    assert!(location.ends_with("/sign-in"), "{role}: {method} {path} goes to {location}");
+                }
+            } else {
+                assert_eq!(form_post(&server, client, path, form), want, "{role}: {method} {path}");
+            }
+        }
+    }
+    // The API: customers get nothing from it, anonymous callers only sign-in.
+    for (method, path, concrete) in documented_operations(&server) {
+        if path == "/api/v1/session" {
+            continue;
+        }
+        for (role, client) in [("customer of us", &customer_a), ("customer of eu", &customer_b)] {
+            let (status, body) = server.call(client, method.clone(), &concrete, Some(json!({})));
+            assert_eq!(status, FORBIDDEN, "{role}: {method} {path}: {body}");
+        }
+    }
 }
