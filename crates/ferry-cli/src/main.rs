@@ -305,7 +305,9 @@ impl From<ferry_copy::CopyError> for Failure {
     fn from(e: ferry_copy::CopyError) -> Failure {
         match e {
             ferry_copy::CopyError::Store(e) => e.into(),
-            ferry_copy::CopyError::Report { .. } => Failure { code: 1, message: e.to_string() },
+            ferry_copy::CopyError::Report { .. } | ferry_copy::CopyError::Claimed(_) => {
+                Failure { code: 1, message: e.to_string() }
+            }
             ferry_copy::CopyError::Invalid(_)
             | ferry_copy::CopyError::Conflicts(_)
             | ferry_copy::CopyError::RollbackRefused { .. } => Failure { code: 2, message: e.to_string() },

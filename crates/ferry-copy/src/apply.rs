@@ -12,7 +12,7 @@ use ferry_core::model::AccountType;
 use ferry_core::plan::{Outcome, Problem, Target, TypesHeld};
 use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec, write_batch};
 use ferry_store::sites::{self, Site};
-use ferry_store::{IdAllocator, Store, StoreError, Tx, Val};
+use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::plan::{CopyOptions, CopyPlan, plan_copy};
@@ -186,7 +186,48 @@ fn load_run(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
     })
 }
 
+/// Any fixed number: PostgreSQL advisory locks from here on claim runs
+/// (this plus the run's id), clear of the store's own locks.
+const RUN_CLAIM: i64 = 0x6672_7279_0000_0000;
+
+/// How long a run waits for another process's claim before giving up.
+const CLAIM_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Applies run `run_id` while holding its claim: on PostgreSQL a session
+/// advisory lock, so that of several processes (servers sharing a
+/// database) one applies a run at a time; the lock goes with the
+/// connection if the process dies. Chunks also re-check the run's cursor
+/// under the writers' lock, so two appliers never apply a chunk twice.
 fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
+    if store.backend() == Backend::Postgres {
+        let params = [Val::I(RUN_CLAIM + run_id)];
+        // A process killed a moment ago may still hold the claim until the
+        // server notices its connection is gone: wait a while for it.
+        let started = Instant::now();
+        loop {
+            let claimed = store
+                .read(|tx| tx.query_opt("SELECT pg_try_advisory_lock($1)", &params, |r| r.bool(0)))?
+                .unwrap_or(false);
+            if claimed {
+                break;
+            }
+            if started.elapsed() > CLAIM_WAIT {
+                return Err(CopyError::Claimed(run_id));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let result = continue_claimed(store, run_id, progress);
+        let released = store.read(|tx| tx.query_opt("SELECT pg_advisory_unlock($1)", &params, |r| r.bool(0)));
+        return match (result, released) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.into()),
+            (Ok(data), Ok(_)) => Ok(data),
+        };
+    }
+    continue_claimed(store, run_id, progress)
+}
+
+fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
     let mut timings = std::collections::BTreeMap::new();
     let row = store.read(|tx| load_run(tx, run_id))?;
     match row.state.as_str() {
@@ -230,6 +271,9 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
 fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions) -> Result<(), CopyError> {
     let conflicts = store.write_checked_bulk(|tx| -> Result<Vec<crate::Conflict>, CopyError> {
         tx.lock_for_writing_ids()?;
+        if load_run(tx, run_id)?.state != "planning" {
+            return Ok(Vec::new()); // another process planned it meanwhile
+        }
         let plan = plan_copy(tx, options)?;
         if !plan.conflicts.is_empty() {
             tx.execute(
@@ -346,6 +390,10 @@ fn apply_step(
     progress: &mut dyn Progress,
 ) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
+    let now = load_run(tx, run_id)?;
+    if (now.phase, now.cursor) != (row.phase, row.cursor) {
+        return Ok(()); // another process applied this chunk meanwhile
+    }
     if row.cursor == 0 {
         // Each phase joins what the one before it wrote.
         tx.analyze(&[

@@ -34,6 +34,10 @@ pub enum CopyError {
     /// Later changes depend on the run; nothing was rolled back.
     #[error("run {run} cannot be rolled back:\n{}", .blockers.iter().map(|b| format!("  {b}")).collect::<Vec<_>>().join("\n"))]
     RollbackRefused { run: i64, blockers: Vec<String> },
+    /// Another process is applying the run now (PostgreSQL: it holds the
+    /// run's lock); nothing was done.
+    #[error("copy run {0} is being applied by another ferry process; wait for it to finish (`ferry copy status {0}`)")]
+    Claimed(i64),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write report {path}: {reason}")]

@@ -28,7 +28,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for scripts: `unauthorized`, `forbidden`, `not_found`,
-    /// `invalid`, `conflict`, `blocking_conflicts`, `rollback_refused`,
+    /// `invalid`, `conflict`, `blocking_conflicts`, `rollback_refused`, `run_claimed`,
     /// `rate_limited`, `session_required`, `csrf`, `internal`.
     pub code: String,
     pub message: String,
@@ -99,6 +99,7 @@ impl From<CopyError> for ApiError {
                 message: format!("run {run} cannot be rolled back"),
                 details: blockers,
             },
+            e @ CopyError::Claimed(_) => ApiError::new(StatusCode::CONFLICT, "run_claimed", e.to_string()),
             CopyError::Store(e) => e.into(),
             e @ CopyError::Report { .. } => ApiError::internal(e.to_string()),
         }

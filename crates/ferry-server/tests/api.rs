@@ -26,6 +26,7 @@ on_both_backends!(
     secrets_are_stored_hashed_and_tokens_revocable,
     customer_pages_walk_every_customer_once,
     every_route_as_every_role,
+    two_servers_share_sessions_and_one_applies_a_run,
 );
 
 struct Server {
@@ -671,4 +672,62 @@ fn every_route_as_every_role(backend: Backend) {
             assert_eq!(status, FORBIDDEN, "{role}: {method} {path}: {body}");
         }
     }
+}
+
+/// A second server on the first one's database.
+fn second_server(server: &Server) -> String {
+    let state = AppState::open(&server.db.url).unwrap();
+    server.runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(ferry_server::serve(listener, state));
+        format!("http://{addr}")
+    })
+}
+
+fn two_servers_share_sessions_and_one_applies_a_run(backend: Backend) {
+    let (server, root, _) = start(backend);
+    let other_base = second_server(&server);
+    let session = server.sign_in("root@acme.test", &root);
+    // The cookie the first server set signs in on the second (cookies are
+    // per host, not per port): sessions live in the database.
+    let on_second = |client: &Client, method: Method, path: &str, body: Option<Value>| {
+        server.runtime.block_on(async {
+            let mut request = client.request(method, format!("{other_base}{path}"));
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        })
+    };
+    let (status, me) = on_second(&session, Method::GET, "/api/v1/me", None);
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["email"], "root@acme.test");
+    story_sites(&server, &session);
+    if backend != Backend::Postgres {
+        return; // the run claim is PostgreSQL's (SQLite is one process's file)
+    }
+    // Another process holds run 1's claim: neither server applies it.
+    let mut holder = ::postgres::Client::connect(&server.db.url, ::postgres::NoTls).unwrap();
+    let claim: i64 = 0x6672_7279_0000_0000 + 1;
+    holder.execute("SELECT pg_advisory_lock($1)", &[&claim]).unwrap();
+    let (status, started) =
+        on_second(&session, Method::POST, "/api/v1/copies", Some(json!({"from": "eu", "to": "us"})));
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["run"], 1);
+    let (status, _) = server.call(&session, Method::POST, "/api/v1/copies/1/resume", None);
+    assert_eq!(status, StatusCode::ACCEPTED);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, run) = server.call(&session, Method::GET, "/api/v1/copies/1", None);
+    assert_eq!(run["state"], "planning", "a claimed run was applied: {run}");
+    // Released: the first server's resume applies it, once.
+    holder.execute("SELECT pg_advisory_unlock($1)", &[&claim]).unwrap();
+    let (status, _) = server.call(&session, Method::POST, "/api/v1/copies/1/resume", None);
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let done = wait_done(&server, &session, 1);
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["requests_copied"], 6);
+    assert_eq!(access(&server, &session, "alice@acme.test", None), ["SUP-1"]);
 }
