@@ -39,7 +39,8 @@ customer_cookie=$(session /help/demo-src/sign-in "$email" "$customer_password")
 
 # Cursors deep into the list: the keys at a quarter, half and three quarters.
 cursor() { sqlite3 web.db "SELECT email_key || '|portal-only' FROM accounts WHERE site_id = (SELECT id FROM sites WHERE slug = 'demo-src') ORDER BY email_key LIMIT 1 OFFSET $1" | python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.stdin.read().strip()))'; }
-half=$((customers / 2))
+portal=$(sqlite3 web.db "SELECT COUNT(*) FROM accounts WHERE site_id = (SELECT id FROM sites WHERE slug = 'demo-src')")
+half=$((portal / 2))
 cat > customers.lua <<LUA
 local paths = {
   "/console/sites/demo-src/customers",

@@ -427,9 +427,9 @@ fn apply_step(
             };
             let range = [run, Val::I(row.cursor), Val::I(end), d, s];
             tx.execute(
-                "INSERT INTO accounts (id, kind, site_id, ext_id, email, email_key, display_name, active, email_verified)
+                "INSERT INTO accounts (id, kind, site_id, ext_id, email, email_key, display_name, name_key, active, email_verified)
                  SELECT cc.destination_account_id, 'customer', CAST($4 AS BIGINT), cc.new_account_ext_id, a.email, a.email_key,
-                        a.display_name, a.active, a.email_verified
+                        a.display_name, a.name_key, a.active, a.email_verified
                  FROM copy_customers cc JOIN accounts a ON a.id = cc.source_account_id
                  WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3
                    AND cc.new_account_ext_id IS NOT NULL",

@@ -114,6 +114,7 @@ static NEW_ATLASSIAN: TableSpec = TableSpec {
         "email",
         "email_key",
         "display_name",
+        "name_key",
         "active",
         "email_verified",
         "invitation_pending",
@@ -331,6 +332,7 @@ fn apply_batch(
                         None => taken_ext.insert(atlassian_ext_ids(tx)?),
                     };
                     let ext = new_ext_id(&site.slug, &c.portal_ext_id, taken);
+                    let name_key = c.display_name.to_lowercase();
                     let id = ids.next_id();
                     new_accounts.push(&[
                         Val::I(id),
@@ -340,6 +342,7 @@ fn apply_batch(
                         Val::T(&c.email),
                         Val::T(&c.email_key),
                         Val::T(&c.display_name),
+                        Val::T(&name_key),
                         Val::B(true),
                         Val::B(false),
                         Val::B(true),

@@ -514,7 +514,7 @@ fn customer_pages_walk_every_customer_once(backend: Backend) {
     }
     // Search: every customer whose email starts with the prefix.
     let (status, page) = server.call(&admin, Method::GET, "/api/v1/sites/demo-dst/customers?q=ALICE&limit=500", None);
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::OK, "{page}");
     let found = page["customers"].as_array().unwrap();
     assert!(!found.is_empty());
     let starts = |c: &Value, field: &str, prefix: &str| c[field].as_str().unwrap().to_lowercase().starts_with(prefix);

@@ -200,7 +200,7 @@ fn unknown_files(dir: &Path) -> Result<Vec<Problem>, ImportError> {
 }
 
 const ACCOUNT_COLUMNS: &[&str] =
-    &["id", "kind", "site_id", "ext_id", "email", "email_key", "display_name", "active", "email_verified"];
+    &["id", "kind", "site_id", "ext_id", "email", "email_key", "display_name", "name_key", "active", "email_verified"];
 /// Accounts this import creates: ids are fresh, a plain insert suffices.
 static ACCOUNTS_NEW: TableSpec =
     TableSpec { table: "accounts", columns: ACCOUNT_COLUMNS, on_conflict: OnConflict::Fail };
@@ -810,6 +810,7 @@ impl Validator {
             AccountType::Atlassian => Val::Null,
             AccountType::PortalOnly => Val::I(self.site_id),
         };
+        let name_key = display_name.to_lowercase();
         let row = [
             Val::I(account_id),
             Val::T(kind.jira_value()),
@@ -818,6 +819,7 @@ impl Validator {
             Val::T(original),
             Val::T(&key),
             Val::T(display_name),
+            Val::T(&name_key),
             Val::B(active),
             Val::B(verified),
         ];

@@ -107,6 +107,10 @@ pub struct CustomerCursor {
     pub account_type: AccountType,
 }
 
+/// A name prefix shared by more accounts than this (of a site's portal-only
+/// accounts, or of Atlassian accounts) is too common to search by.
+pub const COMMON_NAME: i64 = 2_000;
+
 /// Sort position of a type within one email: Atlassian first, as in
 /// [`each_customer`] (which sorts by the stored kind).
 fn type_rank(t: AccountType) -> u8 {
@@ -116,12 +120,22 @@ fn type_rank(t: AccountType) -> u8 {
     }
 }
 
+/// A page of customers, and whether a name search matched too many names
+/// to take part (then only emails were searched).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerPage {
+    pub rows: Vec<CustomerRow>,
+    pub name_too_common: bool,
+}
+
 /// One page of a site's customers (merged portal-only accounts left out),
 /// sorted by normalized email then type, starting after `after`; with a
-/// search, only customers whose email or display name starts with it
-/// (`search` lowercased). Each type is read from its email index from the
-/// cursor on, so a page costs the same at the first row and the millionth;
-/// a name search filters that walk until the page is full.
+/// search (lowercased), only customers whose email or display name starts
+/// with it. Each type is read from its email index from the cursor on, so a
+/// page costs the same at the first row and the millionth. Name matches
+/// come from the name index and are sorted by email: a prefix that more
+/// than [`COMMON_NAME`] accounts share is left out (`name_too_common`), so
+/// that no search reads more than that.
 pub fn customer_page(
     tx: &mut Tx<'_>,
     site_id: i64,
@@ -129,16 +143,40 @@ pub fn customer_page(
     search: Option<&str>,
     after: Option<&CustomerCursor>,
     limit: usize,
-) -> Result<Vec<CustomerRow>> {
+) -> Result<CustomerPage> {
     let mut rows = customer_page_where(tx, site_id, filter, search, None, after, limit)?;
+    let mut name_too_common = false;
     if let Some(name) = search {
-        let pattern = format!("{}%", name.replace(['%', '_', '\\'], ""));
-        rows.extend(customer_page_where(tx, site_id, filter, None, Some(&pattern), after, limit)?);
-        rows.sort_by(|a, b| (&a.email_key, type_rank(a.account_type)).cmp(&(&b.email_key, type_rank(b.account_type))));
-        rows.dedup_by(|a, b| a.email_key == b.email_key && a.account_type == b.account_type);
-        rows.truncate(limit);
+        let end = format!("{name}\u{10FFFF}");
+        let sites = [
+            ("site_id = $1", filter.account_type != Some(AccountType::Atlassian)),
+            (
+                "site_id IS NULL AND CAST($1 AS BIGINT) IS NOT NULL",
+                filter.account_type != Some(AccountType::PortalOnly),
+            ),
+        ];
+        for (site, wanted) in sites {
+            if !wanted {
+                continue;
+            }
+            let sql = format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM accounts WHERE {site} AND name_key >= $2 AND name_key < $3 LIMIT {}) m",
+                COMMON_NAME + 1
+            );
+            let matches =
+                tx.query_opt(&sql, &[Val::I(site_id), Val::T(name), Val::T(&end)], |r| r.int(0))?.unwrap_or(0);
+            name_too_common |= matches > COMMON_NAME;
+        }
+        if !name_too_common {
+            rows.extend(customer_page_where(tx, site_id, filter, None, Some(name), after, limit)?);
+            rows.sort_by(|a, b| {
+                (&a.email_key, type_rank(a.account_type)).cmp(&(&b.email_key, type_rank(b.account_type)))
+            });
+            rows.dedup_by(|a, b| a.email_key == b.email_key && a.account_type == b.account_type);
+            rows.truncate(limit);
+        }
     }
-    Ok(rows)
+    Ok(CustomerPage { rows, name_too_common })
 }
 
 fn customer_page_where(
@@ -157,18 +195,24 @@ fn customer_page_where(
     };
     let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
     let dup = filter.duplicates_only;
-    // Unicode lowercase on both: ferry's own function on SQLite; on
-    // PostgreSQL the database's collation (the column's is "C", ASCII only).
-    let lower = match tx.backend() {
-        crate::Backend::Sqlite => "ferry_lower(a.display_name)",
-        crate::Backend::Postgres => "lower(a.display_name COLLATE \"default\")",
-    };
-    let name = if name_like.is_some() { format!(" AND {lower} LIKE $4") } else { String::new() };
+    let name = if name_like.is_some() { " AND a.name_key >= $4 AND a.name_key < $5" } else { "" };
     let dup_portal = format!("{}{name}", if dup { PORTAL_DUPLICATE } else { "" });
     let dup_atlassian = format!("{}{name}", if dup { ATLASSIAN_DUPLICATE } else { "" });
+    let end = name_like.map(|p| format!("{p}\u{10FFFF}"));
+    // SQLite's planner, without range statistics, may pick the wrong one
+    // of the email and name indexes: ferry names each (PostgreSQL plans by
+    // its statistics).
+    let via = |email_index: &'static str| match (tx.backend(), name_like) {
+        (crate::Backend::Postgres, _) => "",
+        (crate::Backend::Sqlite, Some(_)) => " INDEXED BY accounts_name",
+        (crate::Backend::Sqlite, None) => email_index,
+    };
+    let (via_portal, via_atlassian) =
+        (via(" INDEXED BY accounts_portal_email"), via(" INDEXED BY accounts_atlassian_email"));
     let mut params = vec![Val::I(site_id), Val::T(from), Val::I(fetch)];
-    if let Some(pattern) = name_like {
-        params.push(Val::T(pattern));
+    if let (Some(prefix), Some(end)) = (name_like, end.as_deref()) {
+        params.push(Val::T(prefix));
+        params.push(Val::T(end));
     }
     let mut rows = Vec::new();
     let mut read = |tx: &mut Tx<'_>, sql: String| -> Result<()> {
@@ -189,7 +233,7 @@ fn customer_page_where(
         read(
             tx,
             format!(
-                "SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.merged_into IS NULL AND a.email_key >= $2{dup_portal}
+                "SELECT {COLUMNS} FROM accounts a{via_portal} WHERE a.site_id = $1 AND a.merged_into IS NULL AND a.email_key >= $2{dup_portal}
                  ORDER BY a.email_key LIMIT $3"
             ),
         )?;
@@ -198,7 +242,7 @@ fn customer_page_where(
         read(
             tx,
             format!(
-                "SELECT {COLUMNS} FROM accounts a WHERE a.site_id IS NULL AND a.email_key >= $2
+                "SELECT {COLUMNS} FROM accounts a{via_atlassian} WHERE a.site_id IS NULL AND a.email_key >= $2
                  AND EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id){dup_atlassian}
                  ORDER BY a.email_key LIMIT $3"
             ),
@@ -209,7 +253,7 @@ fn customer_page_where(
     let past_cursor = |r: &CustomerRow| after.is_none_or(|c| key(r) > (c.email_key.clone(), type_rank(c.account_type)));
     let matches = |r: &CustomerRow| {
         email_prefix.is_none_or(|p| r.email_key.starts_with(p))
-            && name_like.is_none_or(|p| r.display_name.to_lowercase().starts_with(p.trim_end_matches('%')))
+            && name_like.is_none_or(|p| r.display_name.to_lowercase().starts_with(p))
     };
     Ok(rows.into_iter().filter(|r| past_cursor(r) && matches(r)).take(limit).collect())
 }

@@ -221,6 +221,9 @@ pub struct CustomerPage {
     pub customers: Vec<Customer>,
     /// Pass as `after` for the next page; absent on the last page.
     pub next: Option<String>,
+    /// The search's name prefix is shared by too many customers (over
+    /// 2,000): only emails were searched. Type more of the name.
+    pub name_too_common: bool,
 }
 
 /// A page of a site's customers, by email then type.
@@ -255,9 +258,10 @@ pub(crate) async fn customer_page(
     state
         .store(None, move |store| {
             let site = admin_site(store, &caller, &site)?;
-            let rows = store.read(|tx| {
+            let page = store.read(|tx| {
                 accounts::customer_page(tx, site.id, filter, prefix.as_deref(), after.as_ref(), limit + 1)
             })?;
+            let rows = &page.rows;
             let more = rows.len() > limit;
             let rows = &rows[..rows.len().min(limit)];
             let next = rows.last().filter(|_| more).map(|c| format!("{}|{}", c.email_key, c.account_type.cli_value()));
@@ -271,7 +275,7 @@ pub(crate) async fn customer_page(
                     active: c.active,
                 })
                 .collect();
-            Ok(CustomerPage { customers, next })
+            Ok(CustomerPage { customers, next, name_too_common: page.name_too_common })
         })
         .await
 }

@@ -172,6 +172,7 @@ struct CustomersPage {
     duplicates: bool,
     customers: Vec<CustomerRow>,
     next: Option<String>,
+    name_too_common: bool,
 }
 
 #[derive(Deserialize)]
@@ -196,10 +197,11 @@ async fn customers(
         account_type: Some(form.account_type.clone()).filter(|t| !t.is_empty()),
         duplicates: form.duplicates,
         q: Some(form.q.clone()).filter(|q| !q.trim().is_empty()),
-        after: form.after.clone(),
+        after: form.after.clone().filter(|a| !a.is_empty()),
         limit: Some(50),
     };
     let page = customer_page(&state, admin.as_api(), site.clone(), query).await?;
+    let name_too_common = page.name_too_common;
     let next = page.next.map(|cursor| {
         let mut url = url_query(&[("q", &form.q), ("type", &form.account_type), ("after", &cursor)]);
         if form.duplicates {
@@ -227,6 +229,7 @@ async fn customers(
         duplicates: form.duplicates,
         customers,
         next,
+        name_too_common,
     }))
 }
 

@@ -40,3 +40,9 @@ CREATE TABLE api_tokens (
 CREATE INDEX api_tokens_admin ON api_tokens (admin_id);
 
 ALTER TABLE accounts ADD COLUMN password_hash TEXT;
+
+-- Customer search by name: the display name in Unicode lowercase, kept by
+-- every writer of accounts.
+ALTER TABLE accounts ADD COLUMN name_key TEXT COLLATE "C" NOT NULL DEFAULT '';
+UPDATE accounts SET name_key = lower(display_name COLLATE "default");
+CREATE INDEX accounts_name ON accounts (site_id, name_key);

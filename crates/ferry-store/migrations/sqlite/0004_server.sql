@@ -40,3 +40,9 @@ CREATE TABLE api_tokens (
 CREATE INDEX api_tokens_admin ON api_tokens (admin_id);
 
 ALTER TABLE accounts ADD COLUMN password_hash TEXT;
+
+-- Customer search by name: the display name in Unicode lowercase, kept by
+-- every writer of accounts (ferry_lower is ferry's own SQL function).
+ALTER TABLE accounts ADD COLUMN name_key TEXT NOT NULL DEFAULT '';
+UPDATE accounts SET name_key = ferry_lower(display_name);
+CREATE INDEX accounts_name ON accounts (site_id, name_key);
