@@ -95,43 +95,55 @@ impl Caller {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+/// The credentials a request carries, read without the store: an API
+/// token, a session cookie, or none.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    Token(String),
+    Session(String),
+    None,
+}
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
-        if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+impl Credentials {
+    pub fn of(headers: &axum::http::HeaderMap) -> ApiResult<Credentials> {
+        if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
             let token = value
                 .to_str()
                 .ok()
                 .and_then(|v| v.strip_prefix("Bearer "))
                 .map(str::trim)
                 .ok_or_else(ApiError::unauthorized)?;
-            let hash = secret_hash(token);
-            let admin = state
-                .store(None, move |store| {
-                    Ok(store.read(|tx| match web::token_admin(tx, &hash)? {
+            return Ok(Credentials::Token(token.to_owned()));
+        }
+        let jar = CookieJar::from_headers(headers);
+        Ok(match jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty()) {
+            Some(id) => Credentials::Session(id),
+            None => Credentials::None,
+        })
+    }
+
+    /// Who these credentials belong to, on a store connection.
+    pub fn resolve(self, store: &mut ferry_store::Store) -> ApiResult<Caller> {
+        match self {
+            Credentials::Token(token) => {
+                let hash = secret_hash(&token);
+                let admin = store
+                    .read(|tx| match web::token_admin(tx, &hash)? {
                         Some(id) => web::admin(tx, id),
                         None => Ok(None),
-                    })?)
-                })
-                .await?
-                .ok_or_else(|| {
-                    ApiError::new(
-                        axum::http::StatusCode::UNAUTHORIZED,
-                        "unauthorized",
-                        "the API token is unknown or revoked",
-                    )
-                })?;
-            return Ok(Caller::Admin { admin, via_token: true, session: None });
-        }
-        let jar = CookieJar::from_headers(&parts.headers);
-        let Some(id) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty()) else {
-            return Ok(Caller::Anonymous);
-        };
-        let hash = secret_hash(&id);
-        let caller = state
-            .store(None, move |store| {
-                Ok(store.read(|tx| {
+                    })?
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            axum::http::StatusCode::UNAUTHORIZED,
+                            "unauthorized",
+                            "the API token is unknown or revoked",
+                        )
+                    })?;
+                Ok(Caller::Admin { admin, via_token: true, session: None })
+            }
+            Credentials::Session(id) => {
+                let hash = secret_hash(&id);
+                let caller = store.read(|tx| {
                     Ok::<_, ferry_store::StoreError>(match web::session(tx, &hash)? {
                         Some(SessionOwner::Admin(admin)) => web::admin(tx, admin)?.map(|admin| Caller::Admin {
                             admin,
@@ -143,10 +155,31 @@ impl FromRequestParts<AppState> for Caller {
                         }
                         None => None,
                     })
-                })?)
-            })
-            .await?;
-        Ok(caller.unwrap_or(Caller::Anonymous))
+                })?;
+                Ok(caller.unwrap_or(Caller::Anonymous))
+            }
+            Credentials::None => Ok(Caller::Anonymous),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Credentials {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> ApiResult<Credentials> {
+        Credentials::of(&parts.headers)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
+        let credentials = Credentials::of(&parts.headers)?;
+        if matches!(credentials, Credentials::None) {
+            return Ok(Caller::Anonymous);
+        }
+        state.store(None, move |store| credentials.resolve(store)).await
     }
 }
 

@@ -29,8 +29,8 @@ impl r2d2::ManageConnection for StoreManager {
         store.read(|tx| tx.query_opt("SELECT CAST(1 AS BIGINT)", &[], |r| r.int(0)).map(|_| ()))
     }
 
-    fn has_broken(&self, _: &mut Store) -> bool {
-        false
+    fn has_broken(&self, store: &mut Store) -> bool {
+        store.is_broken()
     }
 }
 
@@ -64,11 +64,22 @@ fn unreachable_pool() -> r2d2::Pool<StoreManager> {
 #[derive(Clone)]
 pub struct AppState {
     pool: Arc<Pool>,
+    /// Store work admitted at once: requests queue here, in order, rather
+    /// than as parked threads racing for a connection.
+    admitted: Arc<tokio::sync::Semaphore>,
     /// Sign-in attempts per email.
     pub(crate) sign_ins_per_email: Arc<DefaultKeyedRateLimiter<String>>,
     /// Sign-in attempts per client address (an office shares one).
     pub(crate) sign_ins_per_address: Arc<DefaultKeyedRateLimiter<std::net::IpAddr>>,
 }
+
+/// Store work at once: a few per core (SQLite reads are CPU work; more at
+/// once only adds switching), within the pool's connections.
+fn admitted() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 2).clamp(2, POOL_SIZE as usize)
+}
+
+const POOL_SIZE: u32 = 16;
 
 /// Sign-in attempts allowed per minute for one email, and from one address.
 const SIGN_INS_PER_EMAIL: u32 = 10;
@@ -85,20 +96,37 @@ impl AppState {
         // opens the rest lazily.
         drop(Store::open(url)?);
         let pool = r2d2::Pool::builder()
-            .max_size(16)
+            .max_size(POOL_SIZE)
             .min_idle(Some(1))
+            // A closed connection is dropped when returned (has_broken); a
+            // test query on every checkout would cost a query per request.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(StoreManager { url: url.to_owned() })
             .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
         Ok(AppState {
+            admitted: Arc::new(tokio::sync::Semaphore::new(admitted())),
             pool: Arc::new(Pool(Some(pool))),
             sign_ins_per_email: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_EMAIL))),
             sign_ins_per_address: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_ADDRESS))),
         })
     }
 
-    /// Runs `work` with a store connection on a blocking thread.
+    /// Runs `work` with a store connection on a blocking thread, admitted
+    /// with the other quick work (page views, lookups).
     pub async fn store<T, F>(&self, actor: Option<String>, work: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> ApiResult<T> + Send + 'static,
+    {
+        let _permit = self.admitted.acquire().await.map_err(|_| ApiError::internal("the server is shutting down"))?;
+        self.store_long(actor, work).await
+    }
+
+    /// [`AppState::store`] for work that may take seconds or minutes (an
+    /// import, a check or an upgrade of a million rows): not counted among
+    /// the quick work, so it never holds page views up.
+    pub async fn store_long<T, F>(&self, actor: Option<String>, work: F) -> ApiResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Store) -> ApiResult<T> + Send + 'static,

@@ -183,6 +183,15 @@ impl Store {
         result
     }
 
+    /// Whether the connection is gone (PostgreSQL closed it); a SQLite file
+    /// never is.
+    pub fn is_broken(&self) -> bool {
+        match &self.conn {
+            Conn::Postgres(client) => client.is_closed(),
+            Conn::Sqlite(_) => false,
+        }
+    }
+
     /// Runs `work` in a transaction that sees one consistent snapshot.
     pub fn read<T, E: From<StoreError>>(
         &mut self,

@@ -145,7 +145,7 @@ pub async fn check(
 ) -> ApiResult<Json<Report>> {
     let options = plan.options()?;
     state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             require_both(store, &caller, &options.from, &options.to)?;
             let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options))?;
             Ok(Json(Report::of(&ReportData::from_plan(&plan, ferry_copy::ReportKind::Prediction))))
@@ -195,7 +195,7 @@ impl From<RunStatus> for Run {
 #[utoipa::path(get, path = "/api/v1/copies", tag = "copies", responses((status = 200, body = Vec<Run>), (status = 401, body = ErrorBody)))]
 pub async fn list_runs(State(state): State<AppState>, caller: AdminCaller) -> ApiResult<Json<Vec<Run>>> {
     state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             let runs = ferry_copy::list_runs(store)?;
             let sites = store.read(ferry_store::sites::list_sites)?;
             let org_of = |slug: &str| sites.iter().find(|s| s.slug == slug).map(|s| s.org.clone()).unwrap_or_default();
@@ -311,7 +311,7 @@ pub async fn rollback(
 ) -> ApiResult<Json<RolledBack>> {
     let actor = caller.actor.clone();
     state
-        .store(Some(actor), move |store| {
+        .store_long(Some(actor), move |store| {
             admin_run(store, &caller, run)?;
             let s = ferry_copy::rollback(store, run)?;
             Ok(Json(RolledBack {
@@ -335,7 +335,7 @@ pub async fn report(
     Path(run): Path<i64>,
 ) -> ApiResult<Json<Report>> {
     state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             admin_run(store, &caller, run)?;
             Ok(Json(Report::of(&ferry_copy::run_report(store, run)?)))
         })
@@ -374,7 +374,7 @@ pub async fn report_file(
         )));
     };
     let files = state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             admin_run(store, &caller, run)?;
             report_files(store, run)
         })

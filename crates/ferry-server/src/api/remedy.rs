@@ -55,7 +55,7 @@ pub async fn groups(
     Query(query): Query<GroupsQuery>,
 ) -> ApiResult<Json<Vec<Group>>> {
     state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             admin_site(store, &caller, &site)?;
             Ok(Json(ferry_remedy::list_groups(store, &site, query.pending)?.into_iter().map(Group::from).collect()))
         })
@@ -86,7 +86,7 @@ pub async fn decide(
     };
     let actor = caller.actor.clone();
     state
-        .store(Some(actor), move |store| {
+        .store_long(Some(actor), move |store| {
             admin_site(store, &caller, &site)?;
             let (group, changed) = ferry_remedy::decide_group(store, &site, &group, decision)?;
             Ok(Json(Decided { group: group.into(), changed }))
@@ -153,7 +153,7 @@ pub async fn upgrade(
     let actor = caller.actor.clone();
     let dry_run = body.dry_run;
     state
-        .store(Some(actor), move |store| {
+        .store_long(Some(actor), move |store| {
             admin_site(store, &caller, &site)?;
             let report = ferry_remedy::upgrade(store, &site, &selection, dry_run, &mut ferry_remedy::Quiet)?;
             let lines = report

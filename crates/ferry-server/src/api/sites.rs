@@ -134,7 +134,7 @@ pub async fn import_site(
     }
     let actor = caller.actor.clone();
     state
-        .store(Some(actor), move |store| {
+        .store_long(Some(actor), move |store| {
             admin_site(store, &caller, &site)?;
             let dir = tempfile::tempdir().map_err(|e| ApiError::internal(format!("no scratch folder: {e}")))?;
             for (name, text) in &body.files {
@@ -165,7 +165,7 @@ pub async fn export_site(
     Path(site): Path<String>,
 ) -> ApiResult<Json<Snapshot>> {
     state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             admin_site(store, &caller, &site)?;
             let dir = tempfile::tempdir().map_err(|e| ApiError::internal(format!("no scratch folder: {e}")))?;
             ferry_snapshot::export_site(store, &site, dir.path()).map_err(|e| match e {
@@ -245,39 +245,56 @@ pub(crate) async fn customer_page(
     site: String,
     query: CustomersQuery,
 ) -> ApiResult<CustomerPage> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::invalid(format!("limit {limit} is out of range; use 1 to 500")));
+    let query = PageQuery::parse(query)?;
+    state.store(None, move |store| query.run(store, &caller, &site)).await
+}
+
+/// A customers page request, checked.
+pub(crate) struct PageQuery {
+    limit: usize,
+    filter: CustomerFilter,
+    after: Option<CustomerCursor>,
+    prefix: Option<String>,
+}
+
+impl PageQuery {
+    pub(crate) fn parse(query: CustomersQuery) -> ApiResult<PageQuery> {
+        let limit = query.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::invalid(format!("limit {limit} is out of range; use 1 to 500")));
+        }
+        let filter = CustomerFilter {
+            account_type: query.account_type.as_deref().map(account_type).transpose()?,
+            duplicates_only: query.duplicates,
+        };
+        let after = query.after.as_deref().map(parse_cursor).transpose()?;
+        let prefix = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| q.to_lowercase());
+        Ok(PageQuery { limit, filter, after, prefix })
     }
-    let filter = CustomerFilter {
-        account_type: query.account_type.as_deref().map(account_type).transpose()?,
-        duplicates_only: query.duplicates,
-    };
-    let after = query.after.as_deref().map(parse_cursor).transpose()?;
-    let prefix = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| q.to_lowercase());
-    state
-        .store(None, move |store| {
-            let site = admin_site(store, &caller, &site)?;
-            let page = store.read(|tx| {
-                accounts::customer_page(tx, site.id, filter, prefix.as_deref(), after.as_ref(), limit + 1)
-            })?;
-            let rows = &page.rows;
-            let more = rows.len() > limit;
-            let rows = &rows[..rows.len().min(limit)];
-            let next = rows.last().filter(|_| more).map(|c| format!("{}|{}", c.email_key, c.account_type.cli_value()));
-            let customers = rows
-                .iter()
-                .map(|c| Customer {
-                    email: c.email.clone(),
-                    account_type: c.account_type.cli_value().to_owned(),
-                    account_id: c.account_id.clone(),
-                    display_name: c.display_name.clone(),
-                    active: c.active,
-                })
-                .collect();
-            Ok(CustomerPage { customers, next, name_too_common: page.name_too_common })
-        })
-        .await
+
+    /// The page, on a store connection.
+    pub(crate) fn run(&self, store: &mut Store, caller: &AdminCaller, site: &str) -> ApiResult<CustomerPage> {
+        let site = admin_site(store, caller, site)?;
+        let (limit, filter) = (self.limit, self.filter);
+        let page = store.read(|tx| {
+            accounts::customer_page(tx, site.id, filter, self.prefix.as_deref(), self.after.as_ref(), limit + 1)
+        })?;
+        let rows = &page.rows;
+        let more = rows.len() > limit;
+        let rows = &rows[..rows.len().min(limit)];
+        let next = rows.last().filter(|_| more).map(|c| format!("{}|{}", c.email_key, c.account_type.cli_value()));
+        let customers = rows
+            .iter()
+            .map(|c| Customer {
+                email: c.email.clone(),
+                account_type: c.account_type.cli_value().to_owned(),
+                account_id: c.account_id.clone(),
+                display_name: c.display_name.clone(),
+                active: c.active,
+            })
+            .collect();
+        Ok(CustomerPage { customers, next, name_too_common: page.name_too_common })
+    }
 }
 
 fn parse_cursor(value: &str) -> ApiResult<CustomerCursor> {

@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 use super::{ConsoleAdmin, Layout, UiError, UiResult, is_htmx, render};
 use crate::api::copies::{PlanRequest, REPORT_FILES, report_files};
-use crate::api::sites::{CustomersQuery, admin_site, customer_page};
-use crate::auth::{self, Caller};
+use crate::api::sites::{CustomersQuery, PageQuery, admin_site};
+use crate::auth::{self, Caller, Credentials};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -65,7 +65,7 @@ async fn sign_in_page() -> Response {
 }
 
 #[derive(Deserialize)]
-pub struct Credentials {
+pub struct SignInForm {
     pub email: String,
     pub password: String,
 }
@@ -74,7 +74,7 @@ async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     jar: CookieJar,
-    Form(form): Form<Credentials>,
+    Form(form): Form<SignInForm>,
 ) -> Response {
     match crate::api::session::admin_sign_in(&state, peer, &form.email, &form.password).await {
         Ok(id) => match auth::start_session(&state, SessionOwner::Admin(id)).await {
@@ -188,19 +188,34 @@ struct CustomersForm {
 
 async fn customers(
     State(state): State<AppState>,
-    admin: ConsoleAdmin,
+    credentials: Credentials,
     Path(site): Path<String>,
     Query(form): Query<CustomersForm>,
 ) -> UiResult {
-    let layout = admin.layout(&state).await?;
-    let query = CustomersQuery {
+    let query = PageQuery::parse(CustomersQuery {
         account_type: Some(form.account_type.clone()).filter(|t| !t.is_empty()),
         duplicates: form.duplicates,
         q: Some(form.q.clone()).filter(|q| !q.trim().is_empty()),
         after: form.after.clone().filter(|a| !a.is_empty()),
         limit: Some(50),
+    })?;
+    // The hottest page: who is asking, the frame and the page in one trip
+    // to the store.
+    let slug = site.clone();
+    let found = state
+        .store(None, move |store| {
+            let admin = match ConsoleAdmin::from_caller(credentials.resolve(store)?) {
+                Ok(admin) => admin,
+                Err(denied) => return Ok(Err(denied)),
+            };
+            let layout = super::layout_of(store, &admin.admin)?;
+            Ok(Ok((layout, query.run(store, &admin.as_api(), &slug)?)))
+        })
+        .await?;
+    let (layout, page) = match found {
+        Ok(found) => found,
+        Err(denied) => return Ok(denied.into_response()),
     };
-    let page = customer_page(&state, admin.as_api(), site.clone(), query).await?;
     let name_too_common = page.name_too_common;
     let next = page.next.map(|cursor| {
         let mut url = url_query(&[("q", &form.q), ("type", &form.account_type), ("after", &cursor)]);
@@ -301,7 +316,7 @@ async fn upgrade(
     let caller = admin.as_api();
     let slug = site.clone();
     let report = state
-        .store(Some(admin.actor.clone()), move |store| {
+        .store_long(Some(admin.actor.clone()), move |store| {
             admin_site(store, &caller, &slug)?;
             Ok(ferry_remedy::upgrade(store, &slug, &selection, dry_run, &mut ferry_remedy::Quiet)?)
         })
@@ -386,7 +401,7 @@ async fn users(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult {
     let layout = admin.layout(&state).await?;
     let orgs = admin.admin.orgs.clone();
     let mut groups = state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             let sites = store.read(ferry_store::sites::list_sites)?;
             let mut rows = Vec::new();
             for site in sites.into_iter().filter(|s| orgs.contains(&s.org)) {
@@ -434,7 +449,7 @@ async fn group_page(
     let slug = site.clone();
     let wanted = name.clone();
     let review = state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             admin_site(store, &caller, &slug)?;
             ferry_remedy::list_groups(store, &slug, false)?
                 .into_iter()
@@ -477,7 +492,7 @@ async fn decide(
     let caller = admin.as_api();
     let (slug, group) = (site.clone(), name.clone());
     let (review, changed) = state
-        .store(Some(admin.actor.clone()), move |store| {
+        .store_long(Some(admin.actor.clone()), move |store| {
             admin_site(store, &caller, &slug)?;
             Ok(ferry_remedy::decide_group(store, &slug, &group, decision)?)
         })
@@ -511,7 +526,7 @@ async fn copies(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult 
     let layout = admin.layout(&state).await?;
     let orgs = admin.admin.orgs.clone();
     let (sites, runs) = state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             let sites: Vec<_> =
                 store.read(ferry_store::sites::list_sites)?.into_iter().filter(|s| orgs.contains(&s.org)).collect();
             let mine = |slug: &str| sites.iter().any(|s| s.slug == slug);
@@ -654,7 +669,7 @@ async fn check(State(state): State<AppState>, admin: ConsoleAdmin, Form(form): F
     let options = form.request()?.options()?;
     let caller = admin.as_api();
     let data = state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             admin_site(store, &caller, &options.from)?;
             admin_site(store, &caller, &options.to)?;
             let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options))?;
@@ -757,7 +772,7 @@ async fn details(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): P
     let destination = run.to.clone();
     let group = run.group_name.clone();
     let (data, states, files) = state
-        .store(None, move |store| {
+        .store_long(None, move |store| {
             let data = ferry_copy::run_report(store, id)?;
             let keys: Vec<(String, String)> =
                 data.requires_attention().into_iter().map(|r| (r[0].clone(), r[4].clone())).collect();
@@ -783,7 +798,7 @@ async fn file(State(state): State<AppState>, admin: ConsoleAdmin, Path((id, name
     let Some(name) = REPORT_FILES.into_iter().find(|f| *f == name) else {
         return Err(ApiError::not_found(format!("a report has no file {name:?}")).into());
     };
-    let files = state.store(None, move |store| report_files(store, id)).await?;
+    let files = state.store_long(None, move |store| report_files(store, id)).await?;
     let bytes = files
         .into_iter()
         .find(|(f, _)| *f == name)
@@ -802,7 +817,7 @@ async fn file(State(state): State<AppState>, admin: ConsoleAdmin, Path((id, name
 
 async fn zip(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
     admin_run(&state, &admin, id).await?;
-    let files = state.store(None, move |store| report_files(store, id)).await?;
+    let files = state.store_long(None, move |store| report_files(store, id)).await?;
     let mut buffer = std::io::Cursor::new(Vec::new());
     {
         let mut archive = zip::ZipWriter::new(&mut buffer);

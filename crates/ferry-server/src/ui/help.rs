@@ -16,9 +16,9 @@ use ferry_store::access::{self, CommentView, RequestSummary};
 use ferry_store::web::{self, SessionOwner};
 use ferry_store::{StoreError, sites};
 
-use super::console::{Credentials, SignInPage, end_session};
+use super::console::{SignInForm, SignInPage, end_session};
 use super::{Layout, UiError, UiResult, render};
-use crate::auth::{self, Caller};
+use crate::auth::{self, Caller, Credentials};
 use crate::{ApiError, AppState};
 
 pub fn routes() -> Router<AppState> {
@@ -109,7 +109,7 @@ async fn sign_in(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(site): Path<String>,
     jar: CookieJar,
-    Form(form): Form<Credentials>,
+    Form(form): Form<SignInForm>,
 ) -> Response {
     match check_customer(&state, peer, &site, &form.email, &form.password).await {
         Ok((account_id, site_id)) => {
@@ -140,25 +140,41 @@ struct MyRequests {
 
 /// What the signed-in customer may view, by the access rule.
 async fn visible(state: &AppState, account_id: i64, site_id: i64) -> Result<(String, Vec<RequestSummary>), ApiError> {
-    state
-        .store(None, move |store| {
-            Ok(store.read(|tx| {
-                let (account, email) = ferry_store::accounts::site_account(tx, account_id)?
-                    .ok_or_else(|| StoreError::NotFound("your account no longer exists".to_owned()))?;
-                let who = format!("{email} ({})", account.account_type.label());
-                Ok::<_, StoreError>((who, access::viewable_requests(tx, site_id, account)?))
-            })?)
-        })
-        .await
+    state.store(None, move |store| visible_in(store, account_id, site_id)).await
 }
 
-async fn my_requests(State(state): State<AppState>, caller: Caller, Path(site): Path<String>) -> Response {
-    let (account_id, site_id) = match customer_of(&state, caller, &site).await {
-        Ok(ids) => ids,
-        Err(response) => return response,
-    };
-    match visible(&state, account_id, site_id).await {
-        Ok((who, requests)) => render(&MyRequests { layout: Layout::default(), site, who, requests }),
+fn visible_in(
+    store: &mut ferry_store::Store,
+    account_id: i64,
+    site_id: i64,
+) -> Result<(String, Vec<RequestSummary>), ApiError> {
+    Ok(store.read(|tx| {
+        let (account, email) = ferry_store::accounts::site_account(tx, account_id)?
+            .ok_or_else(|| StoreError::NotFound("your account no longer exists".to_owned()))?;
+        let who = format!("{email} ({})", account.account_type.label());
+        Ok::<_, StoreError>((who, access::viewable_requests(tx, site_id, account)?))
+    })?)
+}
+
+async fn my_requests(State(state): State<AppState>, credentials: Credentials, Path(site): Path<String>) -> Response {
+    // Who is asking and what they may view, in one trip to the store.
+    let slug = site.clone();
+    let found = state
+        .store(None, move |store| {
+            let Caller::Customer { account_id, site_id, .. } = credentials.resolve(store)? else {
+                return Ok(None);
+            };
+            match store.read(|tx| sites::find_site(tx, &slug))? {
+                Some(found) if found.id == site_id => {}
+                Some(_) => return Ok(None),
+                None => return Err(ApiError::not_found(format!("no help center named {slug:?}"))),
+            }
+            Ok(Some(visible_in(store, account_id, site_id)?))
+        })
+        .await;
+    match found {
+        Ok(Some((who, requests))) => render(&MyRequests { layout: Layout::default(), site, who, requests }),
+        Ok(None) => Redirect::to(&format!("/help/{site}/sign-in")).into_response(),
         Err(e) => UiError(e).into_response(),
     }
 }

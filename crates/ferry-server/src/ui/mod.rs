@@ -81,23 +81,45 @@ pub struct ConsoleAdmin {
     pub actor: String,
 }
 
+/// Why someone gets no console page.
+#[derive(Debug, Clone, Copy)]
+pub enum Denied {
+    /// Not signed in: to the sign-in page.
+    SignIn,
+    /// A customer: the console is not theirs.
+    Customer,
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        match self {
+            Denied::SignIn => Redirect::to("/sign-in").into_response(),
+            Denied::Customer => {
+                UiError(ApiError::forbidden("the console is for org admins; customers use their site's help center"))
+                    .into_response()
+            }
+        }
+    }
+}
+
+impl ConsoleAdmin {
+    /// The console admin `caller` is, or why not.
+    pub fn from_caller(caller: Caller) -> Result<ConsoleAdmin, Denied> {
+        let actor = caller.actor().unwrap_or_default();
+        match caller {
+            Caller::Admin { admin, .. } => Ok(ConsoleAdmin { admin, actor }),
+            Caller::Customer { .. } => Err(Denied::Customer),
+            Caller::Anonymous => Err(Denied::SignIn),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for ConsoleAdmin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<ConsoleAdmin, Response> {
         match Caller::from_request_parts(parts, state).await {
-            Ok(caller @ Caller::Admin { .. }) => {
-                let actor = caller.actor().unwrap_or_default();
-                match caller {
-                    Caller::Admin { admin, .. } => Ok(ConsoleAdmin { admin, actor }),
-                    _ => Err(Redirect::to("/sign-in").into_response()),
-                }
-            }
-            Ok(Caller::Customer { .. }) => Err(UiError(ApiError::forbidden(
-                "the console is for org admins; customers use their site's help center",
-            ))
-            .into_response()),
-            Ok(Caller::Anonymous) => Err(Redirect::to("/sign-in").into_response()),
+            Ok(caller) => ConsoleAdmin::from_caller(caller).map_err(IntoResponse::into_response),
             Err(e) => Err(UiError(e).into_response()),
         }
     }
@@ -107,24 +129,23 @@ impl ConsoleAdmin {
     /// The frame of a console page, with the review banner's count for the
     /// sites this admin administers.
     pub async fn layout(&self, state: &AppState) -> UiResult<Layout> {
-        let orgs = self.admin.orgs.clone();
-        let pending = state
-            .store(None, move |store| {
-                let groups = ferry_remedy::pending_groups(store)?;
-                let sites = store.read(ferry_store::sites::list_sites)?;
-                Ok(groups
-                    .iter()
-                    .filter(|(site, _)| sites.iter().any(|s| &s.slug == site && orgs.contains(&s.org)))
-                    .count())
-            })
-            .await?;
-        Ok(Layout { admin: Some(self.admin.email.clone()), pending })
+        let admin = self.admin.clone();
+        Ok(state.store(None, move |store| layout_of(store, &admin)).await?)
     }
 
     /// The same caller, as the API's authorization checks take it.
     pub fn as_api(&self) -> crate::auth::AdminCaller {
         crate::auth::AdminCaller { admin: self.admin.clone(), via_token: false, actor: self.actor.clone() }
     }
+}
+
+/// [`ConsoleAdmin::layout`] on a connection a page already holds.
+pub fn layout_of(store: &mut ferry_store::Store, admin: &Admin) -> Result<Layout, ApiError> {
+    let groups = ferry_remedy::pending_groups(store)?;
+    let sites = store.read(ferry_store::sites::list_sites)?;
+    let pending =
+        groups.iter().filter(|(site, _)| sites.iter().any(|s| &s.slug == site && admin.orgs.contains(&s.org))).count();
+    Ok(Layout { admin: Some(admin.email.clone()), pending })
 }
 
 /// Whether a request came from htmx (and wants a partial).
