@@ -356,7 +356,10 @@ fn serve(db: &str, listen: &str, demo: bool) -> Result<(), Failure> {
             .await
             .map_err(|e| bad_input(format!("--listen {listen}: cannot listen there: {e}")))?;
         let address = listener.local_addr().map_err(|e| Failure { code: 1, message: e.to_string() })?;
-        println!("ferry serving on http://{address}/ (API: http://{address}/api/v1/openapi.json)");
+        println!("ferry serving on http://{address}/");
+        println!("  console:      http://{address}/console");
+        println!("  API:          http://{address}/api/v1 (document: http://{address}/api/v1/openapi.json)");
+        println!("  help centers: http://{address}/help/<site> (customers' passwords: ferry customer password <site> <email>)");
         let _ = std::io::stdout().flush();
         ferry_server::serve(listener, state)
             .await
