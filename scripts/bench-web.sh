@@ -2,14 +2,14 @@
 # Web speed: with a million demo customers, the console's customers page
 # (paging from the start and from deep cursors, search by email and by
 # name, the duplicates filter) and a help-center "My requests" page, each
-# under wrk with 50 connections on loopback for DURATION (default 20s).
+# under wrk with 50 connections on loopback for DURATION (default 30s).
 # Reports requests/s and latency percentiles (p99 is the target: < 50 ms).
 # SQLite, release build; nothing here is a test.
 #
 #   scripts/bench-web.sh [customers]
 set -euo pipefail
 customers=${1:-1000000}
-duration=${DURATION:-20s}
+duration=${DURATION:-30s}
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/bench-common.sh
 . "$root/scripts/bench-common.sh"

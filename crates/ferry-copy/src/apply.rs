@@ -251,6 +251,9 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
         let started = Instant::now();
         loop {
             let row = store.read(|tx| load_run(tx, run_id))?;
+            if row.state == "rolled_back" {
+                return Err(CopyError::Invalid(format!("run {run_id} was rolled back while it was being applied")));
+            }
             if row.phase != phase {
                 break;
             }
@@ -391,8 +394,8 @@ fn apply_step(
 ) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
     let now = load_run(tx, run_id)?;
-    if (now.phase, now.cursor) != (row.phase, row.cursor) {
-        return Ok(()); // another process applied this chunk meanwhile
+    if now.state != "applying" || (now.phase, now.cursor) != (row.phase, row.cursor) {
+        return Ok(()); // applied by another process meanwhile, or rolled back
     }
     if row.cursor == 0 {
         // Each phase joins what the one before it wrote.

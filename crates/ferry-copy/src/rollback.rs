@@ -84,6 +84,9 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
 pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyError> {
     let actor = store.actor().to_owned();
     store.write(|tx| {
+        // Under the writers' lock: a chunk being applied (by this or another
+        // process) finishes first, and sees the run rolled back after.
+        tx.lock_for_writing_ids()?;
         let state = tx
             .query_opt("SELECT state FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| Ok(r.text(0)?.to_owned()))?
             .ok_or_else(|| CopyError::Invalid(format!("no copy run {run_id}")))?;
@@ -133,6 +136,13 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
         )?;
         summary.projects = tx.execute(
             "DELETE FROM projects WHERE id IN (SELECT destination_project_id FROM copy_projects WHERE run_id = $1 AND created)",
+            &run,
+        )?;
+        // Help-center sign-ins of the accounts about to go: their ids may
+        // be handed out again.
+        tx.execute(
+            "DELETE FROM web_sessions WHERE account_id IN
+             (SELECT destination_account_id FROM copy_customers WHERE run_id = $1 AND new_account_ext_id IS NOT NULL)",
             &run,
         )?;
         summary.accounts = tx.execute(

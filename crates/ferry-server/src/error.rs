@@ -78,7 +78,12 @@ impl From<StoreError> for ApiError {
         match &e {
             StoreError::NotFound(m) => ApiError::not_found(m.clone()),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m.clone()),
-            _ => ApiError::internal(format!("database error ({}): {e}", e.code())),
+            _ => {
+                // The detail (which may quote rows) goes to the server's log
+                // only; the caller gets the stable code.
+                eprintln!("ferry serve: database error: {e}");
+                ApiError::internal(format!("database error ({}); the server's log has the detail", e.code()))
+            }
         }
     }
 }

@@ -103,7 +103,7 @@ impl AppState {
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(10))
             .build(StoreManager { url: url.to_owned() })
-            .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
+            .map_err(|e| StoreError::Open { url: ferry_store::redact_url(url), reason: e.to_string() })?;
         Ok(AppState {
             admitted: Arc::new(tokio::sync::Semaphore::new(admitted())),
             pool: Arc::new(Pool(Some(pool))),

@@ -27,6 +27,7 @@ on_both_backends!(
     customer_pages_walk_every_customer_once,
     every_route_as_every_role,
     two_servers_share_sessions_and_one_applies_a_run,
+    a_rollback_ends_the_sessions_of_the_accounts_it_removes,
 );
 
 struct Server {
@@ -662,6 +663,22 @@ fn every_route_as_every_role(backend: Backend) {
             }
         }
     }
+    // An API token gets nothing from the console (it could mint tokens there).
+    let (token, _, _) = server.token_client(&api_admin, "not for the console");
+    for path in ["/console", "/console/tokens", "/console/sites/us/customers"] {
+        assert_eq!(server.raw(&token, Method::GET, path, None, &[]).0, FORBIDDEN, "token: GET {path}");
+    }
+    let minted = server.runtime.block_on(async {
+        token
+            .post(format!("{}/console/tokens", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("name=minted")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(minted, FORBIDDEN, "a token mints no token through the console");
     // The API: customers get nothing from it, anonymous callers only sign-in.
     for (method, path, concrete) in documented_operations(&server) {
         if path == "/api/v1/session" {
@@ -730,4 +747,28 @@ fn two_servers_share_sessions_and_one_applies_a_run(backend: Backend) {
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["requests_copied"], 6);
     assert_eq!(access(&server, &session, "alice@acme.test", None), ["SUP-1"]);
+}
+
+fn a_rollback_ends_the_sessions_of_the_accounts_it_removes(backend: Backend) {
+    let (server, root, _) = start(backend);
+    let admin = server.sign_in("root@acme.test", &root);
+    story_sites(&server, &admin);
+    let (status, _) = server.call(&admin, Method::POST, "/api/v1/copies", Some(json!({"from": "eu", "to": "us"})));
+    assert_eq!(status, StatusCode::ACCEPTED);
+    wait_done(&server, &admin, 1);
+    // alice is a new portal-only account on us (case 1): she signs in.
+    let mut store = server.store();
+    let password = ferry_server::admin::set_customer_password(&mut store, "us", "alice@acme.test", None).unwrap();
+    let alice = browser_like();
+    let status =
+        form_post(&server, &alice, "/help/us/sign-in", &format!("email=alice%40acme.test&password={password}"));
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(server.raw(&alice, Method::GET, "/help/us", None, &[]).0, StatusCode::OK);
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/copies/1/rollback", None);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["accounts"].as_u64().unwrap() >= 1);
+    // Her account is gone, and so is her session.
+    let (status, headers, _) = server.raw(&alice, Method::GET, "/help/us", None, &[]);
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(headers[reqwest::header::LOCATION].to_str().unwrap().ends_with("/help/us/sign-in"));
 }

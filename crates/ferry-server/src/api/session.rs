@@ -36,9 +36,11 @@ pub(crate) const DUMMY_HASH: &str =
 
 /// Checks the sign-in rate limits for this client address and email.
 pub(crate) fn check_rate(state: &AppState, peer: SocketAddr, email_key: &str) -> ApiResult<()> {
-    let by_address = state.sign_ins_per_address.check_key(&peer.ip());
-    let by_email = state.sign_ins_per_email.check_key(&email_key.to_owned());
-    if by_address.is_err() || by_email.is_err() {
+    // An address over its limit does not use up the email's attempts, or
+    // one address could keep an admin out.
+    let limited = state.sign_ins_per_address.check_key(&peer.ip()).is_err()
+        || state.sign_ins_per_email.check_key(&email_key.to_owned()).is_err();
+    if limited {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

@@ -88,6 +88,9 @@ pub enum Denied {
     SignIn,
     /// A customer: the console is not theirs.
     Customer,
+    /// An API token: the console is for people signed in (a token must
+    /// not, say, mint tokens through it).
+    Token,
 }
 
 impl IntoResponse for Denied {
@@ -96,6 +99,10 @@ impl IntoResponse for Denied {
             Denied::SignIn => Redirect::to("/sign-in").into_response(),
             Denied::Customer => {
                 UiError(ApiError::forbidden("the console is for org admins; customers use their site's help center"))
+                    .into_response()
+            }
+            Denied::Token => {
+                UiError(ApiError::forbidden("the console needs a signed-in admin; API tokens are for /api/v1"))
                     .into_response()
             }
         }
@@ -107,6 +114,7 @@ impl ConsoleAdmin {
     pub fn from_caller(caller: Caller) -> Result<ConsoleAdmin, Denied> {
         let actor = caller.actor().unwrap_or_default();
         match caller {
+            Caller::Admin { via_token: true, .. } => Err(Denied::Token),
             Caller::Admin { admin, .. } => Ok(ConsoleAdmin { admin, actor }),
             Caller::Customer { .. } => Err(Denied::Customer),
             Caller::Anonymous => Err(Denied::SignIn),

@@ -163,6 +163,16 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     click(c, "a[href$='/groups/customers-from-eu']").await?;
     click(c, "#approve").await?;
     text_when(c, "#group-state", |state| state == "active").await?;
+    // View details now shows chen's row resolved, fay's still open.
+    c.goto(&format!("{base}/console/copies/1/details")).await.map_err(fail("details"))?;
+    let state_of = |rows: &str, email: &str| -> Option<String> {
+        rows.lines().find(|l| l.contains(email)).and_then(|l| l.split_whitespace().last().map(str::to_owned))
+    };
+    text_when(c, "#attention", |rows| {
+        state_of(rows, "Chen@Acme.test").as_deref() == Some("resolved")
+            && state_of(rows, "fay@acme.test").as_deref() == Some("open")
+    })
+    .await?;
     // The affected customer in the help center.
     let chen = set_password(server, "chen@acme.test", None).await;
     sign_in(c, &format!("{base}/help/us/sign-in"), "chen@acme.test", &chen, HELP).await?;
@@ -185,6 +195,8 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     click(c, "#upgrade-selected").await?;
     click(c, "#confirm-upgrade").await?;
     text_when(c, "h1", |h| h == "Upgrade done").await?;
+    c.goto(&format!("{base}/console/copies/1/details")).await.map_err(fail("details"))?;
+    text_when(c, "#attention", |rows| state_of(rows, "fay@acme.test").as_deref() == Some("resolved")).await?;
     sign_in(c, &format!("{base}/help/us/sign-in"), "fay@acme.test", &fay, HELP).await?;
     let keys = my_requests(c).await?;
     if keys != ["HR-1", "SUP-6"] {
