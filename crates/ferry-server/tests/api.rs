@@ -520,6 +520,26 @@ fn customer_pages_walk_every_customer_once(backend: Backend) {
     assert!(!found.is_empty());
     let starts = |c: &Value, field: &str, prefix: &str| c[field].as_str().unwrap().to_lowercase().starts_with(prefix);
     assert!(found.iter().all(|c| starts(c, "email", "alice") || starts(c, "display_name", "alice")), "{page}");
+    // A search pages like the list: the pages of three add up to the one
+    // page of five hundred.
+    for q in ["a", "%C3%B8yvind"] {
+        let (_, whole) =
+            server.call(&admin, Method::GET, &format!("/api/v1/sites/demo-dst/customers?q={q}&limit=500"), None);
+        let whole: Vec<Value> = whole["customers"].as_array().unwrap().clone();
+        let (mut paged, mut after) = (Vec::new(), String::new());
+        loop {
+            let path = format!("/api/v1/sites/demo-dst/customers?q={q}&limit=3{after}");
+            let (status, page) = server.call(&admin, Method::GET, &path, None);
+            assert_eq!(status, StatusCode::OK, "{page}");
+            paged.extend(page["customers"].as_array().unwrap().iter().cloned());
+            match page["next"].as_str() {
+                Some(next) => after = format!("&after={}", urlencode(next)),
+                None => break,
+            }
+        }
+        assert!(!whole.is_empty());
+        assert_eq!(paged, whole, "search {q} paged");
+    }
     // By name, whatever its case: Unicode lowercase on both backends.
     let mut store = server.store();
     let (email, name) = store

@@ -251,10 +251,9 @@ fn customer_page_where(
     let key = |r: &CustomerRow| (r.email_key.clone(), type_rank(r.account_type));
     rows.sort_by_key(key);
     let past_cursor = |r: &CustomerRow| after.is_none_or(|c| key(r) > (c.email_key.clone(), type_rank(c.account_type)));
-    let matches = |r: &CustomerRow| {
-        email_prefix.is_none_or(|p| r.email_key.starts_with(p))
-            && name_like.is_none_or(|p| r.display_name.to_lowercase().starts_with(p))
-    };
+    // The email query reads on past its prefix (no upper bound); the name
+    // query's range is exact in SQL (name_key), so nothing to re-check.
+    let matches = |r: &CustomerRow| email_prefix.is_none_or(|p| r.email_key.starts_with(p));
     Ok(rows.into_iter().filter(|r| past_cursor(r) && matches(r)).take(limit).collect())
 }
 

@@ -46,6 +46,8 @@ pub fn upsert_admin(tx: &mut Tx<'_>, org: &str, email: &str, email_key: &str, pa
     let id = match existing {
         Some(id) => {
             tx.execute("UPDATE admins SET password_hash = $1 WHERE id = $2", &[Val::T(password_hash), Val::I(id)])?;
+            // A new password ends every sign-in made with the old one.
+            tx.execute("DELETE FROM web_sessions WHERE admin_id = $1", &[Val::I(id)])?;
             id
         }
         None => {
@@ -202,5 +204,7 @@ pub fn customer_credentials(tx: &mut Tx<'_>, site_id: i64, email_key: &str) -> R
 /// password, or an Atlassian account's own.
 pub fn set_account_password(tx: &mut Tx<'_>, account_id: i64, password_hash: &str) -> Result<()> {
     tx.execute("UPDATE accounts SET password_hash = $1 WHERE id = $2", &[Val::T(password_hash), Val::I(account_id)])?;
+    // A new password ends every sign-in made with the old one.
+    tx.execute("DELETE FROM web_sessions WHERE account_id = $1", &[Val::I(account_id)])?;
     Ok(())
 }

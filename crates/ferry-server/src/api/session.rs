@@ -36,6 +36,14 @@ pub(crate) const DUMMY_HASH: &str =
 
 /// Checks the sign-in rate limits for this client address and email.
 pub(crate) fn check_rate(state: &AppState, peer: SocketAddr, email_key: &str) -> ApiResult<()> {
+    // Keys seen once and quiet since are forgotten now and then, so that
+    // trying many emails does not grow the limiters for good.
+    if state.sign_ins_per_email.len() > 10_000 {
+        state.sign_ins_per_email.retain_recent();
+    }
+    if state.sign_ins_per_address.len() > 10_000 {
+        state.sign_ins_per_address.retain_recent();
+    }
     // An address over its limit does not use up the email's attempts, or
     // one address could keep an admin out.
     let limited = state.sign_ins_per_address.check_key(&peer.ip()).is_err()
