@@ -345,6 +345,11 @@ fn serve(db: &str, listen: &str, demo: bool) -> Result<(), Failure> {
             println!("created the demo: organization demo with sites demo-src and demo-dst");
         }
         println!("sign in as {} with password {}", sign_in.email, sign_in.password);
+        if let Some((email, password)) = &sign_in.customer {
+            println!(
+                "help center demo-dst: sign in as {email} with password {password} (its copied requests appear once the imported group is approved)"
+            );
+        }
     }
     let state = ferry_server::AppState::open(db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -43,6 +43,10 @@ pub struct DemoSignIn {
     pub created_data: bool,
     pub email: &'static str,
     pub password: String,
+    /// A customer the copy affects (a portal-only source customer with a
+    /// request, matched to a verified Atlassian account on the destination:
+    /// SPEC §3 case 3) and a help-center password for it.
+    pub customer: Option<(String, String)>,
 }
 
 /// Creates the demo data (`customers` source customers) unless the demo
@@ -56,7 +60,30 @@ pub fn prepare_demo(store: &mut Store, customers: u64) -> ApiResult<DemoSignIn> 
         })?;
     }
     let password = create_admin(store, ferry_snapshot::demo::ORG, DEMO_ADMIN)?;
-    Ok(DemoSignIn { created_data: !exists, email: DEMO_ADMIN, password })
+    let affected = store.read(|tx| {
+        tx.query_opt(
+            "SELECT b.email FROM accounts a
+             JOIN sites s ON s.id = a.site_id AND s.slug = $1
+             JOIN requests r ON r.reporter_id = a.id
+             JOIN accounts b ON b.site_id IS NULL AND b.email_key = a.email_key AND b.email_verified AND b.active
+             JOIN site_users su ON su.account_id = b.id AND su.site_id = (SELECT id FROM sites WHERE slug = $2)
+             WHERE a.kind = 'customer' AND a.active AND a.email NOT LIKE '=%' ORDER BY a.id LIMIT 1",
+            &[
+                ferry_store::Val::T(ferry_snapshot::demo::SOURCE_SITE),
+                ferry_store::Val::T(ferry_snapshot::demo::DESTINATION_SITE),
+            ],
+            |r| Ok(r.text(0)?.to_owned()),
+        )
+    })?;
+    let customer = match affected {
+        Some(email) => {
+            let atlassian = Some(ferry_core::model::AccountType::Atlassian);
+            let password = set_customer_password(store, ferry_snapshot::demo::DESTINATION_SITE, &email, atlassian)?;
+            Some((email, password))
+        }
+        None => None,
+    };
+    Ok(DemoSignIn { created_data: !exists, email: DEMO_ADMIN, password, customer })
 }
 
 /// Gives the customer signing in to `site` with `email` (the Atlassian
