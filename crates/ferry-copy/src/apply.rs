@@ -227,6 +227,22 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
     continue_claimed(store, run_id, progress)
 }
 
+/// Whether another process holds run `run_id`'s claim now (PostgreSQL;
+/// on SQLite, never). A hint for callers that answer before applying: the
+/// applier takes the claim itself.
+pub fn is_claimed(store: &mut Store, run_id: i64) -> Result<bool, CopyError> {
+    if store.backend() != Backend::Postgres {
+        return Ok(false);
+    }
+    let params = [Val::I(RUN_CLAIM + run_id)];
+    let free =
+        store.read(|tx| tx.query_opt("SELECT pg_try_advisory_lock($1)", &params, |r| r.bool(0)))?.unwrap_or(false);
+    if free {
+        store.read(|tx| tx.query_opt("SELECT pg_advisory_unlock($1)", &params, |r| r.bool(0)))?;
+    }
+    Ok(!free)
+}
+
 fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
     let mut timings = std::collections::BTreeMap::new();
     let row = store.read(|tx| load_run(tx, run_id))?;

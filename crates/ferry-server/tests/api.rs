@@ -761,15 +761,15 @@ fn two_servers_share_sessions_and_one_applies_a_run(backend: Backend) {
         on_second(&session, Method::POST, "/api/v1/copies", Some(json!({"from": "eu", "to": "us"})));
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     assert_eq!(started["run"], 1);
-    let (status, _) = server.call(&session, Method::POST, "/api/v1/copies/1/resume", None);
-    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = server.call(&session, Method::POST, "/api/v1/copies/1/resume", None);
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "run_claimed");
     std::thread::sleep(Duration::from_millis(500));
     let (_, run) = server.call(&session, Method::GET, "/api/v1/copies/1", None);
     assert_eq!(run["state"], "planning", "a claimed run was applied: {run}");
-    // Released: the first server's resume applies it, once.
+    // Released: the second server's run, which waited for the claim,
+    // applies it, once.
     holder.execute("SELECT pg_advisory_unlock($1)", &[&claim]).unwrap();
-    let (status, _) = server.call(&session, Method::POST, "/api/v1/copies/1/resume", None);
-    assert_eq!(status, StatusCode::ACCEPTED);
     let done = wait_done(&server, &session, 1);
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["requests_copied"], 6);

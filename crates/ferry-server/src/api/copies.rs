@@ -271,16 +271,22 @@ pub async fn run_status(
     state.store(None, move |store| Ok(Json(admin_run(store, &caller, run)?.into()))).await
 }
 
-/// Finishes an interrupted run, in the background.
+/// Finishes an interrupted run, in the background; 409 `run_claimed` when
+/// another process is applying it now.
 #[utoipa::path(post, path = "/api/v1/copies/{run}/resume", tag = "copies", params(("run" = i64, Path)),
-    responses((status = 202, body = Started), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 202, body = Started), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
     caller: AdminCaller,
     Path(run): Path<i64>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
     let actor = caller.actor.clone();
-    state.store(None, move |store| admin_run(store, &caller, run).map(|_| ())).await?;
+    state
+        .store(None, move |store| {
+            admin_run(store, &caller, run)?;
+            if ferry_copy::is_claimed(store, run)? { Err(ferry_copy::CopyError::Claimed(run).into()) } else { Ok(()) }
+        })
+        .await?;
     state.spawn_store(actor, move |store| {
         // The outcome is the run's state, which status reports.
         if let Ok(store) = store {
