@@ -76,6 +76,19 @@ pub async fn start_session(state: &AppState, owner: SessionOwner) -> ApiResult<S
     Ok(id)
 }
 
+/// Forgets the caller's session (admin or customer), if any: signing out.
+pub async fn end_session(state: &AppState, caller: Caller) {
+    let session = match caller {
+        Caller::Admin { session, .. } => session,
+        Caller::Customer { session, .. } => Some(session),
+        Caller::Anonymous => None,
+    };
+    if let Some(id) = session {
+        let hash = secret_hash(&id);
+        let _ = state.store(None, move |store| Ok(store.write(|tx| web::delete_session(tx, &hash))?)).await;
+    }
+}
+
 /// The caller, as far as credentials go.
 #[derive(Debug, Clone)]
 pub enum Caller {

@@ -385,6 +385,11 @@ pub async fn report_file(
             report_files(store, run)
         })
         .await?;
+    report_download(files, run, name)
+}
+
+/// File `name` of run `run`'s report files, as a download.
+pub(crate) fn report_download(files: Vec<(&'static str, Vec<u8>)>, run: i64, name: &str) -> ApiResult<Response> {
     let bytes = files
         .into_iter()
         .find(|(f, _)| *f == name)

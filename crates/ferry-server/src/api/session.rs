@@ -101,15 +101,7 @@ pub async fn sign_out(
     caller: Caller,
     jar: CookieJar,
 ) -> ApiResult<(StatusCode, CookieJar)> {
-    let session = match caller {
-        Caller::Admin { session, .. } => session,
-        Caller::Customer { session, .. } => Some(session),
-        Caller::Anonymous => None,
-    };
-    if let Some(id) = session {
-        let hash = auth::secret_hash(&id);
-        state.store(None, move |store| Ok(store.write(|tx| web::delete_session(tx, &hash))?)).await?;
-    }
+    auth::end_session(&state, caller).await;
     Ok((StatusCode::NO_CONTENT, jar.add(auth::removal_cookie())))
 }
 

@@ -16,7 +16,7 @@ use ferry_store::web::SessionOwner;
 use serde::Deserialize;
 
 use super::{ConsoleAdmin, Layout, UiError, UiResult, is_htmx, render};
-use crate::api::copies::{PlanRequest, REPORT_FILES, report_files};
+use crate::api::copies::{PlanRequest, REPORT_FILES, report_download, report_files};
 use crate::api::sites::{CustomersQuery, PageQuery, admin_site};
 use crate::auth::{self, Caller, Credentials};
 use crate::{ApiError, AppState};
@@ -94,22 +94,8 @@ async fn sign_in(
 }
 
 async fn sign_out(State(state): State<AppState>, caller: Caller, jar: CookieJar) -> Response {
-    end_session(&state, caller).await;
+    auth::end_session(&state, caller).await;
     (jar.add(auth::removal_cookie()), Redirect::to("/sign-in")).into_response()
-}
-
-/// Forgets the caller's session, if any.
-pub async fn end_session(state: &AppState, caller: Caller) {
-    let session = match caller {
-        Caller::Admin { session, .. } => session,
-        Caller::Customer { session, .. } => Some(session),
-        Caller::Anonymous => None,
-    };
-    if let Some(id) = session {
-        let hash = auth::secret_hash(&id);
-        let _ =
-            state.store(None, move |store| Ok(store.write(|tx| ferry_store::web::delete_session(tx, &hash))?)).await;
-    }
 }
 
 struct SiteRow {
@@ -799,20 +785,7 @@ async fn file(State(state): State<AppState>, admin: ConsoleAdmin, Path((id, name
         return Err(ApiError::not_found(format!("a report has no file {name:?}")).into());
     };
     let files = state.store_long(None, move |store| report_files(store, id)).await?;
-    let bytes = files
-        .into_iter()
-        .find(|(f, _)| *f == name)
-        .map(|(_, b)| b)
-        .ok_or_else(|| ApiError::not_found(format!("run {id}'s report has no {name}")))?;
-    let content_type = if name.ends_with(".json") { "application/json" } else { "text/csv; charset=utf-8" };
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type.to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(report_download(files, id, name)?)
 }
 
 async fn zip(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {

@@ -16,7 +16,7 @@ use ferry_store::access::{self, CommentView, RequestSummary};
 use ferry_store::web::{self, SessionOwner};
 use ferry_store::{StoreError, sites};
 
-use super::console::{SignInForm, SignInPage, end_session};
+use super::console::{SignInForm, SignInPage};
 use super::{Layout, UiError, UiResult, render};
 use crate::auth::{self, Caller, Credentials};
 use crate::{ApiError, AppState};
@@ -125,7 +125,7 @@ async fn sign_in(
 }
 
 async fn sign_out(State(state): State<AppState>, caller: Caller, Path(site): Path<String>, jar: CookieJar) -> Response {
-    end_session(&state, caller).await;
+    auth::end_session(&state, caller).await;
     (jar.add(auth::removal_cookie()), Redirect::to(&format!("/help/{site}/sign-in"))).into_response()
 }
 
