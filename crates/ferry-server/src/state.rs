@@ -151,7 +151,12 @@ impl AppState {
         std::thread::spawn(move || match pool.get() {
             Ok(mut store) => {
                 store.set_actor(actor);
-                work(Ok(&mut store));
+                // A panic midway may leave the connection holding a run's
+                // claim: such a connection goes, it is not pooled again.
+                let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(Ok(&mut store))));
+                if finished.is_err() {
+                    store.mark_broken();
+                }
             }
             Err(e) => work(Err(ApiError::internal(format!("no database connection: {e}")))),
         });

@@ -88,6 +88,9 @@ impl ToSql for Val<'_> {
 /// A ferry store: one open connection with the schema migrated.
 pub struct Store {
     conn: Conn,
+    /// Set when work on this connection stopped midway (a panic): session
+    /// state such as a run's claim may remain, so it must not be reused.
+    broken: bool,
     /// Who acts through this store, for the audit log ("cli:<user>", an
     /// admin's email); "system" until set.
     actor: String,
@@ -140,7 +143,7 @@ impl Store {
             )?;
             Conn::Sqlite(conn)
         };
-        let mut store = Store { conn, actor: "system".to_owned() };
+        let mut store = Store { conn, broken: false, actor: "system".to_owned() };
         crate::migrate::run(&mut store)?;
         Ok(store)
     }
@@ -183,13 +186,19 @@ impl Store {
         result
     }
 
-    /// Whether the connection is gone (PostgreSQL closed it); a SQLite file
-    /// never is.
+    /// Whether the connection is gone (PostgreSQL closed it) or was marked
+    /// broken; a SQLite file is otherwise never.
     pub fn is_broken(&self) -> bool {
-        match &self.conn {
-            Conn::Postgres(client) => client.is_closed(),
-            Conn::Sqlite(_) => false,
-        }
+        self.broken
+            || match &self.conn {
+                Conn::Postgres(client) => client.is_closed(),
+                Conn::Sqlite(_) => false,
+            }
+    }
+
+    /// Marks the connection as not to be reused (see [`Store::is_broken`]).
+    pub fn mark_broken(&mut self) {
+        self.broken = true;
     }
 
     /// Runs `work` in a transaction that sees one consistent snapshot.
