@@ -29,19 +29,20 @@ pub fn routes() -> Router<AppState> {
         .route("/help/{site}/requests/{key}", get(request))
 }
 
-/// A customer signed in to this site's help center, or where to go.
-async fn customer_of(state: &AppState, caller: Caller, slug: &str) -> Result<(i64, i64), Response> {
-    let to_sign_in = || Redirect::to(&format!("/help/{slug}/sign-in")).into_response();
-    let Caller::Customer { account_id, site_id, .. } = caller else {
-        return Err(to_sign_in());
+/// The customer (account, site) these credentials sign in to help center
+/// `slug`, or `None` when they do not (the page then sends to sign-in).
+fn customer_of(
+    store: &mut ferry_store::Store,
+    credentials: Credentials,
+    slug: &str,
+) -> Result<Option<(i64, i64)>, ApiError> {
+    let Caller::Customer { account_id, site_id, .. } = credentials.resolve(store)? else {
+        return Ok(None);
     };
-    let wanted = slug.to_owned();
-    let site = state.store(None, move |store| Ok(store.read(|tx| sites::find_site(tx, &wanted))?)).await;
-    match site {
-        Ok(Some(site)) if site.id == site_id => Ok((account_id, site_id)),
-        Ok(Some(_)) => Err(to_sign_in()),
-        Ok(None) => Err(UiError(ApiError::not_found(format!("no help center named {slug:?}"))).into_response()),
-        Err(e) => Err(UiError(e).into_response()),
+    match store.read(|tx| sites::find_site(tx, slug))? {
+        Some(found) if found.id == site_id => Ok(Some((account_id, site_id))),
+        Some(_) => Ok(None),
+        None => Err(ApiError::not_found(format!("no help center named {slug:?}"))),
     }
 }
 
@@ -138,11 +139,7 @@ struct MyRequests {
     requests: Vec<RequestSummary>,
 }
 
-/// What the signed-in customer may view, by the access rule.
-async fn visible(state: &AppState, account_id: i64, site_id: i64) -> Result<(String, Vec<RequestSummary>), ApiError> {
-    state.store(None, move |store| visible_in(store, account_id, site_id)).await
-}
-
+/// Who is signed in, and what they may view, by the access rule.
 fn visible_in(
     store: &mut ferry_store::Store,
     account_id: i64,
@@ -160,16 +157,9 @@ async fn my_requests(State(state): State<AppState>, credentials: Credentials, Pa
     // Who is asking and what they may view, in one trip to the store.
     let slug = site.clone();
     let found = state
-        .store(None, move |store| {
-            let Caller::Customer { account_id, site_id, .. } = credentials.resolve(store)? else {
-                return Ok(None);
-            };
-            match store.read(|tx| sites::find_site(tx, &slug))? {
-                Some(found) if found.id == site_id => {}
-                Some(_) => return Ok(None),
-                None => return Err(ApiError::not_found(format!("no help center named {slug:?}"))),
-            }
-            Ok(Some(visible_in(store, account_id, site_id)?))
+        .store(None, move |store| match customer_of(store, credentials, &slug)? {
+            Some((account_id, site_id)) => Ok(Some(visible_in(store, account_id, site_id)?)),
+            None => Ok(None),
         })
         .await;
     match found {
@@ -191,23 +181,32 @@ struct RequestPage {
     comments: Vec<CommentView>,
 }
 
-async fn request(State(state): State<AppState>, caller: Caller, Path((site, key)): Path<(String, String)>) -> Response {
-    let (account_id, site_id) = match customer_of(&state, caller, &site).await {
-        Ok(ids) => ids,
-        Err(response) => return response,
-    };
-    let found = match visible(&state, account_id, site_id).await {
-        Ok((_, requests)) => requests.into_iter().find(|r| r.key == key),
-        Err(e) => return UiError(e).into_response(),
-    };
-    // A request the customer may not view is answered as one that does not
-    // exist: its key tells nothing.
-    let Some(summary) = found else {
-        return UiError(ApiError::not_found(format!("you have no request {key}"))).into_response();
-    };
-    let id = summary.id;
-    match state.store(None, move |store| Ok(store.read(|tx| access::request_comments(tx, id))?)).await {
-        Ok(comments) => render(&RequestPage {
+async fn request(
+    State(state): State<AppState>,
+    credentials: Credentials,
+    Path((site, key)): Path<(String, String)>,
+) -> Response {
+    // Who is asking, what they may view, and the request's comments: one
+    // trip to the store.
+    let (slug, wanted) = (site.clone(), key.clone());
+    let found = state
+        .store(None, move |store| {
+            let Some((account_id, site_id)) = customer_of(store, credentials, &slug)? else {
+                return Ok(None);
+            };
+            let (_, requests) = visible_in(store, account_id, site_id)?;
+            // A request the customer may not view is answered as one that
+            // does not exist: its key tells nothing.
+            let summary = requests
+                .into_iter()
+                .find(|r| r.key == wanted)
+                .ok_or_else(|| ApiError::not_found(format!("you have no request {wanted}")))?;
+            let comments = store.read(|tx| access::request_comments(tx, summary.id))?;
+            Ok(Some((summary, comments)))
+        })
+        .await;
+    match found {
+        Ok(Some((summary, comments))) => render(&RequestPage {
             layout: Layout::default(),
             site,
             key: summary.key,
@@ -216,6 +215,7 @@ async fn request(State(state): State<AppState>, caller: Caller, Path((site, key)
             created: summary.created,
             comments,
         }),
+        Ok(None) => Redirect::to(&format!("/help/{site}/sign-in")).into_response(),
         Err(e) => UiError(e).into_response(),
     }
 }
