@@ -28,6 +28,7 @@ on_both_backends!(
     every_route_as_every_role,
     two_servers_share_sessions_and_one_applies_a_run,
     a_rollback_ends_the_sessions_of_the_accounts_it_removes,
+    a_name_too_common_to_search_is_left_out_and_said,
 );
 
 struct Server {
@@ -798,4 +799,45 @@ fn a_rollback_ends_the_sessions_of_the_accounts_it_removes(backend: Backend) {
     let (status, headers, _) = server.raw(&alice, Method::GET, "/help/us", None, &[]);
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(headers[reqwest::header::LOCATION].to_str().unwrap().ends_with("/help/us/sign-in"));
+}
+
+fn a_name_too_common_to_search_is_left_out_and_said(backend: Backend) {
+    let (server, root, _) = start(backend);
+    let admin = server.sign_in("root@acme.test", &root);
+    let (status, _) = server.call(&admin, Method::POST, "/api/v1/orgs/acme/sites", Some(json!({"site": "names"})));
+    assert_eq!(status, StatusCode::CREATED);
+    // 2,001 customers named "Zed …" (one more than a search reads), and
+    // one named "Other Person" whose email starts with "zed".
+    let mut accounts = String::from("account_id,account_type,email,display_name,active,email_verified\n");
+    for i in 0..=ferry_store::accounts::COMMON_NAME {
+        accounts.push_str(&format!("p{i},customer,p{i}@names.test,Zed {i},true,true\n"));
+    }
+    accounts.push_str("o1,customer,zed.other@names.test,Other Person,true,true\n");
+    let snapshot = json!({"files": {"accounts.csv": accounts}});
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/sites/names/import", Some(snapshot));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let search = |q: &str| {
+        let (status, page) =
+            server.call(&admin, Method::GET, &format!("/api/v1/sites/names/customers?q={q}&limit=500"), None);
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let emails: Vec<String> =
+            page["customers"].as_array().unwrap().iter().map(|c| c["email"].as_str().unwrap().to_owned()).collect();
+        (page["name_too_common"].as_bool().unwrap(), emails)
+    };
+    // Too common: only the email matches, and the page says so.
+    assert_eq!(search("zed"), (true, vec!["zed.other@names.test".to_owned()]));
+    // A longer prefix is rare enough: every name match (Zed 1, Zed 10-19,
+    // Zed 100-199, Zed 1000-1999: 1,111), sorted by email.
+    let (too_common, emails) = search("zed%201");
+    assert!(!too_common);
+    assert_eq!(emails.len(), 500);
+    let mut expected: Vec<String> = std::iter::once(1)
+        .chain(10..20)
+        .chain(100..200)
+        .chain(1000..2000)
+        .map(|i| format!("p{i}@names.test"))
+        .collect();
+    expected.sort();
+    assert_eq!(emails, expected[..500]);
+    assert_eq!(search("other"), (false, vec!["zed.other@names.test".to_owned()]));
 }
