@@ -61,14 +61,14 @@ impl PlanRequest {
 }
 
 /// Refuses unless the caller administers both sites of a copy.
-fn require_both(store: &mut Store, caller: &AdminCaller, from: &str, to: &str) -> ApiResult<()> {
+pub(crate) fn require_both(store: &mut Store, caller: &AdminCaller, from: &str, to: &str) -> ApiResult<()> {
     admin_site(store, caller, from)?;
     admin_site(store, caller, to)?;
     Ok(())
 }
 
 /// Run `id`, if the caller administers both of its sites.
-fn admin_run(store: &mut Store, caller: &AdminCaller, id: i64) -> ApiResult<RunStatus> {
+pub(crate) fn admin_run(store: &mut Store, caller: &AdminCaller, id: i64) -> ApiResult<RunStatus> {
     let status = ferry_copy::status(store, id)?;
     require_both(store, caller, &status.from, &status.to)?;
     Ok(status)

@@ -656,8 +656,7 @@ async fn check(State(state): State<AppState>, admin: ConsoleAdmin, Form(form): F
     let caller = admin.as_api();
     let data = state
         .store_long(None, move |store| {
-            admin_site(store, &caller, &options.from)?;
-            admin_site(store, &caller, &options.to)?;
+            crate::api::copies::require_both(store, &caller, &options.from, &options.to)?;
             let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options))?;
             Ok(ReportData::from_plan(&plan, ferry_copy::ReportKind::Prediction))
         })
@@ -702,14 +701,7 @@ struct ProgressPartial {
 
 async fn admin_run(state: &AppState, admin: &ConsoleAdmin, run: i64) -> UiResult<RunStatus> {
     let caller = admin.as_api();
-    Ok(state
-        .store(None, move |store| {
-            let status = ferry_copy::status(store, run)?;
-            admin_site(store, &caller, &status.from)?;
-            admin_site(store, &caller, &status.to)?;
-            Ok(status)
-        })
-        .await?)
+    Ok(state.store(None, move |store| crate::api::copies::admin_run(store, &caller, run)).await?)
 }
 
 fn finished(run: &RunStatus) -> bool {
