@@ -273,7 +273,7 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
             if row.phase != phase {
                 break;
             }
-            if phase == PHASE_REQUESTS && maps.is_none() {
+            if phase >= PHASE_STRUCTURE && maps.is_none() {
                 maps = Some(store.read(|tx| load_request_maps(tx, run_id))?);
             }
             store.write_checked_bulk(|tx| apply_step(tx, run_id, &row, maps.as_ref(), progress))?;
@@ -477,7 +477,8 @@ fn apply_step(
             progress.step("accounts", end as u64, 0);
         }
         PHASE_STRUCTURE => {
-            apply_structure(tx, run_id, row)?;
+            let maps = maps.ok_or_else(|| CopyError::Invalid("the structure phase ran without its maps".to_owned()))?;
+            apply_structure(tx, run_id, row, maps)?;
             set_cursor(tx, run_id, PHASE_REQUESTS, 0)?;
             progress.step("projects and memberships", 1, 1);
         }
@@ -505,7 +506,7 @@ fn apply_step(
     Ok(())
 }
 
-fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow) -> Result<(), CopyError> {
+fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, maps: &RequestMaps) -> Result<(), CopyError> {
     let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
     tx.execute(
         "INSERT INTO projects (id, site_id, key, name)
@@ -531,57 +532,77 @@ fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow) -> Result<(), Cop
         )?;
     }
     // Memberships: record exactly the new ones as grants, then add them.
-    let memberships: [(&str, &str, &str, String); 3] = [
+    // Customer lists and organization members (a million rows at scale)
+    // are mapped in memory through the run's decisions and written in key
+    // order; organizations' projects are few.
+    let lists = [
         (
             "customer",
-            "project_customers",
-            "project_id, account_id",
-            "SELECT DISTINCT cp.destination_project_id AS a, cc.destination_account_id AS b
-             FROM (SELECT project_id, account_id FROM project_customers
-                   UNION SELECT cr.project_id, gm.account_id FROM customer_roles cr
-                         JOIN group_members gm ON gm.group_id = cr.group_id) m
-             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = m.project_id
-             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = m.account_id
-             WHERE NOT cc.via_group"
-                .to_owned(),
+            &PROJECT_CUSTOMERS,
+            // The Customer role on a source project: its customer list, and
+            // every member of a group holding the role there.
+            "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
+             JOIN project_customers pc ON pc.project_id = cp.source_project_id WHERE cp.run_id = $1
+             UNION ALL
+             SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
+             JOIN customer_roles cr ON cr.project_id = cp.source_project_id
+             JOIN group_members gm ON gm.group_id = cr.group_id WHERE cp.run_id = $1",
+            "SELECT pc.project_id, pc.account_id FROM copy_projects cp
+             JOIN project_customers pc ON pc.project_id = cp.destination_project_id WHERE cp.run_id = $1",
         ),
         (
             "organization_member",
-            "organization_members",
-            "organization_id, account_id",
-            "SELECT DISTINCT co.destination_organization_id AS a, cc.destination_account_id AS b
-             FROM organization_members m
-             JOIN copy_organizations co ON co.run_id = $1 AND co.source_organization_id = m.organization_id
-             JOIN copy_customers cc ON cc.run_id = $1 AND cc.source_account_id = m.account_id"
-                .to_owned(),
-        ),
-        (
-            "organization_project",
-            "organization_projects",
-            "organization_id, project_id",
-            "SELECT DISTINCT co.destination_organization_id AS a, cp.destination_project_id AS b
-             FROM organization_projects op
-             JOIN copy_organizations co ON co.run_id = $1 AND co.source_organization_id = op.organization_id
-             JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = op.project_id"
-                .to_owned(),
+            &ORGANIZATION_MEMBERS,
+            "SELECT co.destination_organization_id, m.account_id FROM copy_organizations co
+             JOIN organization_members m ON m.organization_id = co.source_organization_id WHERE co.run_id = $1",
+            "SELECT m.organization_id, m.account_id FROM copy_organizations co
+             JOIN organization_members m ON m.organization_id = co.destination_organization_id WHERE co.run_id = $1",
         ),
     ];
-    for (kind, table, columns, select) in memberships {
-        let (first, second) = columns.split_once(", ").unwrap_or((columns, columns));
-        tx.execute(
-            &format!(
-                "INSERT INTO copy_grants (run_id, kind, a, b) SELECT CAST($1 AS BIGINT), '{kind}', x.a, x.b FROM ({select}) x
-                 WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{first} = x.a AND t.{second} = x.b)"
-            ),
-            &[run],
-        )?;
-        tx.execute(
-            &format!(
-                "INSERT INTO {table} ({columns}) SELECT a, b FROM copy_grants WHERE run_id = $1 AND kind = '{kind}'"
-            ),
-            &[run],
-        )?;
+    for (kind, spec, source_sql, existing_sql) in lists {
+        let mut pairs: Vec<(i64, i64)> = Vec::new();
+        tx.query_each(source_sql, &[run], |r| {
+            let account = r.int(1)?;
+            // Portal-only customers that became Atlassian accounts reach
+            // the projects through the imported group, never a list.
+            let skip = kind == "customer" && maps.via_group.contains(&account);
+            if let (Some(&to), false) = (maps.accounts.get(&account), skip) {
+                pairs.push((r.int(0)?, to));
+            }
+            Ok(())
+        })?;
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut existing = FxHashSet::default();
+        tx.query_each(existing_sql, &[run], |r| {
+            existing.insert((r.int(0)?, r.int(1)?));
+            Ok(())
+        })?;
+        pairs.retain(|pair| !existing.contains(pair));
+        let mut grants = RowBatch::new(&GRANTS);
+        let mut members = RowBatch::new(spec);
+        for (a, b) in pairs {
+            grants.push(&[run, Val::T(kind), Val::I(a), Val::I(b)]);
+            members.push(&[Val::I(a), Val::I(b)]);
+        }
+        write_batch(tx, &grants)?;
+        write_batch(tx, &members)?;
     }
+    tx.execute(
+        "INSERT INTO copy_grants (run_id, kind, a, b)
+         SELECT DISTINCT CAST($1 AS BIGINT), 'organization_project', co.destination_organization_id, cp.destination_project_id
+         FROM organization_projects op
+         JOIN copy_organizations co ON co.run_id = $1 AND co.source_organization_id = op.organization_id
+         JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = op.project_id
+         WHERE NOT EXISTS (SELECT 1 FROM organization_projects t
+                           WHERE t.organization_id = co.destination_organization_id AND t.project_id = cp.destination_project_id)",
+        &[run],
+    )?;
+    tx.execute(
+        "INSERT INTO organization_projects (organization_id, project_id)
+         SELECT a, b FROM copy_grants WHERE run_id = $1 AND kind = 'organization_project'",
+        &[run],
+    )?;
     // The imported group: awaiting review, holding the Customer role of the
     // run's projects, so its members gain access only once approved.
     if let Some(group_id) = row.group_id {
@@ -630,6 +651,15 @@ static REQUEST_LINKS: TableSpec = TableSpec {
     columns: &["source_site_id", "destination_site_id", "kind", "source_id", "destination_id", "run_id"],
     on_conflict: OnConflict::Fail,
 };
+static GRANTS: TableSpec =
+    TableSpec { table: "copy_grants", columns: &["run_id", "kind", "a", "b"], on_conflict: OnConflict::Fail };
+static PROJECT_CUSTOMERS: TableSpec =
+    TableSpec { table: "project_customers", columns: &["project_id", "account_id"], on_conflict: OnConflict::Fail };
+static ORGANIZATION_MEMBERS: TableSpec = TableSpec {
+    table: "organization_members",
+    columns: &["organization_id", "account_id"],
+    on_conflict: OnConflict::Fail,
+};
 static PARTICIPANTS: TableSpec =
     TableSpec { table: "request_participants", columns: &["request_id", "account_id"], on_conflict: OnConflict::Fail };
 static COMMENTS: TableSpec = TableSpec {
@@ -638,10 +668,13 @@ static COMMENTS: TableSpec = TableSpec {
     on_conflict: OnConflict::Fail,
 };
 
-/// The run's decisions the requests phase maps source ids through; they
-/// never change once written, so they are read once per process.
+/// The run's decisions the structure and requests phases map source ids
+/// through; they never change once written, so they are read once per
+/// process.
 pub(crate) struct RequestMaps {
     accounts: FxHashMap<i64, i64>,
+    /// Source accounts whose access comes through the imported group.
+    via_group: FxHashSet<i64>,
     /// Source project -> (destination project, source key).
     projects: FxHashMap<i64, (i64, String)>,
     organizations: FxHashMap<i64, i64>,
@@ -650,11 +683,16 @@ pub(crate) struct RequestMaps {
 fn load_request_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RequestMaps, StoreError> {
     let run = [Val::I(run_id)];
     let mut accounts = FxHashMap::default();
+    let mut via_group = FxHashSet::default();
     tx.query_each(
-        "SELECT source_account_id, destination_account_id FROM copy_customers WHERE run_id = $1",
+        "SELECT source_account_id, destination_account_id, via_group FROM copy_customers WHERE run_id = $1",
         &run,
         |r| {
-            accounts.insert(r.int(0)?, r.int(1)?);
+            let source = r.int(0)?;
+            accounts.insert(source, r.int(1)?);
+            if r.bool(2)? {
+                via_group.insert(source);
+            }
             Ok(())
         },
     )?;
@@ -677,7 +715,7 @@ fn load_request_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RequestMaps, StoreE
             Ok(())
         },
     )?;
-    Ok(RequestMaps { accounts, projects, organizations })
+    Ok(RequestMaps { accounts, via_group, projects, organizations })
 }
 
 /// Copies the source requests with ids in `(from, to]` of the run's
