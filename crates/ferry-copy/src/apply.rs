@@ -25,8 +25,11 @@ const PHASE_STRUCTURE: i64 = 2;
 const PHASE_REQUESTS: i64 = 3;
 const PHASE_DONE: i64 = 4;
 
-const ACCOUNT_CHUNK: i64 = 50_000;
-const REQUEST_CHUNK: i64 = 25_000;
+const ACCOUNT_CHUNK: i64 = 200_000;
+const REQUEST_CHUNK: i64 = 200_000;
+
+/// Write-ahead log pages between checkpoints while a run applies (80 MB).
+const CHECKPOINT_PAGES: u32 = 20_000;
 
 /// Rows per chunk: each chunk is one transaction and one resume point.
 /// `FERRY_COPY_CHUNK` overrides the defaults (smaller chunks: more resume
@@ -224,7 +227,7 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
             (Ok(data), Ok(_)) => Ok(data),
         };
     }
-    continue_claimed(store, run_id, progress)
+    store.with_checkpoints_every(CHECKPOINT_PAGES, |store| continue_claimed(store, run_id, progress))
 }
 
 /// Whether another process holds run `run_id`'s claim now (PostgreSQL;
