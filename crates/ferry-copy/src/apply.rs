@@ -500,7 +500,11 @@ fn apply_step(
                 return Ok(());
             };
             let maps = maps.ok_or_else(|| CopyError::Invalid("the requests phase ran without its maps".to_owned()))?;
-            copy_requests(tx, run_id, row, maps, row.cursor, end)?;
+            let copied = copy_requests(tx, run_id, row, maps, row.cursor, end)?;
+            tx.execute(
+                "UPDATE copy_runs SET requests_copied = requests_copied + $2 WHERE id = $1",
+                &[Val::I(run_id), Val::I(copied as i64)],
+            )?;
             set_cursor(tx, run_id, PHASE_REQUESTS, end)?;
             progress.step("requests", end as u64, row.source_request_limit as u64);
         }
@@ -733,7 +737,7 @@ fn copy_requests(
     maps: &RequestMaps,
     from: i64,
     to: i64,
-) -> Result<(), CopyError> {
+) -> Result<usize, CopyError> {
     let (s, d) = (row.source.id, row.destination.id);
     let range = [Val::I(from), Val::I(to)];
     let mut next_id = tx.query_opt("SELECT COALESCE(MAX(id), 0) FROM requests", &[], |r| r.int(0))?.unwrap_or(0);
@@ -798,7 +802,7 @@ fn copy_requests(
     write_batch(tx, &requests)?;
     write_batch(tx, &links)?;
     if copied.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
 
     let mut participants: Vec<(i64, i64)> = Vec::new();
@@ -839,7 +843,7 @@ fn copy_requests(
         },
     )?;
     write_batch(tx, &comments)?;
-    Ok(())
+    Ok(copied.len())
 }
 
 /// The report of a run, from its persisted decisions.
@@ -888,7 +892,7 @@ fn report_data(tx: &mut Tx<'_>, run_id: i64) -> Result<ReportData, CopyError> {
     let count = |tx: &mut Tx<'_>, sql: &str| -> Result<u64, StoreError> {
         Ok(tx.query_opt(sql, &[Val::I(run_id)], |r| r.int(0))?.unwrap_or(0) as u64)
     };
-    let requests = count(tx, "SELECT COUNT(*) FROM copy_links WHERE run_id = $1 AND kind = 'request'")?;
+    let requests = count(tx, "SELECT requests_copied FROM copy_runs WHERE id = $1")?;
     let organizations = count(tx, "SELECT COUNT(*) FROM copy_organizations WHERE run_id = $1")?;
     Ok(ReportData {
         kind: ReportKind::Run(run_id),
@@ -936,11 +940,7 @@ pub fn status(store: &mut Store, run_id: i64) -> Result<RunStatus, CopyError> {
             .query_opt("SELECT COUNT(*) FROM copy_customers WHERE run_id = $1", &[Val::I(run_id)], |r| r.int(0))?
             .unwrap_or(0) as u64;
         let requests_copied = tx
-            .query_opt(
-                "SELECT COUNT(*) FROM copy_links WHERE run_id = $1 AND kind = 'request'",
-                &[Val::I(run_id)],
-                |r| r.int(0),
-            )?
+            .query_opt("SELECT requests_copied FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| r.int(0))?
             .unwrap_or(0) as u64;
         let group_state = tx.query_opt(
             "SELECT g.state FROM copy_runs r JOIN groups g ON g.id = r.group_id WHERE r.id = $1",

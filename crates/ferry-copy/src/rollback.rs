@@ -5,6 +5,13 @@ use ferry_store::{Store, Tx, Val};
 
 use crate::CopyError;
 
+/// The destination requests run `$1` copied: its links, found by the
+/// run's site pair (the links' key) and then by run.
+const RUN_REQUESTS: &str = "SELECT l.destination_id FROM copy_runs x JOIN copy_links l
+    ON l.source_site_id = x.source_site_id AND l.destination_site_id = x.destination_site_id
+   AND l.kind = 'request' AND l.run_id = x.id
+    WHERE x.id = $1";
+
 /// What a rollback removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RollbackSummary {
@@ -55,7 +62,7 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
         &run,
         |r| Ok(r.text(0)?.to_owned()),
     )?);
-    let ours = "SELECT destination_id FROM copy_links WHERE run_id = $1 AND kind = 'request'";
+    let ours = RUN_REQUESTS;
     blockers.extend(tx.query_all(
         &format!(
             "SELECT 'request ' || p.key || '-' || CAST(r.number AS TEXT) || ' was raised after this run by a customer it created'
@@ -68,8 +75,10 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
     )?);
     blockers.extend(tx.query_all(
         "SELECT 'request ' || p.key || '-' || CAST(d.number AS TEXT) || ' has comments added after this run'
-             FROM copy_links l JOIN requests d ON d.id = l.destination_id JOIN projects p ON p.id = d.project_id
-             WHERE l.run_id = $1 AND l.kind = 'request'
+             FROM copy_runs x JOIN copy_links l ON l.source_site_id = x.source_site_id
+               AND l.destination_site_id = x.destination_site_id AND l.kind = 'request' AND l.run_id = x.id
+             JOIN requests d ON d.id = l.destination_id JOIN projects p ON p.id = d.project_id
+             WHERE x.id = $1
                AND (SELECT COUNT(*) FROM comments c WHERE c.request_id = l.destination_id)
                  > (SELECT COUNT(*) FROM comments c WHERE c.request_id = l.source_id)
              ORDER BY p.key, d.number",
@@ -101,7 +110,7 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
         }
         let run = [Val::I(run_id)];
         let mut summary = RollbackSummary::default();
-        let requests = "SELECT destination_id FROM copy_links WHERE run_id = $1 AND kind = 'request'";
+        let requests = RUN_REQUESTS;
         tx.execute(&format!("DELETE FROM comments WHERE request_id IN ({requests})"), &run)?;
         tx.execute(&format!("DELETE FROM request_participants WHERE request_id IN ({requests})"), &run)?;
         summary.requests = tx.execute(&format!("DELETE FROM requests WHERE id IN ({requests})"), &run)?;
@@ -150,9 +159,15 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
              (SELECT destination_account_id FROM copy_customers WHERE run_id = $1 AND new_account_ext_id IS NOT NULL)",
             &run,
         )?;
-        tx.execute("DELETE FROM copy_links WHERE run_id = $1", &run)?;
+        tx.execute(
+            "DELETE FROM copy_links
+             WHERE source_site_id = (SELECT source_site_id FROM copy_runs WHERE id = $1)
+               AND destination_site_id = (SELECT destination_site_id FROM copy_runs WHERE id = $1)
+               AND run_id = $1",
+            &run,
+        )?;
         tx.execute("DELETE FROM copy_grants WHERE run_id = $1", &run)?;
-        tx.execute("UPDATE copy_runs SET state = 'rolled_back', finished_at = $2 WHERE id = $1", &[
+        tx.execute("UPDATE copy_runs SET state = 'rolled_back', finished_at = $2, requests_copied = 0 WHERE id = $1", &[
             Val::I(run_id),
             Val::T(&chrono::Utc::now().to_rfc3339()),
         ])?;

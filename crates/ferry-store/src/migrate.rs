@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_server.sql"),
         postgres: include_str!("../migrations/postgres/0004_server.sql"),
     },
+    Migration {
+        version: 5,
+        sqlite: include_str!("../migrations/sqlite/0005_run_counts.sql"),
+        postgres: include_str!("../migrations/postgres/0005_run_counts.sql"),
+    },
 ];
 
 /// Any fixed number: the advisory lock that keeps two processes from
