@@ -277,7 +277,7 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
                 break;
             }
             if phase >= PHASE_STRUCTURE && maps.is_none() {
-                maps = Some(store.read(|tx| load_request_maps(tx, run_id))?);
+                maps = Some(store.read(|tx| load_run_maps(tx, run_id))?);
             }
             store.write_checked_bulk(|tx| apply_step(tx, run_id, &row, maps.as_ref(), progress))?;
         }
@@ -408,7 +408,7 @@ fn apply_step(
     tx: &mut Tx<'_>,
     run_id: i64,
     row: &RunRow,
-    maps: Option<&RequestMaps>,
+    maps: Option<&RunMaps>,
     progress: &mut dyn Progress,
 ) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
@@ -513,7 +513,7 @@ fn apply_step(
     Ok(())
 }
 
-fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, maps: &RequestMaps) -> Result<(), CopyError> {
+fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, maps: &RunMaps) -> Result<(), CopyError> {
     let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
     tx.execute(
         "INSERT INTO projects (id, site_id, key, name)
@@ -678,7 +678,7 @@ static COMMENTS: TableSpec = TableSpec {
 /// The run's decisions the structure and requests phases map source ids
 /// through; they never change once written, so they are read once per
 /// process.
-pub(crate) struct RequestMaps {
+pub(crate) struct RunMaps {
     accounts: FxHashMap<i64, i64>,
     /// Source accounts whose access comes through the imported group.
     via_group: FxHashSet<i64>,
@@ -687,7 +687,7 @@ pub(crate) struct RequestMaps {
     organizations: FxHashMap<i64, i64>,
 }
 
-fn load_request_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RequestMaps, StoreError> {
+fn load_run_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RunMaps, StoreError> {
     let run = [Val::I(run_id)];
     let mut accounts = FxHashMap::default();
     let mut via_group = FxHashSet::default();
@@ -722,7 +722,7 @@ fn load_request_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RequestMaps, StoreE
             Ok(())
         },
     )?;
-    Ok(RequestMaps { accounts, via_group, projects, organizations })
+    Ok(RunMaps { accounts, via_group, projects, organizations })
 }
 
 /// Copies the source requests with ids in `(from, to]` of the run's
@@ -734,7 +734,7 @@ fn copy_requests(
     tx: &mut Tx<'_>,
     run_id: i64,
     row: &RunRow,
-    maps: &RequestMaps,
+    maps: &RunMaps,
     from: i64,
     to: i64,
 ) -> Result<usize, CopyError> {

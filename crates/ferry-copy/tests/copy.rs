@@ -199,8 +199,9 @@ fn a_rerun_copies_only_what_is_new(backend: Backend) {
     )
     .unwrap();
     import_site(&mut store, "eu", more.path(), &mut ferry_snapshot::Quiet).unwrap();
-    let (_, second) = run(&mut store, &options("eu", "us"));
+    let (second_run, second) = run(&mut store, &options("eu", "us"));
     assert_eq!(second.requests, 2);
+    assert_eq!(ferry_copy::status(&mut store, second_run).unwrap().requests_copied, 2, "this run's own count");
     let new: Vec<&str> = second
         .customers
         .iter()
@@ -291,15 +292,25 @@ fn rollback_removes_what_the_run_created_and_revokes_what_it_granted(backend: Ba
     let db = TestDb::new(backend);
     let mut store = db.store();
     ferry_snapshot::demo::load_demo(&mut store, 250, 8, &mut ferry_snapshot::Quiet).unwrap();
+    // A copy of the same source to a third site, whose links must survive.
+    store.write(|tx| sites::create_site(tx, ferry_snapshot::demo::ORG, "demo-third")).unwrap();
+    let (third_run, third) = run(&mut store, &options("demo-src", "demo-third"));
     let before = export(&mut store, "demo-dst");
     let (run_id, data) = run(&mut store, &options("demo-src", "demo-dst"));
     assert!(data.requests > 0);
+    assert_eq!(ferry_copy::status(&mut store, run_id).unwrap().requests_copied, data.requests);
     assert_ne!(export(&mut store, "demo-dst"), before);
     let summary = ferry_copy::rollback(&mut store, run_id).unwrap();
     assert_eq!(summary.requests, data.requests);
     assert!(summary.accounts > 0 && summary.grants > 0 && summary.projects == 2);
     assert_eq!(export(&mut store, "demo-dst"), before, "the destination is as it was");
+    assert_eq!(ferry_copy::status(&mut store, run_id).unwrap().requests_copied, 0);
     assert!(ferry_copy::rollback(&mut store, run_id).is_err(), "only once");
+    // The other site pair's run is untouched: its count, and its links (a
+    // run right after it copies nothing).
+    assert_eq!(ferry_copy::status(&mut store, third_run).unwrap().requests_copied, third.requests);
+    let (_, third_again) = run(&mut store, &options("demo-src", "demo-third"));
+    assert_eq!(third_again.requests, 0);
     // The same copy can be run again afterwards, and lands the same way.
     let (_, again) = run(&mut store, &options("demo-src", "demo-dst"));
     assert_eq!(again.requests, data.requests);

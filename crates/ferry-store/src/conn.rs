@@ -196,14 +196,7 @@ impl Store {
         &mut self,
         work: impl FnOnce(&mut Store) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        if let Conn::Sqlite(conn) = &self.conn {
-            conn.pragma_update(None, "mmap_size", 1_i64 << 40).map_err(StoreError::from)?;
-        }
-        let result = work(self);
-        if let Conn::Sqlite(conn) = &self.conn {
-            conn.pragma_update(None, "mmap_size", 0).map_err(StoreError::from)?;
-        }
-        result
+        self.with_sqlite_setting("mmap_size", 1 << 40, 0, work)
     }
 
     /// Runs `work` with SQLite moving its write-ahead log into the database
@@ -217,12 +210,23 @@ impl Store {
         pages: u32,
         work: impl FnOnce(&mut Store) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
+        self.with_sqlite_setting("wal_autocheckpoint", i64::from(pages), 1000, work)
+    }
+
+    /// Sets an SQLite pragma to `during` for `work`, then to `after`.
+    fn with_sqlite_setting<T, E: From<StoreError>>(
+        &mut self,
+        pragma: &str,
+        during: i64,
+        after: i64,
+        work: impl FnOnce(&mut Store) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         if let Conn::Sqlite(conn) = &self.conn {
-            conn.pragma_update(None, "wal_autocheckpoint", pages).map_err(StoreError::from)?;
+            conn.pragma_update(None, pragma, during).map_err(StoreError::from)?;
         }
         let result = work(self);
         if let Conn::Sqlite(conn) = &self.conn {
-            conn.pragma_update(None, "wal_autocheckpoint", 1000).map_err(StoreError::from)?;
+            conn.pragma_update(None, pragma, after).map_err(StoreError::from)?;
         }
         result
     }
