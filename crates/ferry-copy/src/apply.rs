@@ -547,12 +547,15 @@ fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, maps: &RunMaps) -
             "customer",
             &PROJECT_CUSTOMERS,
             // The Customer role on a source project: its customer list, and
-            // every member of a group holding the role there.
+            // every member of a group holding the role there, unless the
+            // group is an imported group awaiting review or declined (its
+            // members have no access on the source, so get none here).
             "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
              JOIN project_customers pc ON pc.project_id = cp.source_project_id WHERE cp.run_id = $1
              UNION ALL
              SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
              JOIN customer_roles cr ON cr.project_id = cp.source_project_id
+             JOIN groups g ON g.id = cr.group_id AND g.state = 'active'
              JOIN group_members gm ON gm.group_id = cr.group_id WHERE cp.run_id = $1",
             "SELECT pc.project_id, pc.account_id FROM copy_projects cp
              JOIN project_customers pc ON pc.project_id = cp.destination_project_id WHERE cp.run_id = $1",

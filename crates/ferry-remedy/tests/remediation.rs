@@ -550,7 +550,34 @@ fn no_upgrade_while_a_run_into_the_site_is_unfinished(backend: Backend) {
     assert_eq!(upgrade(&mut store, "us", &Selection::AllDuplicates, false, &mut Quiet).unwrap().upgraded(), 1);
 }
 
+fn a_pending_or_declined_imported_group_grants_nothing_when_copied_on(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let copy = |store: &mut Store, to: &str| {
+        store.write(|tx| sites::create_site(tx, "acme", to)).unwrap();
+        ferry_copy::run(store, &CopyOptions::between("us", to), &mut ferry_copy::Quiet, |_| {}).unwrap();
+    };
+    // chen reached us through the imported group, awaiting review: no
+    // access there, so none on a site us is copied to.
+    assert!(access(&mut store, "us", "chen@acme.test", None).is_empty());
+    copy(&mut store, "asia");
+    assert!(access(&mut store, "asia", "chen@acme.test", None).is_empty());
+    // Declined: the same.
+    decide_group(&mut store, "us", "customers-from-eu", GroupDecision::Decline).unwrap();
+    copy(&mut store, "africa");
+    assert!(access(&mut store, "africa", "chen@acme.test", None).is_empty());
+    // Approved: the group's Customer role becomes a customer-list entry on
+    // the next site, and chen sees there what chen sees on us.
+    decide_group(&mut store, "us", "customers-from-eu", GroupDecision::Approve).unwrap();
+    let seen = access(&mut store, "us", "chen@acme.test", None);
+    assert!(!seen.is_empty());
+    copy(&mut store, "oceania");
+    assert_eq!(access(&mut store, "oceania", "chen@acme.test", None), seen);
+}
+
 on_both_backends!(
+    a_pending_or_declined_imported_group_grants_nothing_when_copied_on,
     an_upgrade_makes_an_atlassian_account_of_another_site_a_user_of_this_one,
     requests_gained_is_what_approval_opens,
     copies_after_an_upgrade_follow_the_upgraded_account,
