@@ -135,7 +135,16 @@ impl AppState {
         tokio::task::spawn_blocking(move || {
             let mut store = pool.get().map_err(|e| ApiError::internal(format!("no database connection: {e}")))?;
             store.set_actor(actor.unwrap_or_else(|| "server".to_owned()));
-            work(&mut store)
+            // Work that panics midway may leave the connection with a
+            // setting of its own (foreign keys off for a bulk write, a
+            // memory map): such a connection goes, it is not pooled again.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut store))) {
+                Ok(result) => result,
+                Err(panic) => {
+                    store.mark_broken();
+                    std::panic::resume_unwind(panic)
+                }
+            }
         })
         .await
         .map_err(|e| ApiError::internal(format!("the request's work stopped: {e}")))?

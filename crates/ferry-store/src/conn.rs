@@ -213,7 +213,8 @@ impl Store {
         self.with_sqlite_setting("wal_autocheckpoint", i64::from(pages), 1000, work)
     }
 
-    /// Sets an SQLite pragma to `during` for `work`, then to `after`.
+    /// Sets an SQLite pragma to `during` for `work`, then to `after` (the
+    /// connection's default; these helpers do not nest).
     fn with_sqlite_setting<T, E: From<StoreError>>(
         &mut self,
         pragma: &str,
@@ -225,8 +226,12 @@ impl Store {
             conn.pragma_update(None, pragma, during).map_err(StoreError::from)?;
         }
         let result = work(self);
-        if let Conn::Sqlite(conn) = &self.conn {
-            conn.pragma_update(None, pragma, after).map_err(StoreError::from)?;
+        // The work's outcome stands (it may have committed); a connection
+        // that cannot be set back is not used again.
+        if let Conn::Sqlite(conn) = &self.conn
+            && conn.pragma_update(None, pragma, after).is_err()
+        {
+            self.broken = true;
         }
         result
     }
