@@ -99,6 +99,22 @@ fn a_bad_import_exits_2_names_every_row_and_writes_nothing(backend: Backend) {
     assert_eq!(ferry.ok(&["customer", "list", "eu"]).lines().count(), 1, "only the header: nothing written");
 }
 
+fn a_database_from_a_newer_ferry_is_refused_by_name(backend: Backend) {
+    let ferry = Ferry::new(backend);
+    ferry.ok(&["org", "create", "acme"]);
+    let mut store = ferry.db.store();
+    store
+        .write(|tx| tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 'later')", &[]))
+        .unwrap();
+    let out = ferry.run(&["org", "create", "other"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("migrated by a newer ferry (schema version 999"), "{stderr}");
+    let others =
+        store.read(|tx| tx.query_opt("SELECT COUNT(*) FROM orgs WHERE name = 'other'", &[], |r| r.int(0))).unwrap();
+    assert_eq!(others, Some(0), "nothing written");
+}
+
 fn unknown_names_exit_2_with_what_to_do(backend: Backend) {
     let ferry = Ferry::new(backend);
     let stderr = ferry.refused(&["site", "create", "nope", "eu"]);
@@ -300,6 +316,7 @@ fn the_story_remediated_from_the_command_line(backend: Backend) {
 }
 
 on_both_backends!(
+    a_database_from_a_newer_ferry_is_refused_by_name,
     the_story_remediated_from_the_command_line,
     a_killed_copy_resumes_to_exactly_an_uninterrupted_copy,
     the_story_before_a_copy,

@@ -54,6 +54,15 @@ pub(crate) fn run(store: &mut Store) -> Result<()> {
     if current == Some(latest) {
         return Ok(());
     }
+    if let Some(newer) = current.filter(|v| *v > latest) {
+        return Err(StoreError::Migration {
+            version: u32::try_from(newer).unwrap_or(u32::MAX),
+            reason: format!(
+                "the database was migrated by a newer ferry (schema version {newer}; this ferry knows up to {latest}); \
+                 use that version or newer"
+            ),
+        });
+    }
     store.write(|tx| {
         if backend == Backend::Postgres {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[Val::I(MIGRATION_LOCK)])?;
