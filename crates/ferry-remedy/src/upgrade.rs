@@ -89,9 +89,7 @@ const BATCH: usize = 250_000;
 struct Candidate {
     portal_id: i64,
     email: String,
-    email_key: String,
     portal_ext_id: String,
-    display_name: String,
     merged_into: Option<i64>,
     active: bool,
 }
@@ -149,15 +147,19 @@ pub fn upgrade(
             tx.lock_for_writing_ids()?;
             // Resolve every account first: an unknown email is bad input and
             // stops everything before anything is written.
-            let (site, mut planned) = resolve(tx, site, selection)?;
-            planned
-                .sort_by(|a, b| (a.0.email_key.as_str(), a.0.portal_id).cmp(&(b.0.email_key.as_str(), b.0.portal_id)));
+            // Sorted by normalized email.
+            let (site, planned) = resolve(tx, site, selection)?;
             let mut report = UpgradeReport { lines: Vec::with_capacity(planned.len()), dry_run };
             let total = planned.len() as u64;
             let mut done = 0u64;
-            for batch in planned.chunks(BATCH) {
-                report.lines.extend(apply_batch(tx, &site, batch, dry_run, &actor)?);
+            let mut planned = planned.into_iter();
+            loop {
+                let batch: Vec<Planned> = planned.by_ref().take(BATCH).collect();
+                if batch.is_empty() {
+                    break;
+                }
                 done += batch.len() as u64;
+                apply_batch(tx, &site, batch, dry_run, &actor, &mut report.lines)?;
                 progress.step(done, total);
             }
             Ok(report)
@@ -172,11 +174,9 @@ fn candidate(r: &ferry_store::Row<'_>) -> Result<Candidate, StoreError> {
     Ok(Candidate {
         portal_id: r.int(0)?,
         email: r.text(1)?.to_owned(),
-        email_key: r.text(2)?.to_owned(),
-        portal_ext_id: r.text(3)?.to_owned(),
-        display_name: r.text(4)?.to_owned(),
-        merged_into: r.opt_int(5)?,
-        active: r.bool(6)?,
+        portal_ext_id: r.text(2)?.to_owned(),
+        merged_into: r.opt_int(3)?,
+        active: r.bool(4)?,
     })
 }
 
@@ -197,43 +197,18 @@ fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, 
             site.slug
         )));
     }
-    let mut candidates = Vec::new();
-    const COLUMNS: &str = "a.id, a.email, a.email_key, a.ext_id, a.display_name, a.merged_into, a.active";
-    match selection {
-        Selection::Emails(emails) => {
-            if emails.is_empty() {
-                return Err(RemedyError::Invalid("name at least one email, or --all-duplicates".to_owned()));
-            }
-            let mut seen = HashSet::new();
-            for raw in emails {
-                let email = Email::parse(raw).map_err(|e| RemedyError::Invalid(e.to_string()))?;
-                if !seen.insert(email.key().to_owned()) {
-                    continue;
-                }
-                let found = tx.query_opt(
-                    &format!(
-                        "SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.email_key = $2
-                         ORDER BY (a.merged_into IS NOT NULL), a.id"
-                    ),
-                    &[Val::I(site.id), Val::T(email.key())],
-                    candidate,
-                )?;
-                match found {
-                    Some(c) => candidates.push(c),
-                    None => {
-                        return Err(RemedyError::Invalid(format!(
-                            "site {} has no portal-only account with email {raw}; nothing was upgraded",
-                            site.slug
-                        )));
-                    }
-                }
-            }
+    const COLUMNS: &str = "a.id, a.email, a.ext_id, a.merged_into, a.active";
+    let emails = match selection {
+        Selection::Emails(emails) if emails.is_empty() => {
+            return Err(RemedyError::Invalid("name at least one email, or --all-duplicates".to_owned()));
         }
+        Selection::Emails(emails) => emails,
         Selection::AllDuplicates => {
             // Each portal-only account beside an Atlassian site user with its
-            // email, with that account: one pass over the site's unmerged
-            // portal-only accounts (SQLite is told to take that index; left
-            // to itself it walks the name index and takes twice as long).
+            // email, with that account, by email: one pass over the site's
+            // unmerged portal-only accounts in that index's order (SQLite is
+            // told to take it; left to itself it walks the name index and
+            // takes twice as long).
             let hint = match tx.backend() {
                 Backend::Sqlite => " INDEXED BY accounts_portal_email",
                 Backend::Postgres => "",
@@ -245,15 +220,16 @@ fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, 
                      FROM accounts a{hint}
                      JOIN accounts b ON b.site_id IS NULL AND b.email_key = a.email_key
                      JOIN site_users su ON su.site_id = $1 AND su.account_id = b.id
-                     WHERE a.site_id = $1 AND a.merged_into IS NULL"
+                     WHERE a.site_id = $1 AND a.merged_into IS NULL
+                     ORDER BY a.email_key"
                 ),
                 &[Val::I(site.id)],
                 |r| {
                     let target = Atlassian {
-                        id: r.int(7)?,
-                        ext_id: r.text(8)?.to_owned(),
-                        active: r.bool(9)?,
-                        verified: r.bool(10)?,
+                        id: r.int(5)?,
+                        ext_id: r.text(6)?.to_owned(),
+                        active: r.bool(7)?,
+                        verified: r.bool(8)?,
                         site_user: true,
                     };
                     planned.push((candidate(r)?, Some(target)));
@@ -262,16 +238,44 @@ fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, 
             )?;
             return Ok((site, planned));
         }
+    };
+    // Each named account (the unmerged one first), keyed by normalized
+    // email; an unknown email is bad input.
+    let mut candidates = Vec::with_capacity(emails.len());
+    let mut seen = HashSet::new();
+    for raw in emails {
+        let email = Email::parse(raw).map_err(|e| RemedyError::Invalid(e.to_string()))?;
+        if !seen.insert(email.key().to_owned()) {
+            continue;
+        }
+        let found = tx.query_opt(
+            &format!(
+                "SELECT {COLUMNS} FROM accounts a WHERE a.site_id = $1 AND a.email_key = $2
+                 ORDER BY (a.merged_into IS NOT NULL), a.id"
+            ),
+            &[Val::I(site.id), Val::T(email.key())],
+            candidate,
+        )?;
+        match found {
+            Some(c) => candidates.push((email.key().to_owned(), c)),
+            None => {
+                return Err(RemedyError::Invalid(format!(
+                    "site {} has no portal-only account with email {raw}; nothing was upgraded",
+                    site.slug
+                )));
+            }
+        }
     }
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
     // The Atlassian account with each email, and whether it is already a
     // user of the site.
     let mut planned = Vec::with_capacity(candidates.len());
-    for c in candidates {
+    for (key, c) in candidates {
         let target = tx.query_opt(
             "SELECT a.id, a.ext_id, a.active, a.email_verified,
                     EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id)
              FROM accounts a WHERE a.site_id IS NULL AND a.email_key = $2",
-            &[Val::I(site.id), Val::T(&c.email_key)],
+            &[Val::I(site.id), Val::T(&key)],
             |r| {
                 Ok(Atlassian {
                     id: r.int(0)?,
@@ -290,18 +294,23 @@ fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, 
 fn apply_batch(
     tx: &mut Tx<'_>,
     site: &Site,
-    batch: &[Planned],
+    batch: Vec<Planned>,
     dry_run: bool,
     actor: &str,
-) -> Result<Vec<UpgradeLine>, RemedyError> {
-    let mut lines = Vec::with_capacity(batch.len());
+    lines: &mut Vec<UpgradeLine>,
+) -> Result<(), RemedyError> {
+    let first_line = lines.len();
+    // Sized up front: a hundred thousand accounts make large buffers, and
+    // growing them would copy each one into fresh memory again and again.
+    let mut portal_ids = Vec::with_capacity(batch.len());
     let mut ids = IdAllocator::start(tx, "accounts")?;
     let mut new_accounts = RowBatch::new(&NEW_ATLASSIAN);
-    let mut map = RowBatch::new(&MAP);
+    let mut map = RowBatch::with_capacity(&MAP, batch.len(), 0);
     let mut new_site_users: Vec<i64> = Vec::new();
-    let mut audit_rows = RowBatch::new(&AUDIT);
+    let mut audit_rows = RowBatch::with_capacity(&AUDIT, if dry_run { 0 } else { batch.len() }, 256);
     let at = audit::timestamp(chrono::Utc::now());
     let mut taken_ext: Option<HashSet<String>> = None;
+    let (mut before, mut after) = (String::new(), String::new());
     for (c, target) in batch {
         let status = if let Some(merged) = c.merged_into {
             let ext = tx
@@ -333,7 +342,7 @@ fn apply_batch(
                     if !a.site_user {
                         new_site_users.push(a.id);
                     }
-                    UpgradeStatus::ToExisting { atlassian_ext_id: a.ext_id.clone() }
+                    UpgradeStatus::ToExisting { atlassian_ext_id: a.ext_id }
                 }
                 None => {
                     let taken = match &mut taken_ext {
@@ -341,7 +350,14 @@ fn apply_batch(
                         None => taken_ext.insert(atlassian_ext_ids(tx)?),
                     };
                     let ext = new_ext_id(&site.slug, &c.portal_ext_id, taken);
-                    let name_key = c.display_name.to_lowercase();
+                    let (email_key, display_name) = tx
+                        .query_opt(
+                            "SELECT email_key, display_name FROM accounts WHERE id = $1",
+                            &[Val::I(c.portal_id)],
+                            |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
+                        )?
+                        .ok_or_else(|| RemedyError::Invalid(format!("account {} vanished", c.portal_ext_id)))?;
+                    let name_key = display_name.to_lowercase();
                     let id = ids.next_id();
                     new_accounts.push(&[
                         Val::I(id),
@@ -349,8 +365,8 @@ fn apply_batch(
                         Val::Null,
                         Val::T(&ext),
                         Val::T(&c.email),
-                        Val::T(&c.email_key),
-                        Val::T(&c.display_name),
+                        Val::T(&email_key),
+                        Val::T(&display_name),
                         Val::T(&name_key),
                         Val::B(true),
                         Val::B(false),
@@ -365,14 +381,22 @@ fn apply_batch(
         if !dry_run
             && let UpgradeStatus::ToExisting { atlassian_ext_id } | UpgradeStatus::ToNew { atlassian_ext_id } = &status
         {
-            let before = serde_json::json!({ "type": "portal-only", "account": c.portal_ext_id, "active": c.active })
-                .to_string();
-            let after = serde_json::json!({
-                "active": false,
-                "merged_into": atlassian_ext_id,
-                "atlassian_account_created": matches!(status, UpgradeStatus::ToNew { .. }),
-            })
-            .to_string();
+            // The same JSON objects as everywhere in the log, written
+            // straight into reused buffers.
+            before.clear();
+            before.push_str(r#"{"account":"#);
+            json_string(&mut before, &c.portal_ext_id);
+            before.push_str(if c.active {
+                r#","active":true,"type":"portal-only"}"#
+            } else {
+                r#","active":false,"type":"portal-only"}"#
+            });
+            after.clear();
+            after.push_str(r#"{"active":false,"atlassian_account_created":"#);
+            after.push_str(if matches!(status, UpgradeStatus::ToNew { .. }) { "true" } else { "false" });
+            after.push_str(r#","merged_into":"#);
+            json_string(&mut after, atlassian_ext_id);
+            after.push('}');
             audit_rows.push(&[
                 Val::T(&at),
                 Val::T(actor),
@@ -383,12 +407,8 @@ fn apply_batch(
                 Val::T(&after),
             ]);
         }
-        lines.push(UpgradeLine {
-            email: c.email.clone(),
-            portal_ext_id: c.portal_ext_id.clone(),
-            status,
-            references: None,
-        });
+        portal_ids.push(c.portal_id);
+        lines.push(UpgradeLine { email: c.email, portal_ext_id: c.portal_ext_id, status, references: None });
     }
 
     // The portal-only -> Atlassian pairs of this batch, as a table to join.
@@ -407,14 +427,12 @@ fn apply_batch(
 
     if dry_run {
         let references = count_references(tx)?;
-        let ids: HashMap<&str, i64> = batch.iter().map(|(c, _)| (c.portal_ext_id.as_str(), c.portal_id)).collect();
-        for line in &mut lines {
+        for (line, id) in lines[first_line..].iter_mut().zip(&portal_ids) {
             if matches!(line.status, UpgradeStatus::ToExisting { .. } | UpgradeStatus::ToNew { .. }) {
-                let id = ids.get(line.portal_ext_id.as_str()).copied().unwrap_or_default();
-                line.references = Some(references.get(&id).copied().unwrap_or_default());
+                line.references = Some(references.get(id).copied().unwrap_or_default());
             }
         }
-        return Ok(lines);
+        return Ok(());
     }
 
     write_batch(tx, &new_accounts)?;
@@ -425,12 +443,21 @@ fn apply_batch(
             &[Val::I(site.id), Val::I(account)],
         )?;
     }
-    let mapped = "(SELECT atlassian_id FROM ferry_upgrade_map m WHERE m.portal_id = t.{col})";
+    // Any error rolls the whole transaction back, so SQLite need not keep
+    // a journal to undo one half-done statement (OR FAIL): every page a
+    // statement touches would otherwise be copied once more.
+    let or_fail = match tx.backend() {
+        Backend::Sqlite => " OR FAIL",
+        Backend::Postgres => "",
+    };
+    // (Written as IN: SQLite knows nothing of the map's size and, given a
+    // join, may walk a whole index of the table instead.)
     for (table, column) in [("requests", "reporter_id"), ("comments", "author_id")] {
         tx.execute(
             &format!(
-                "UPDATE {table} AS t SET {column} = {} WHERE t.{column} IN (SELECT portal_id FROM ferry_upgrade_map)",
-                mapped.replace("{col}", column)
+                "UPDATE{or_fail} {table} AS t
+                 SET {column} = (SELECT atlassian_id FROM ferry_upgrade_map m WHERE m.portal_id = t.{column})
+                 WHERE t.{column} IN (SELECT portal_id FROM ferry_upgrade_map)"
             ),
             &[],
         )?;
@@ -444,7 +471,7 @@ fn apply_batch(
     ] {
         tx.execute(
             &format!(
-                "INSERT INTO {table} ({key}, account_id)
+                "INSERT{or_fail} INTO {table} ({key}, account_id)
                  SELECT x.{key}, m.atlassian_id FROM {table} x JOIN ferry_upgrade_map m ON m.portal_id = x.account_id
                  WHERE true ON CONFLICT DO NOTHING"
             ),
@@ -454,14 +481,13 @@ fn apply_batch(
     }
     tx.execute(
         &format!(
-            "UPDATE accounts AS t SET active = FALSE, merged_into = {}, merged_at = $1
-             WHERE t.id IN (SELECT portal_id FROM ferry_upgrade_map)",
-            mapped.replace("{col}", "id")
+            "UPDATE{or_fail} accounts AS t SET active = FALSE, merged_into = m.atlassian_id, merged_at = $1
+             FROM ferry_upgrade_map m WHERE t.id = m.portal_id"
         ),
         &[Val::T(&at)],
     )?;
     write_batch(tx, &audit_rows)?;
-    Ok(lines)
+    Ok(())
 }
 
 /// References each mapped portal-only account holds, by account id.
@@ -496,6 +522,14 @@ fn count_references(tx: &mut Tx<'_>) -> Result<HashMap<i64, References>, StoreEr
         })?;
     }
     Ok(counts)
+}
+
+/// Appends `text` to `out` as a JSON string.
+fn json_string(out: &mut String, text: &str) {
+    // Serializing a string cannot fail.
+    if let Ok(quoted) = serde_json::to_string(text) {
+        out.push_str(&quoted);
+    }
 }
 
 fn atlassian_ext_ids(tx: &mut Tx<'_>) -> Result<HashSet<String>, StoreError> {

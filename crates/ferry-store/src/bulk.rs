@@ -54,6 +54,17 @@ impl RowBatch {
         RowBatch { spec, cells: Vec::new(), text: String::new() }
     }
 
+    /// A batch with room for `rows` rows of about `text_per_row` bytes of
+    /// text each, for a caller that knows its size: a large batch grown
+    /// step by step copies itself into fresh memory at every step.
+    pub fn with_capacity(spec: &'static TableSpec, rows: usize, text_per_row: usize) -> RowBatch {
+        RowBatch {
+            spec,
+            cells: Vec::with_capacity(rows * spec.columns.len()),
+            text: String::with_capacity(rows * text_per_row),
+        }
+    }
+
     /// Appends one row, columns in the order of the spec.
     pub fn push(&mut self, row: &[Val<'_>]) {
         debug_assert_eq!(row.len(), self.spec.columns.len());
