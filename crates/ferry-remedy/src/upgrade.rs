@@ -137,6 +137,12 @@ pub fn upgrade(
     progress: &mut dyn Progress,
 ) -> Result<UpgradeReport, RemedyError> {
     let actor = store.actor().to_owned();
+    // SQLite: a second connection finds half of all duplicates while this
+    // one finds the other half.
+    let mut sibling = match selection {
+        Selection::AllDuplicates => store.sqlite_sibling()?,
+        Selection::Emails(_) => None,
+    };
     // One transaction, under the writers' lock: every decision is made on
     // what the database holds when it is carried out, and no other writer
     // (a copy, an import, another upgrade) changes the accounts meanwhile.
@@ -148,16 +154,15 @@ pub fn upgrade(
             // Resolve every account first: an unknown email is bad input and
             // stops everything before anything is written.
             // Sorted by normalized email.
-            let (site, planned) = resolve(tx, site, selection)?;
+            let (site, planned) = resolve(tx, sibling.as_mut(), site, selection)?;
             let mut report = UpgradeReport { lines: Vec::with_capacity(planned.len()), dry_run };
             let total = planned.len() as u64;
             let mut done = 0u64;
-            let mut planned = planned.into_iter();
-            loop {
-                let batch: Vec<Planned> = planned.by_ref().take(BATCH).collect();
-                if batch.is_empty() {
-                    break;
-                }
+            let mut planned = planned;
+            while !planned.is_empty() {
+                // (The whole list when it fits one round: no copy.)
+                let rest = planned.split_off(planned.len().min(BATCH));
+                let batch = std::mem::replace(&mut planned, rest);
                 done += batch.len() as u64;
                 apply_batch(tx, &site, batch, dry_run, &actor, &mut report.lines)?;
                 progress.step(done, total);
@@ -183,7 +188,12 @@ fn candidate(r: &ferry_store::Row<'_>) -> Result<Candidate, StoreError> {
 /// Which count of [`References`] a query fills.
 type Field = fn(&mut References) -> &mut u64;
 
-fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, Vec<Planned>), RemedyError> {
+fn resolve(
+    tx: &mut Tx<'_>,
+    sibling: Option<&mut Store>,
+    site: &str,
+    selection: &Selection,
+) -> Result<(Site, Vec<Planned>), RemedyError> {
     let site = sites::site(tx, site)?;
     // A run still applying maps source accounts to the destination accounts
     // it planned; merging one of those now would strand what it writes next.
@@ -204,38 +214,19 @@ fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, 
         }
         Selection::Emails(emails) => emails,
         Selection::AllDuplicates => {
-            // Each portal-only account beside an Atlassian site user with its
-            // email, with that account, by email: one pass over the site's
-            // unmerged portal-only accounts in that index's order (SQLite is
-            // told to take it; left to itself it walks the name index and
-            // takes twice as long).
-            let hint = match tx.backend() {
-                Backend::Sqlite => " INDEXED BY accounts_portal_email",
-                Backend::Postgres => "",
+            let planned = match sibling {
+                None => find_duplicates(tx, site.id, (1, 0))?.into_iter().map(|(_, p)| p).collect(),
+                Some(sibling) => std::thread::scope(|scope| {
+                    // The sibling reads only after this transaction holds
+                    // the write lock, so both halves see the same database.
+                    let other = scope.spawn(|| {
+                        sibling.with_file_mapped(|s| s.read(|other| find_duplicates(other, site.id, (2, 1))))
+                    });
+                    let mine = find_duplicates(tx, site.id, (2, 0));
+                    let other = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    Ok::<_, RemedyError>(merge_by_key(mine?, other?))
+                })?,
             };
-            let mut planned = Vec::new();
-            tx.query_each(
-                &format!(
-                    "SELECT {COLUMNS}, b.id, b.ext_id, b.active, b.email_verified
-                     FROM accounts a{hint}
-                     JOIN accounts b ON b.site_id IS NULL AND b.email_key = a.email_key
-                     JOIN site_users su ON su.site_id = $1 AND su.account_id = b.id
-                     WHERE a.site_id = $1 AND a.merged_into IS NULL
-                     ORDER BY a.email_key"
-                ),
-                &[Val::I(site.id)],
-                |r| {
-                    let target = Atlassian {
-                        id: r.int(5)?,
-                        ext_id: r.text(6)?.to_owned(),
-                        active: r.bool(7)?,
-                        verified: r.bool(8)?,
-                        site_user: true,
-                    };
-                    planned.push((candidate(r)?, Some(target)));
-                    Ok(())
-                },
-            )?;
             return Ok((site, planned));
         }
     };
@@ -289,6 +280,63 @@ fn resolve(tx: &mut Tx<'_>, site: &str, selection: &Selection) -> Result<(Site, 
         planned.push((c, target));
     }
     Ok((site, planned))
+}
+
+/// The unmerged portal-only accounts of `site_id` beside an Atlassian site
+/// user with the same email, with that account, keyed and ordered by
+/// normalized email: those whose id is `part.1` modulo `part.0` (so that
+/// connections can share the work).
+fn find_duplicates(tx: &mut Tx<'_>, site_id: i64, part: (i64, i64)) -> Result<Vec<(String, Planned)>, StoreError> {
+    // One pass over the site's unmerged portal-only accounts in that
+    // index's order (SQLite is told to take it; left to itself it walks the
+    // name index and takes twice as long).
+    let hint = match tx.backend() {
+        Backend::Sqlite => " INDEXED BY accounts_portal_email",
+        Backend::Postgres => "",
+    };
+    let mut found = Vec::new();
+    tx.query_each(
+        &format!(
+            "SELECT a.id, a.email, a.ext_id, a.merged_into, a.active, b.id, b.ext_id, b.active, b.email_verified,
+                    a.email_key
+             FROM accounts a{hint}
+             JOIN accounts b ON b.site_id IS NULL AND b.email_key = a.email_key
+             JOIN site_users su ON su.site_id = $1 AND su.account_id = b.id
+             WHERE a.site_id = $1 AND a.merged_into IS NULL AND a.id % $2 = $3
+             ORDER BY a.email_key"
+        ),
+        &[Val::I(site_id), Val::I(part.0), Val::I(part.1)],
+        |r| {
+            let target = Atlassian {
+                id: r.int(5)?,
+                ext_id: r.text(6)?.to_owned(),
+                active: r.bool(7)?,
+                verified: r.bool(8)?,
+                site_user: true,
+            };
+            found.push((r.text(9)?.to_owned(), (candidate(r)?, Some(target))));
+            Ok(())
+        },
+    )?;
+    Ok(found)
+}
+
+/// Two lists ordered by key (keys unique across both) as one.
+fn merge_by_key(a: Vec<(String, Planned)>, b: Vec<(String, Planned)>) -> Vec<Planned> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some((_, planned)) => merged.push(planned),
+            None => return merged,
+        }
+    }
 }
 
 fn apply_batch(
@@ -557,6 +605,30 @@ fn new_ext_id(site: &str, portal_ext_id: &str, taken: &mut HashSet<String>) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keyed(keys: &[&str]) -> Vec<(String, Planned)> {
+        keys.iter()
+            .map(|k| {
+                let c = Candidate {
+                    portal_id: 0,
+                    email: (*k).to_owned(),
+                    portal_ext_id: String::new(),
+                    merged_into: None,
+                    active: true,
+                };
+                ((*k).to_owned(), (c, None))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn halves_read_apart_merge_into_one_list_by_email() {
+        let emails = |planned: Vec<Planned>| planned.into_iter().map(|(c, _)| c.email).collect::<Vec<_>>();
+        let merged = merge_by_key(keyed(&["a", "c", "d", "h"]), keyed(&["b", "e", "f", "g", "i"]));
+        assert_eq!(emails(merged), ["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
+        assert_eq!(emails(merge_by_key(keyed(&[]), keyed(&["x", "y"]))), ["x", "y"]);
+        assert_eq!(emails(merge_by_key(keyed(&["x", "y"]), keyed(&[]))), ["x", "y"]);
+    }
 
     #[test]
     fn new_account_ids_never_collide() {

@@ -148,6 +148,21 @@ impl Store {
         Ok(store)
     }
 
+    /// Another connection to the same SQLite file, to read beside this one
+    /// on another core; `None` on PostgreSQL or an in-memory database.
+    /// Open it before this store starts a write transaction (opening checks
+    /// the schema). Read after that transaction has taken the write lock and
+    /// before it writes, it sees exactly what the transaction sees.
+    pub fn sqlite_sibling(&self) -> Result<Option<Store>> {
+        match &self.conn {
+            Conn::Sqlite(conn) => match conn.path() {
+                Some(path) if !path.is_empty() => Store::open(path).map(Some),
+                _ => Ok(None),
+            },
+            Conn::Postgres(_) => Ok(None),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self.conn {
             Conn::Sqlite(_) => Backend::Sqlite,
