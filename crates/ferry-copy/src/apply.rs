@@ -263,6 +263,30 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
         }
         other => return Err(CopyError::Invalid(format!("run {run_id} is {other}; it cannot be resumed"))),
     }
+    // SQLite: the report's customer lines depend only on the decisions
+    // persisted above; a second connection reads them on another core
+    // while this one applies.
+    let mut sibling = store.sqlite_sibling()?;
+    std::thread::scope(|scope| {
+        let lines = sibling.as_mut().map(|s| scope.spawn(move || s.read(|tx| report_customers(tx, run_id))));
+        apply_phases(store, run_id, progress, &mut timings)?;
+        let lines = match lines {
+            Some(handle) => Some(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?),
+            None => None,
+        };
+        let mut data = store.read(|tx| report_data(tx, run_id, lines))?;
+        data.timings.extend(timings);
+        Ok(data)
+    })
+}
+
+/// Applies the phases of a planned run, chunk by chunk, until it is done.
+fn apply_phases(
+    store: &mut Store,
+    run_id: i64,
+    progress: &mut dyn Progress,
+    timings: &mut std::collections::BTreeMap<String, f64>,
+) -> Result<(), CopyError> {
     let phases: [(i64, &str); 3] =
         [(PHASE_ACCOUNTS, "accounts"), (PHASE_STRUCTURE, "projects and memberships"), (PHASE_REQUESTS, "requests")];
     let mut maps = None;
@@ -283,9 +307,7 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
         }
         timings.insert(name.to_owned(), started.elapsed().as_secs_f64());
     }
-    let mut data = store.read(|tx| report_data(tx, run_id))?;
-    data.timings.extend(timings);
-    Ok(data)
+    Ok(())
 }
 
 /// Decides everything and writes the decisions, in one transaction; or
@@ -849,9 +871,9 @@ fn copy_requests(
     Ok(copied.len())
 }
 
-/// The report of a run, from its persisted decisions.
-fn report_data(tx: &mut Tx<'_>, run_id: i64) -> Result<ReportData, CopyError> {
-    let row = load_run(tx, run_id)?;
+/// The report's line per customer of run `run_id`, from its persisted
+/// decisions (which never change once planned), sorted.
+fn report_customers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<CustomerLine>, CopyError> {
     let mut customers = tx.query_all(
         "SELECT a.email, a.email_key, a.kind, a.ext_id, cc.type_before, cc.type_after, cc.outcome, m.ext_id, cc.problems
          FROM copy_customers cc
@@ -881,6 +903,16 @@ fn report_data(tx: &mut Tx<'_>, run_id: i64) -> Result<ReportData, CopyError> {
             b.source_ext_id.as_str(),
         ))
     });
+    Ok(customers)
+}
+
+/// The report of a run, from its persisted decisions.
+fn report_data(tx: &mut Tx<'_>, run_id: i64, customers: Option<Vec<CustomerLine>>) -> Result<ReportData, CopyError> {
+    let row = load_run(tx, run_id)?;
+    let customers = match customers {
+        Some(lines) => lines,
+        None => report_customers(tx, run_id)?,
+    };
     let projects = tx.query_all(
         "SELECT p.key, cp.destination_key FROM copy_projects cp JOIN projects p ON p.id = cp.source_project_id
          WHERE cp.run_id = $1 ORDER BY p.key",
@@ -913,13 +945,13 @@ fn report_data(tx: &mut Tx<'_>, run_id: i64) -> Result<ReportData, CopyError> {
 
 /// Writes the report folder of run `run_id`.
 pub fn write_run_report(store: &mut Store, run_id: i64, dir: &Path) -> Result<(), CopyError> {
-    let data = store.read(|tx| report_data(tx, run_id))?;
+    let data = store.read(|tx| report_data(tx, run_id, None))?;
     write_report(&data, dir)
 }
 
 /// The report of run `run_id` as it stands.
 pub fn run_report(store: &mut Store, run_id: i64) -> Result<ReportData, CopyError> {
-    store.read(|tx| report_data(tx, run_id))
+    store.read(|tx| report_data(tx, run_id, None))
 }
 
 /// Every run, newest first.
