@@ -292,19 +292,54 @@ fn apply_phases(
     let mut maps = None;
     for (phase, name) in phases {
         let started = Instant::now();
-        loop {
-            let row = store.read(|tx| load_run(tx, run_id))?;
-            if row.state == "rolled_back" {
-                return Err(CopyError::Invalid(format!("run {run_id} was rolled back while it was being applied")));
+        // SQLite, requests: a second connection reads each chunk's source
+        // rows while this one writes the chunk before it. What it reads is
+        // the source alone, which the run never changes; each chunk is still
+        // written in one transaction of this connection, which takes a
+        // chunk read ahead only when it starts where the run stands.
+        let mut reader = match phase {
+            PHASE_REQUESTS => store.sqlite_sibling()?,
+            _ => None,
+        };
+        std::thread::scope(|scope| -> Result<(), CopyError> {
+            let (ahead, chunks) = std::sync::mpsc::sync_channel::<Prefetched>(1);
+            let mut read_ahead = false;
+            if let Some(reader) = reader.as_mut() {
+                let row = store.read(|tx| load_run(tx, run_id))?;
+                if row.phase == PHASE_REQUESTS {
+                    read_ahead = true;
+                    scope.spawn(move || {
+                        let mut from = row.cursor;
+                        // A failed read is left to the writer, which reads
+                        // that chunk itself and reports what fails.
+                        while let Ok(chunk) = reader.read(|tx| read_chunk(tx, run_id, &row, from)) {
+                            let next = chunk.as_ref().map(|c| c.to);
+                            if ahead.send(Prefetched { from, chunk }).is_err() {
+                                break; // the writer stopped
+                            }
+                            match next {
+                                Some(to) => from = to,
+                                None => break,
+                            }
+                        }
+                    });
+                }
             }
-            if row.phase != phase {
-                break;
+            loop {
+                let row = store.read(|tx| load_run(tx, run_id))?;
+                if row.state == "rolled_back" {
+                    return Err(CopyError::Invalid(format!("run {run_id} was rolled back while it was being applied")));
+                }
+                if row.phase != phase {
+                    return Ok(());
+                }
+                if phase >= PHASE_STRUCTURE && maps.is_none() {
+                    maps = Some(store.read(|tx| load_run_maps(tx, run_id))?);
+                }
+                let prefetched = if read_ahead { chunks.recv().ok() } else { None };
+                store.write_checked_bulk(|tx| apply_step(tx, run_id, &row, maps.as_ref(), progress, prefetched))?;
             }
-            if phase >= PHASE_STRUCTURE && maps.is_none() {
-                maps = Some(store.read(|tx| load_run_maps(tx, run_id))?);
-            }
-            store.write_checked_bulk(|tx| apply_step(tx, run_id, &row, maps.as_ref(), progress))?;
-        }
+        })?;
         timings.insert(name.to_owned(), started.elapsed().as_secs_f64());
     }
     Ok(())
@@ -432,6 +467,7 @@ fn apply_step(
     row: &RunRow,
     maps: Option<&RunMaps>,
     progress: &mut dyn Progress,
+    prefetched: Option<Prefetched>,
 ) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
     let now = load_run(tx, run_id)?;
@@ -508,21 +544,18 @@ fn apply_step(
             progress.step("projects and memberships", 1, 1);
         }
         PHASE_REQUESTS => {
-            let end = tx
-                .query_opt(
-                    "SELECT MAX(id) FROM (SELECT r.id FROM requests r
-                       JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = +r.project_id
-                       WHERE r.id > $2 AND r.id <= $3 ORDER BY r.id LIMIT $4) chunk",
-                    &[run, Val::I(row.cursor), Val::I(row.source_request_limit), Val::I(chunk(REQUEST_CHUNK))],
-                    |r| r.opt_int(0),
-                )?
-                .flatten();
-            let Some(end) = end else {
+            // Read ahead by another connection when it read from this cursor.
+            let source = match prefetched {
+                Some(ahead) if ahead.from == row.cursor => ahead.chunk,
+                _ => read_chunk(tx, run_id, row, row.cursor)?,
+            };
+            let Some(source) = source else {
                 set_cursor(tx, run_id, PHASE_DONE, 0)?;
                 return Ok(());
             };
+            let end = source.to;
             let maps = maps.ok_or_else(|| CopyError::Invalid("the requests phase ran without its maps".to_owned()))?;
-            let copied = copy_requests(tx, run_id, row, maps, row.cursor, end)?;
+            let copied = copy_requests(tx, run_id, row, maps, &source)?;
             tx.execute(
                 "UPDATE copy_runs SET requests_copied = requests_copied + $2 WHERE id = $1",
                 &[Val::I(run_id), Val::I(copied as i64)],
@@ -750,27 +783,139 @@ fn load_run_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RunMaps, StoreError> {
     Ok(RunMaps { accounts, via_group, projects, organizations })
 }
 
-/// Copies the source requests with ids in `(from, to]` of the run's
-/// projects that no run has copied yet, with their participants and
-/// comments: read in id order, mapped through the run's decisions, written
-/// in bulk. New requests take the ids after the largest one, in source
-/// order, so a resumed chunk gives exactly what an uninterrupted one gives.
+/// The source rows of one chunk of the requests phase: the requests with
+/// ids in `(from, to]`, and the participants and comments of every request
+/// in that range (those of requests outside the run's projects are skipped
+/// when written). Text lives in one buffer.
+struct SourceChunk {
+    from: i64,
+    to: i64,
+    requests: Vec<SourceRequest>,
+    participants: Vec<(i64, i64)>,
+    comments: Vec<SourceComment>,
+    text: String,
+}
+
+type Span = (u32, u32);
+
+struct SourceRequest {
+    id: i64,
+    project: i64,
+    number: i64,
+    reporter: i64,
+    organization: Option<i64>,
+    summary: Span,
+    status: Span,
+    created: Span,
+}
+
+struct SourceComment {
+    request: i64,
+    author: i64,
+    created: Span,
+    body: Span,
+}
+
+impl SourceChunk {
+    fn keep(&mut self, text: &str) -> Span {
+        let start = self.text.len() as u32;
+        self.text.push_str(text);
+        (start, self.text.len() as u32)
+    }
+
+    fn text(&self, (start, end): Span) -> &str {
+        &self.text[start as usize..end as usize]
+    }
+}
+
+/// A chunk read by another connection, and the cursor it was read from.
+struct Prefetched {
+    from: i64,
+    /// `None`: no request is left after `from`.
+    chunk: Option<SourceChunk>,
+}
+
+/// Reads the next chunk of the requests phase after `from`: the source
+/// only, so another connection can read it ahead of the writer.
+fn read_chunk(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, from: i64) -> Result<Option<SourceChunk>, CopyError> {
+    let end = tx
+        .query_opt(
+            "SELECT MAX(id) FROM (SELECT r.id FROM requests r
+               JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = +r.project_id
+               WHERE r.id > $2 AND r.id <= $3 ORDER BY r.id LIMIT $4) chunk",
+            &[Val::I(run_id), Val::I(from), Val::I(row.source_request_limit), Val::I(chunk(REQUEST_CHUNK))],
+            |r| r.opt_int(0),
+        )?
+        .flatten();
+    let Some(to) = end else { return Ok(None) };
+    let range = [Val::I(from), Val::I(to)];
+    let mut chunk = SourceChunk {
+        from,
+        to,
+        requests: Vec::new(),
+        participants: Vec::new(),
+        comments: Vec::new(),
+        text: String::new(),
+    };
+    tx.query_each(
+        "SELECT id, project_id, number, summary, status, created, reporter_id, organization_id
+         FROM requests WHERE id > $1 AND id <= $2 ORDER BY id",
+        &range,
+        |r| {
+            let request = SourceRequest {
+                id: r.int(0)?,
+                project: r.int(1)?,
+                number: r.int(2)?,
+                summary: chunk.keep(r.text(3)?),
+                status: chunk.keep(r.text(4)?),
+                created: chunk.keep(r.text(5)?),
+                reporter: r.int(6)?,
+                organization: r.opt_int(7)?,
+            };
+            chunk.requests.push(request);
+            Ok(())
+        },
+    )?;
+    tx.query_each(
+        "SELECT request_id, account_id FROM request_participants WHERE request_id > $1 AND request_id <= $2",
+        &range,
+        |r| {
+            chunk.participants.push((r.int(0)?, r.int(1)?));
+            Ok(())
+        },
+    )?;
+    tx.query_each(
+        "SELECT request_id, author_id, created, body FROM comments WHERE request_id > $1 AND request_id <= $2 ORDER BY id",
+        &range,
+        |r| {
+            let comment =
+                SourceComment { request: r.int(0)?, author: r.int(1)?, created: chunk.keep(r.text(2)?), body: chunk.keep(r.text(3)?) };
+            chunk.comments.push(comment);
+            Ok(())
+        },
+    )?;
+    Ok(Some(chunk))
+}
+
+/// Copies the requests of `source` in the run's projects that no run has
+/// copied yet, with their participants and comments: mapped through the
+/// run's decisions, written in bulk. New requests take the ids after the
+/// largest one, in source order, so a resumed chunk gives exactly what an
+/// uninterrupted one gives.
 fn copy_requests(
     tx: &mut Tx<'_>,
     run_id: i64,
     row: &RunRow,
     maps: &RunMaps,
-    from: i64,
-    to: i64,
+    source: &SourceChunk,
 ) -> Result<usize, CopyError> {
     let (s, d) = (row.source.id, row.destination.id);
-    let range = [Val::I(from), Val::I(to)];
     let mut next_id = tx.query_opt("SELECT COALESCE(MAX(id), 0) FROM requests", &[], |r| r.int(0))?.unwrap_or(0);
     let mut linked = FxHashSet::default();
     tx.query_each(
         "SELECT source_id FROM copy_links WHERE source_site_id = $1 AND destination_site_id = $2
          AND kind = 'request' AND source_id > $3 AND source_id <= $4",
-        &[Val::I(s), Val::I(d), range[0], range[1]],
+        &[Val::I(s), Val::I(d), Val::I(source.from), Val::I(source.to)],
         |r| {
             linked.insert(r.int(0)?);
             Ok(())
@@ -787,43 +932,34 @@ fn copy_requests(
     let mut requests = RowBatch::new(&REQUESTS);
     let mut links = RowBatch::new(&REQUEST_LINKS);
     let mut copied_from = String::new();
-    tx.query_each(
-        "SELECT id, project_id, number, summary, status, created, reporter_id, organization_id
-         FROM requests WHERE id > $1 AND id <= $2 ORDER BY id",
-        &range,
-        |r| {
-            let id = r.int(0)?;
-            let Some((project, key)) = maps.projects.get(&r.int(1)?) else { return Ok(()) };
-            if linked.contains(&id) {
-                return Ok(());
-            }
-            let reporter_id = r.int(6)?;
-            let reporter = *maps.accounts.get(&reporter_id).ok_or_else(|| unmapped("account", reporter_id, id))?;
-            let organization = r.opt_int(7)?.and_then(|o| maps.organizations.get(&o).copied());
-            let number = r.int(2)?;
-            next_id += 1;
-            copied.insert(id, next_id);
-            copied_from.clear();
-            {
-                use std::fmt::Write as _;
-                let _ = write!(copied_from, "{}/{key}-{number}", row.source.slug);
-            }
-            requests.push(&[
-                Val::I(next_id),
-                Val::I(d),
-                Val::I(*project),
-                Val::I(number),
-                Val::T(r.text(3)?),
-                Val::T(r.text(4)?),
-                Val::T(r.text(5)?),
-                Val::I(reporter),
-                Val::from(organization),
-                Val::T(&copied_from),
-            ]);
-            links.push(&[Val::I(s), Val::I(d), Val::T("request"), Val::I(id), Val::I(next_id), Val::I(run_id)]);
-            Ok(())
-        },
-    )?;
+    for r in &source.requests {
+        let Some((project, key)) = maps.projects.get(&r.project) else { continue };
+        if linked.contains(&r.id) {
+            continue;
+        }
+        let reporter = *maps.accounts.get(&r.reporter).ok_or_else(|| unmapped("account", r.reporter, r.id))?;
+        let organization = r.organization.and_then(|o| maps.organizations.get(&o).copied());
+        next_id += 1;
+        copied.insert(r.id, next_id);
+        copied_from.clear();
+        {
+            use std::fmt::Write as _;
+            let _ = write!(copied_from, "{}/{key}-{}", row.source.slug, r.number);
+        }
+        requests.push(&[
+            Val::I(next_id),
+            Val::I(d),
+            Val::I(*project),
+            Val::I(r.number),
+            Val::T(source.text(r.summary)),
+            Val::T(source.text(r.status)),
+            Val::T(source.text(r.created)),
+            Val::I(reporter),
+            Val::from(organization),
+            Val::T(&copied_from),
+        ]);
+        links.push(&[Val::I(s), Val::I(d), Val::T("request"), Val::I(r.id), Val::I(next_id), Val::I(run_id)]);
+    }
     write_batch(tx, &requests)?;
     write_batch(tx, &links)?;
     if copied.is_empty() {
@@ -831,19 +967,12 @@ fn copy_requests(
     }
 
     let mut participants: Vec<(i64, i64)> = Vec::new();
-    tx.query_each(
-        "SELECT request_id, account_id FROM request_participants WHERE request_id > $1 AND request_id <= $2",
-        &range,
-        |r| {
-            let request = r.int(0)?;
-            if let Some(&destination) = copied.get(&request) {
-                let account = r.int(1)?;
-                let to = *maps.accounts.get(&account).ok_or_else(|| unmapped("account", account, request))?;
-                participants.push((destination, to));
-            }
-            Ok(())
-        },
-    )?;
+    for &(request, account) in &source.participants {
+        if let Some(&destination) = copied.get(&request) {
+            let to = *maps.accounts.get(&account).ok_or_else(|| unmapped("account", account, request))?;
+            participants.push((destination, to));
+        }
+    }
     // Two source accounts may have become one destination account.
     participants.sort_unstable();
     participants.dedup();
@@ -854,19 +983,17 @@ fn copy_requests(
     write_batch(tx, &batch)?;
 
     let mut comments = RowBatch::new(&COMMENTS);
-    tx.query_each(
-        "SELECT request_id, author_id, created, body FROM comments WHERE request_id > $1 AND request_id <= $2 ORDER BY id",
-        &range,
-        |r| {
-            let request = r.int(0)?;
-            if let Some(&destination) = copied.get(&request) {
-                let author = r.int(1)?;
-                let to = *maps.accounts.get(&author).ok_or_else(|| unmapped("account", author, request))?;
-                comments.push(&[Val::I(destination), Val::I(to), Val::T(r.text(2)?), Val::T(r.text(3)?)]);
-            }
-            Ok(())
-        },
-    )?;
+    for c in &source.comments {
+        if let Some(&destination) = copied.get(&c.request) {
+            let to = *maps.accounts.get(&c.author).ok_or_else(|| unmapped("account", c.author, c.request))?;
+            comments.push(&[
+                Val::I(destination),
+                Val::I(to),
+                Val::T(source.text(c.created)),
+                Val::T(source.text(c.body)),
+            ]);
+        }
+    }
     write_batch(tx, &comments)?;
     Ok(copied.len())
 }
