@@ -15,7 +15,7 @@ use ferry_store::sites::{self, Site};
 use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::plan::{CopyOptions, CopyPlan, plan_copy};
+use crate::plan::{CopyOptions, CopyPlan, plan_copy_beside};
 use crate::report::{CustomerLine, ReportData, ReportKind, write_report};
 use crate::{CopyError, Progress};
 
@@ -348,12 +348,15 @@ fn apply_phases(
 /// Decides everything and writes the decisions, in one transaction; or
 /// records that blocking conflicts stopped the run.
 fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions) -> Result<(), CopyError> {
+    // SQLite: a second connection reads the destination while this one
+    // reads the source (it reads only after the write lock is taken).
+    let mut sibling = store.sqlite_sibling()?;
     let conflicts = store.write_checked_bulk(|tx| -> Result<Vec<crate::Conflict>, CopyError> {
         tx.lock_for_writing_ids()?;
         if load_run(tx, run_id)?.state != "planning" {
             return Ok(Vec::new()); // another process planned it meanwhile
         }
-        let plan = plan_copy(tx, options)?;
+        let plan = plan_copy_beside(tx, sibling.as_mut(), options)?;
         if !plan.conflicts.is_empty() {
             tx.execute(
                 "UPDATE copy_runs SET state = 'blocked', finished_at = $2 WHERE id = $1",

@@ -8,7 +8,7 @@ use ferry_core::plan::{
     imported_group_name,
 };
 use ferry_store::sites::{self, Site};
-use ferry_store::{Tx, Val};
+use ferry_store::{Store, Tx, Val};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
@@ -210,13 +210,138 @@ impl IdSet {
     }
 }
 
+/// What a plan needs of the destination and of earlier runs into it.
+struct DestinationView {
+    index: DestinationIndex,
+    /// Destination account id -> its id as snapshots name it.
+    destination_ext: FxHashMap<i64, String>,
+    /// Source accounts linked by an earlier run to an account since upgraded.
+    upgraded_links: HashSet<i64>,
+    /// By name: id and members' normalized emails.
+    organizations: HashMap<String, (i64, HashSet<String>)>,
+}
+
+/// The links of earlier runs between two sites, of one kind.
+fn links(tx: &mut Tx<'_>, source: i64, destination: i64, kind: &str) -> Result<FxHashMap<i64, i64>, CopyError> {
+    let mut map = FxHashMap::default();
+    tx.query_each(
+        "SELECT source_id, destination_id FROM copy_links
+         WHERE source_site_id = $1 AND destination_site_id = $2 AND kind = $3",
+        &[Val::I(source), Val::I(destination), Val::T(kind)],
+        |r| {
+            map.insert(r.int(0)?, r.int(1)?);
+            Ok(())
+        },
+    )?;
+    Ok(map)
+}
+
+/// Reads the destination: its accounts by email, its site users, what
+/// earlier runs linked, and its organizations.
+fn load_destination(tx: &mut Tx<'_>, source_id: i64, destination_id: i64) -> Result<DestinationView, CopyError> {
+    // The destination, by email.
+    let mut index = DestinationIndex::default();
+    let mut destination_ext: FxHashMap<i64, String> = FxHashMap::default();
+    tx.query_each(
+        "SELECT id, ext_id, email_key, active, email_verified, merged_into FROM accounts WHERE site_id = $1",
+        &[Val::I(destination_id)],
+        |r| {
+            let account = DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
+            destination_ext.insert(account.account_id, r.text(1)?.to_owned());
+            if r.opt_int(5)?.is_none() {
+                index.portal_by_email.insert(r.text(2)?.to_owned(), account);
+            }
+            Ok(())
+        },
+    )?;
+    tx.query_each(
+        "SELECT a.id, a.ext_id, a.email_key, a.active, a.email_verified
+         FROM site_users su JOIN accounts a ON a.id = su.account_id WHERE su.site_id = $1",
+        &[Val::I(destination_id)],
+        |r| {
+            let account = DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
+            destination_ext.insert(account.account_id, r.text(1)?.to_owned());
+            index.atlassian_by_email.insert(r.text(2)?.to_owned(), account);
+            Ok(())
+        },
+    )?;
+    index.linked = links(tx, source_id, destination_id, "account")?;
+    // An account copied earlier and since upgraded lives on as the account
+    // it was merged into.
+    let mut merged: HashMap<i64, i64> = HashMap::new();
+    tx.query_each(
+        "SELECT id, merged_into FROM accounts WHERE site_id = $1 AND merged_into IS NOT NULL",
+        &[Val::I(destination_id)],
+        |r| {
+            merged.insert(r.int(0)?, r.int(1)?);
+            Ok(())
+        },
+    )?;
+    // Their access came through customer lists, which the upgrade moved,
+    // never through the imported group.
+    let mut upgraded_links: HashSet<i64> = HashSet::new();
+    for (source_id, destination_id) in index.linked.iter_mut() {
+        if let Some(&into) = merged.get(destination_id) {
+            *destination_id = into;
+            upgraded_links.insert(*source_id);
+        }
+    }
+    let mut destination_organizations: HashMap<String, (i64, HashSet<String>)> = HashMap::new();
+    tx.query_each(
+        "SELECT o.id, o.name, a.email_key FROM organizations o
+         LEFT JOIN organization_members m ON m.organization_id = o.id
+         LEFT JOIN accounts a ON a.id = m.account_id
+         WHERE o.site_id = $1",
+        &[Val::I(destination_id)],
+        |r| {
+            let entry = destination_organizations
+                .entry(r.text(1)?.to_owned())
+                .or_insert_with(|| (r.int(0).unwrap_or_default(), HashSet::new()));
+            if let Some(key) = r.opt_text(2)? {
+                entry.1.insert(key.to_owned());
+            }
+            Ok(())
+        },
+    )?;
+    Ok(DestinationView { index, destination_ext, upgraded_links, organizations: destination_organizations })
+}
+
 /// Loads both sites and decides every outcome. Writes nothing.
 pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, CopyError> {
+    plan_copy_beside(tx, None, options)
+}
+
+/// [`plan_copy`], with `sibling` (another connection to the same SQLite
+/// file) reading the destination on another core while `tx` reads the
+/// source. The caller's transaction must hold the write lock and not have
+/// written yet, so that both connections see the same database.
+pub(crate) fn plan_copy_beside(
+    tx: &mut Tx<'_>,
+    sibling: Option<&mut Store>,
+    options: &CopyOptions,
+) -> Result<CopyPlan, CopyError> {
     let source = sites::site(tx, &options.from)?;
     let destination = sites::site(tx, &options.to)?;
     if source.id == destination.id {
         return Err(CopyError::Invalid(format!("--from and --to both name site {}", source.slug)));
     }
+    let (source_id, destination_id) = (source.id, destination.id);
+    std::thread::scope(|scope| {
+        let destination_view =
+            sibling.map(|other| scope.spawn(move || other.read(|t| load_destination(t, source_id, destination_id))));
+        decide_plan(tx, options, source, destination, destination_view)
+    })
+}
+
+type DestinationReader<'scope> = std::thread::ScopedJoinHandle<'scope, Result<DestinationView, CopyError>>;
+
+fn decide_plan(
+    tx: &mut Tx<'_>,
+    options: &CopyOptions,
+    source: Site,
+    destination: Site,
+    destination_view: Option<DestinationReader<'_>>,
+) -> Result<CopyPlan, CopyError> {
     let pair = [Val::I(source.id), Val::I(destination.id)];
 
     // Projects.
@@ -251,20 +376,7 @@ pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, Cop
         }
         validate_project_key(new).map_err(|e| CopyError::Invalid(format!("--rename {old}={new}: {e}")))?;
     }
-    let links = |tx: &mut Tx<'_>, kind: &str| -> Result<FxHashMap<i64, i64>, CopyError> {
-        let mut map = FxHashMap::default();
-        tx.query_each(
-            "SELECT source_id, destination_id FROM copy_links
-             WHERE source_site_id = $1 AND destination_site_id = $2 AND kind = $3",
-            &[pair[0], pair[1], Val::T(kind)],
-            |r| {
-                map.insert(r.int(0)?, r.int(1)?);
-                Ok(())
-            },
-        )?;
-        Ok(map)
-    };
-    let project_links = links(tx, "project")?;
+    let project_links = links(tx, source.id, destination.id, "project")?;
     let destination_projects: HashMap<String, i64> = tx
         .query_all("SELECT key, id FROM projects WHERE site_id = $1", &[Val::I(destination.id)], |r| {
             Ok((r.text(0)?.to_owned(), r.int(1)?))
@@ -334,53 +446,11 @@ pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, Cop
         (a.0.email_key.as_str(), a.0.kind, a.1.as_str()).cmp(&(b.0.email_key.as_str(), b.0.kind, b.1.as_str()))
     });
 
-    // The destination, by email.
-    let mut index = DestinationIndex::default();
-    let mut destination_ext: FxHashMap<i64, String> = FxHashMap::default();
-    tx.query_each(
-        "SELECT id, ext_id, email_key, active, email_verified, merged_into FROM accounts WHERE site_id = $1",
-        &[Val::I(destination.id)],
-        |r| {
-            let account = DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
-            destination_ext.insert(account.account_id, r.text(1)?.to_owned());
-            if r.opt_int(5)?.is_none() {
-                index.portal_by_email.insert(r.text(2)?.to_owned(), account);
-            }
-            Ok(())
-        },
-    )?;
-    tx.query_each(
-        "SELECT a.id, a.ext_id, a.email_key, a.active, a.email_verified
-         FROM site_users su JOIN accounts a ON a.id = su.account_id WHERE su.site_id = $1",
-        &[Val::I(destination.id)],
-        |r| {
-            let account = DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
-            destination_ext.insert(account.account_id, r.text(1)?.to_owned());
-            index.atlassian_by_email.insert(r.text(2)?.to_owned(), account);
-            Ok(())
-        },
-    )?;
-    index.linked = links(tx, "account")?;
-    // An account copied earlier and since upgraded lives on as the account
-    // it was merged into.
-    let mut merged: HashMap<i64, i64> = HashMap::new();
-    tx.query_each(
-        "SELECT id, merged_into FROM accounts WHERE site_id = $1 AND merged_into IS NOT NULL",
-        &[Val::I(destination.id)],
-        |r| {
-            merged.insert(r.int(0)?, r.int(1)?);
-            Ok(())
-        },
-    )?;
-    // Their access came through customer lists, which the upgrade moved,
-    // never through the imported group.
-    let mut upgraded_links: HashSet<i64> = HashSet::new();
-    for (source_id, destination_id) in index.linked.iter_mut() {
-        if let Some(&into) = merged.get(destination_id) {
-            *destination_id = into;
-            upgraded_links.insert(*source_id);
-        }
-    }
+    let DestinationView { index, destination_ext, upgraded_links, organizations: destination_organizations } =
+        match destination_view {
+            Some(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+            None => load_destination(tx, source.id, destination.id)?,
+        };
     let mut taken_ext: FxHashSet<String> = destination_ext.values().cloned().collect();
     let site_user_ids: HashSet<i64> = index.atlassian_by_email.values().map(|a| a.account_id).collect();
 
@@ -443,7 +513,7 @@ pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, Cop
     }
 
     // Organizations: link, merge or conflict.
-    let organization_links = links(tx, "organization")?;
+    let organization_links = links(tx, source.id, destination.id, "organization")?;
     let mut source_organizations: BTreeMap<i64, (String, HashSet<String>)> = BTreeMap::new();
     tx.query_each(
         &format!(
@@ -457,23 +527,6 @@ pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, Cop
             let entry = source_organizations
                 .entry(r.int(0)?)
                 .or_insert_with(|| (r.text(1).unwrap_or_default().to_owned(), HashSet::new()));
-            if let Some(key) = r.opt_text(2)? {
-                entry.1.insert(key.to_owned());
-            }
-            Ok(())
-        },
-    )?;
-    let mut destination_organizations: HashMap<String, (i64, HashSet<String>)> = HashMap::new();
-    tx.query_each(
-        "SELECT o.id, o.name, a.email_key FROM organizations o
-         LEFT JOIN organization_members m ON m.organization_id = o.id
-         LEFT JOIN accounts a ON a.id = m.account_id
-         WHERE o.site_id = $1",
-        &[Val::I(destination.id)],
-        |r| {
-            let entry = destination_organizations
-                .entry(r.text(1)?.to_owned())
-                .or_insert_with(|| (r.int(0).unwrap_or_default(), HashSet::new()));
             if let Some(key) = r.opt_text(2)? {
                 entry.1.insert(key.to_owned());
             }
