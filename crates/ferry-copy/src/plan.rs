@@ -320,30 +320,72 @@ pub(crate) fn plan_copy_beside(
     sibling: Option<&mut Store>,
     options: &CopyOptions,
 ) -> Result<CopyPlan, CopyError> {
+    std::thread::scope(|scope| decide_plan(scope, tx, sibling, options))
+}
+
+/// What a plan reads beside the source's customers: the destination, the
+/// source's organizations and the requests left to copy.
+struct SideReads {
+    destination: DestinationView,
+    /// By id: name and members' normalized emails.
+    source_organizations: BTreeMap<i64, (String, HashSet<String>)>,
+    /// Source requests not copied before, and the highest of their ids.
+    requests: (u64, i64),
+}
+
+fn side_reads(
+    tx: &mut Tx<'_>,
+    source_id: i64,
+    destination_id: i64,
+    project_ids: &str,
+    organizations_sql: &str,
+) -> Result<SideReads, CopyError> {
+    let destination = load_destination(tx, source_id, destination_id)?;
+    let mut source_organizations: BTreeMap<i64, (String, HashSet<String>)> = BTreeMap::new();
+    tx.query_each(
+        &format!(
+            "SELECT o.id, o.name, a.email_key FROM organizations o
+             LEFT JOIN organization_members m ON m.organization_id = o.id
+             LEFT JOIN accounts a ON a.id = m.account_id
+             WHERE o.id IN ({organizations_sql})"
+        ),
+        &[],
+        |r| {
+            let entry = source_organizations
+                .entry(r.int(0)?)
+                .or_insert_with(|| (r.text(1).unwrap_or_default().to_owned(), HashSet::new()));
+            if let Some(key) = r.opt_text(2)? {
+                entry.1.insert(key.to_owned());
+            }
+            Ok(())
+        },
+    )?;
+    let requests = tx
+        .query_opt(
+            &format!(
+                "SELECT COUNT(*), COALESCE(MAX(r.id), 0) FROM requests r
+                 WHERE r.project_id IN ({project_ids}) AND NOT EXISTS (
+                     SELECT 1 FROM copy_links l WHERE l.source_site_id = $1 AND l.destination_site_id = $2
+                     AND l.kind = 'request' AND l.source_id = r.id)"
+            ),
+            &[Val::I(source_id), Val::I(destination_id)],
+            |r| Ok((r.int(0)? as u64, r.int(1)?)),
+        )?
+        .unwrap_or((0, 0));
+    Ok(SideReads { destination, source_organizations, requests })
+}
+
+fn decide_plan<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    tx: &mut Tx<'_>,
+    sibling: Option<&'env mut Store>,
+    options: &CopyOptions,
+) -> Result<CopyPlan, CopyError> {
     let source = sites::site(tx, &options.from)?;
     let destination = sites::site(tx, &options.to)?;
     if source.id == destination.id {
         return Err(CopyError::Invalid(format!("--from and --to both name site {}", source.slug)));
     }
-    let (source_id, destination_id) = (source.id, destination.id);
-    std::thread::scope(|scope| {
-        let destination_view =
-            sibling.map(|other| scope.spawn(move || other.read(|t| load_destination(t, source_id, destination_id))));
-        decide_plan(tx, options, source, destination, destination_view)
-    })
-}
-
-type DestinationReader<'scope> = std::thread::ScopedJoinHandle<'scope, Result<DestinationView, CopyError>>;
-
-fn decide_plan(
-    tx: &mut Tx<'_>,
-    options: &CopyOptions,
-    source: Site,
-    destination: Site,
-    destination_view: Option<DestinationReader<'_>>,
-) -> Result<CopyPlan, CopyError> {
-    let pair = [Val::I(source.id), Val::I(destination.id)];
-
     // Projects.
     let all_projects = tx.query_all(
         "SELECT id, key, name FROM projects WHERE site_id = $1 ORDER BY key",
@@ -416,6 +458,14 @@ fn decide_plan(
          UNION SELECT organization_id FROM requests WHERE +project_id IN ({project_ids}) AND organization_id IS NOT NULL"
     );
 
+    // The rest is read by the other connection, when there is one, while
+    // this one reads the customers.
+    let (source_id, destination_id) = (source.id, destination.id);
+    let side = sibling.map(|other| {
+        let (projects, organizations) = (project_ids.clone(), organizations_sql.clone());
+        scope.spawn(move || other.read(|t| side_reads(t, source_id, destination_id, &projects, &organizations)))
+    });
+
     // Customers in scope: the accounts in the id range of the scope, kept
     // when in it (one range scan instead of a lookup per id).
     let in_scope = scope_ids(tx, options.customers, source.id, &project_ids, &organizations_sql)?;
@@ -446,11 +496,15 @@ fn decide_plan(
         (a.0.email_key.as_str(), a.0.kind, a.1.as_str()).cmp(&(b.0.email_key.as_str(), b.0.kind, b.1.as_str()))
     });
 
-    let DestinationView { index, destination_ext, upgraded_links, organizations: destination_organizations } =
-        match destination_view {
-            Some(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
-            None => load_destination(tx, source.id, destination.id)?,
-        };
+    let SideReads {
+        destination:
+            DestinationView { index, destination_ext, upgraded_links, organizations: destination_organizations },
+        source_organizations,
+        requests: (requests_to_copy, source_request_limit),
+    } = match side {
+        Some(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+        None => side_reads(tx, source_id, destination_id, &project_ids, &organizations_sql)?,
+    };
     let mut taken_ext: FxHashSet<String> = destination_ext.values().cloned().collect();
     let site_user_ids: HashSet<i64> = index.atlassian_by_email.values().map(|a| a.account_id).collect();
 
@@ -514,25 +568,6 @@ fn decide_plan(
 
     // Organizations: link, merge or conflict.
     let organization_links = links(tx, source.id, destination.id, "organization")?;
-    let mut source_organizations: BTreeMap<i64, (String, HashSet<String>)> = BTreeMap::new();
-    tx.query_each(
-        &format!(
-            "SELECT o.id, o.name, a.email_key FROM organizations o
-             LEFT JOIN organization_members m ON m.organization_id = o.id
-             LEFT JOIN accounts a ON a.id = m.account_id
-             WHERE o.id IN ({organizations_sql})"
-        ),
-        &[],
-        |r| {
-            let entry = source_organizations
-                .entry(r.int(0)?)
-                .or_insert_with(|| (r.text(1).unwrap_or_default().to_owned(), HashSet::new()));
-            if let Some(key) = r.opt_text(2)? {
-                entry.1.insert(key.to_owned());
-            }
-            Ok(())
-        },
-    )?;
     let mut organizations = Vec::new();
     for (source_id, (name, members)) in source_organizations {
         let existing = match (organization_links.get(&source_id), destination_organizations.get(&name)) {
@@ -569,19 +604,6 @@ fn decide_plan(
     } else {
         None
     };
-
-    let (requests_to_copy, source_request_limit) = tx
-        .query_opt(
-            &format!(
-                "SELECT COUNT(*), COALESCE(MAX(r.id), 0) FROM requests r
-                 WHERE r.project_id IN ({project_ids}) AND NOT EXISTS (
-                     SELECT 1 FROM copy_links l WHERE l.source_site_id = $1 AND l.destination_site_id = $2
-                     AND l.kind = 'request' AND l.source_id = r.id)"
-            ),
-            &pair,
-            |r| Ok((r.int(0)? as u64, r.int(1)?)),
-        )?
-        .unwrap_or((0, 0));
 
     Ok(CopyPlan {
         options: options.clone(),
