@@ -287,9 +287,41 @@ fn apply_phases(
     progress: &mut dyn Progress,
     timings: &mut std::collections::BTreeMap<String, f64>,
 ) -> Result<(), CopyError> {
+    // SQLite: the run's maps and the source's lists, which only the planned
+    // decisions and the source decide, are read by a second connection
+    // while the accounts phase runs.
+    let start = store.read(|tx| load_run(tx, run_id))?;
+    let mut early = match start.phase {
+        PHASE_ACCOUNTS => store.sqlite_sibling()?,
+        _ => None,
+    };
+    std::thread::scope(|scope| {
+        let ahead = early.as_mut().map(|other| {
+            scope.spawn(move || {
+                other.read(|tx| -> Result<(RunMaps, SourceLists), CopyError> {
+                    let maps = load_run_maps(tx, run_id)?;
+                    let lists = read_source_lists(tx, run_id, &maps)?;
+                    Ok((maps, lists))
+                })
+            })
+        });
+        apply_phases_with(store, run_id, progress, timings, ahead)
+    })
+}
+
+type MapsAhead<'scope> = std::thread::ScopedJoinHandle<'scope, Result<(RunMaps, SourceLists), CopyError>>;
+
+fn apply_phases_with(
+    store: &mut Store,
+    run_id: i64,
+    progress: &mut dyn Progress,
+    timings: &mut std::collections::BTreeMap<String, f64>,
+    mut ahead: Option<MapsAhead<'_>>,
+) -> Result<(), CopyError> {
     let phases: [(i64, &str); 3] =
         [(PHASE_ACCOUNTS, "accounts"), (PHASE_STRUCTURE, "projects and memberships"), (PHASE_REQUESTS, "requests")];
     let mut maps = None;
+    let mut lists = None;
     for (phase, name) in phases {
         let started = Instant::now();
         // SQLite, requests: a second connection reads each chunk's source
@@ -302,7 +334,7 @@ fn apply_phases(
             _ => None,
         };
         std::thread::scope(|scope| -> Result<(), CopyError> {
-            let (ahead, chunks) = std::sync::mpsc::sync_channel::<Prefetched>(1);
+            let (ahead_chunks, chunks) = std::sync::mpsc::sync_channel::<Prefetched>(1);
             let mut read_ahead = false;
             if let Some(reader) = reader.as_mut() {
                 let row = store.read(|tx| load_run(tx, run_id))?;
@@ -314,7 +346,7 @@ fn apply_phases(
                         // that chunk itself and reports what fails.
                         while let Ok(chunk) = reader.read(|tx| read_chunk(tx, run_id, &row, from)) {
                             let next = chunk.as_ref().map(|c| c.to);
-                            if ahead.send(Prefetched { from, chunk }).is_err() {
+                            if ahead_chunks.send(Prefetched { from, chunk }).is_err() {
                                 break; // the writer stopped
                             }
                             match next {
@@ -334,10 +366,21 @@ fn apply_phases(
                     return Ok(());
                 }
                 if phase >= PHASE_STRUCTURE && maps.is_none() {
-                    maps = Some(store.read(|tx| load_run_maps(tx, run_id))?);
+                    match ahead.take() {
+                        Some(handle) => {
+                            let (read_maps, read_lists) =
+                                handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                            maps = Some(read_maps);
+                            lists = Some(read_lists);
+                        }
+                        None => maps = Some(store.read(|tx| load_run_maps(tx, run_id))?),
+                    }
                 }
                 let prefetched = if read_ahead { chunks.recv().ok() } else { None };
-                store.write_checked_bulk(|tx| apply_step(tx, run_id, &row, maps.as_ref(), progress, prefetched))?;
+                let structure_lists = if phase == PHASE_STRUCTURE { lists.take() } else { None };
+                store.write_checked_bulk(|tx| {
+                    apply_step(tx, run_id, &row, maps.as_ref(), progress, prefetched, structure_lists)
+                })?;
             }
         })?;
         timings.insert(name.to_owned(), started.elapsed().as_secs_f64());
@@ -471,6 +514,7 @@ fn apply_step(
     maps: Option<&RunMaps>,
     progress: &mut dyn Progress,
     prefetched: Option<Prefetched>,
+    lists: Option<SourceLists>,
 ) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
     let now = load_run(tx, run_id)?;
@@ -542,7 +586,7 @@ fn apply_step(
         }
         PHASE_STRUCTURE => {
             let maps = maps.ok_or_else(|| CopyError::Invalid("the structure phase ran without its maps".to_owned()))?;
-            apply_structure(tx, run_id, row, maps)?;
+            apply_structure(tx, run_id, row, maps, lists)?;
             set_cursor(tx, run_id, PHASE_REQUESTS, 0)?;
             progress.step("projects and memberships", 1, 1);
         }
@@ -571,7 +615,62 @@ fn apply_step(
     Ok(())
 }
 
-fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, maps: &RunMaps) -> Result<(), CopyError> {
+/// The customer-list entries and organization memberships of the run's
+/// source projects and organizations, mapped through the run's decisions
+/// to destination ids, sorted, without repeats. The source alone: another
+/// connection may read them ahead.
+pub(crate) struct SourceLists {
+    customers: Vec<(i64, i64)>,
+    organization_members: Vec<(i64, i64)>,
+}
+
+fn read_source_lists(tx: &mut Tx<'_>, run_id: i64, maps: &RunMaps) -> Result<SourceLists, StoreError> {
+    let mut read = |customer_list: bool, sql: &str| -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut pairs: Vec<(i64, i64)> = Vec::new();
+        tx.query_each(sql, &[Val::I(run_id)], |r| {
+            let account = r.int(1)?;
+            // Portal-only customers that became Atlassian accounts reach
+            // the projects through the imported group, never a list.
+            let skip = customer_list && maps.via_group.contains(&account);
+            if let (Some(&to), false) = (maps.accounts.get(&account), skip) {
+                pairs.push((r.int(0)?, to));
+            }
+            Ok(())
+        })?;
+        pairs.sort_unstable();
+        pairs.dedup();
+        Ok(pairs)
+    };
+    Ok(SourceLists {
+        // The Customer role on a source project: its customer list, and
+        // every member of a group holding the role there, unless the group
+        // is an imported group awaiting review or declined (its members
+        // have no access on the source, so get none here).
+        customers: read(
+            true,
+            "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
+             JOIN project_customers pc ON pc.project_id = cp.source_project_id WHERE cp.run_id = $1
+             UNION ALL
+             SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
+             JOIN customer_roles cr ON cr.project_id = cp.source_project_id
+             JOIN groups g ON g.id = cr.group_id AND g.state = 'active'
+             JOIN group_members gm ON gm.group_id = cr.group_id WHERE cp.run_id = $1",
+        )?,
+        organization_members: read(
+            false,
+            "SELECT co.destination_organization_id, m.account_id FROM copy_organizations co
+             JOIN organization_members m ON m.organization_id = co.source_organization_id WHERE co.run_id = $1",
+        )?,
+    })
+}
+
+fn apply_structure(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    row: &RunRow,
+    maps: &RunMaps,
+    lists: Option<SourceLists>,
+) -> Result<(), CopyError> {
     let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
     tx.execute(
         "INSERT INTO projects (id, site_id, key, name)
@@ -600,47 +699,28 @@ fn apply_structure(tx: &mut Tx<'_>, run_id: i64, row: &RunRow, maps: &RunMaps) -
     // Customer lists and organization members (a million rows at scale)
     // are mapped in memory through the run's decisions and written in key
     // order; organizations' projects are few.
-    let lists = [
+    let lists = match lists {
+        Some(lists) => lists,
+        None => read_source_lists(tx, run_id, maps)?,
+    };
+    for (kind, spec, existing_sql, mut pairs) in [
         (
             "customer",
             &PROJECT_CUSTOMERS,
-            // The Customer role on a source project: its customer list, and
-            // every member of a group holding the role there, unless the
-            // group is an imported group awaiting review or declined (its
-            // members have no access on the source, so get none here).
-            "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
-             JOIN project_customers pc ON pc.project_id = cp.source_project_id WHERE cp.run_id = $1
-             UNION ALL
-             SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
-             JOIN customer_roles cr ON cr.project_id = cp.source_project_id
-             JOIN groups g ON g.id = cr.group_id AND g.state = 'active'
-             JOIN group_members gm ON gm.group_id = cr.group_id WHERE cp.run_id = $1",
             "SELECT pc.project_id, pc.account_id FROM copy_projects cp
              JOIN project_customers pc ON pc.project_id = cp.destination_project_id WHERE cp.run_id = $1",
+            lists.customers,
         ),
         (
             "organization_member",
             &ORGANIZATION_MEMBERS,
-            "SELECT co.destination_organization_id, m.account_id FROM copy_organizations co
-             JOIN organization_members m ON m.organization_id = co.source_organization_id WHERE co.run_id = $1",
             "SELECT m.organization_id, m.account_id FROM copy_organizations co
              JOIN organization_members m ON m.organization_id = co.destination_organization_id WHERE co.run_id = $1",
+            lists.organization_members,
         ),
-    ];
-    for (kind, spec, source_sql, existing_sql) in lists {
-        let mut pairs: Vec<(i64, i64)> = Vec::new();
-        tx.query_each(source_sql, &[run], |r| {
-            let account = r.int(1)?;
-            // Portal-only customers that became Atlassian accounts reach
-            // the projects through the imported group, never a list.
-            let skip = kind == "customer" && maps.via_group.contains(&account);
-            if let (Some(&to), false) = (maps.accounts.get(&account), skip) {
-                pairs.push((r.int(0)?, to));
-            }
-            Ok(())
-        })?;
-        pairs.sort_unstable();
-        pairs.dedup();
+    ] {
+        // What the destination already holds is read here, in the writer's
+        // transaction.
         let mut existing = FxHashSet::default();
         tx.query_each(existing_sql, &[run], |r| {
             existing.insert((r.int(0)?, r.int(1)?));
