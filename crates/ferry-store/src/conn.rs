@@ -163,6 +163,17 @@ impl Store {
         }
     }
 
+    /// SQLite: moves what the write-ahead log holds into the database file
+    /// as far as readers allow, without waiting for any connection
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`); a writer on another connection
+    /// meanwhile goes on. PostgreSQL: nothing to do.
+    pub fn sqlite_checkpoint(&mut self) -> Result<()> {
+        if let Conn::Sqlite(conn) = &self.conn {
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        }
+        Ok(())
+    }
+
     pub fn backend(&self) -> Backend {
         match self.conn {
             Conn::Sqlite(_) => Backend::Sqlite,
