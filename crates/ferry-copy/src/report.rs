@@ -183,29 +183,45 @@ pub fn write_report(data: &ReportData, dir: &Path) -> Result<(), CopyError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| CopyError::Report { path: dir.display().to_string(), reason: e.to_string() })?;
     let group = data.group_name.as_deref().unwrap_or("");
-    write_csv(&dir.join("RequiresAttention.csv"), REQUIRES_ATTENTION_HEADER, |row| {
-        for c in &data.customers {
-            for problem in &c.problems {
-                let next_step = problem.next_step(group);
-                row([&c.email, c.source_type.label(), c.before.label(), c.after.label(), problem.text(), &next_step])?;
+    // The two large files (a million customers make 200 MB) are written at
+    // once, one on another thread.
+    let (attention, customers) = std::thread::scope(|scope| {
+        let attention = scope.spawn(|| {
+            write_csv(&dir.join("RequiresAttention.csv"), REQUIRES_ATTENTION_HEADER, |row| {
+                for c in &data.customers {
+                    for problem in &c.problems {
+                        let next_step = problem.next_step(group);
+                        row([
+                            &c.email,
+                            c.source_type.label(),
+                            c.before.label(),
+                            c.after.label(),
+                            problem.text(),
+                            &next_step,
+                        ])?;
+                    }
+                }
+                Ok(())
+            })
+        });
+        let customers = write_csv(&dir.join("Customers.csv"), CUSTOMERS_HEADER, |row| {
+            for c in &data.customers {
+                row([
+                    &c.email,
+                    c.source_type.label(),
+                    c.before.label(),
+                    c.after.label(),
+                    c.outcome.label(),
+                    &c.source_ext_id,
+                    c.destination_ext_id.as_deref().unwrap_or("None"),
+                ])?;
             }
-        }
-        Ok(())
-    })?;
-    write_csv(&dir.join("Customers.csv"), CUSTOMERS_HEADER, |row| {
-        for c in &data.customers {
-            row([
-                &c.email,
-                c.source_type.label(),
-                c.before.label(),
-                c.after.label(),
-                c.outcome.label(),
-                &c.source_ext_id,
-                c.destination_ext_id.as_deref().unwrap_or("None"),
-            ])?;
-        }
-        Ok(())
-    })?;
+            Ok(())
+        });
+        (attention.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), customers)
+    });
+    attention?;
+    customers?;
     let conflicts = dir.join("Conflicts.csv");
     if data.conflicts.is_empty() {
         let _ = std::fs::remove_file(&conflicts);
