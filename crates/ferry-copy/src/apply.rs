@@ -292,7 +292,9 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
     // SQLite: the report's customer lines depend only on the decisions
     // persisted above; a second connection reads them on another core
     // while this one applies.
+    // They are used only if no other connection committed meanwhile.
     let mut sibling = store.sqlite_sibling()?;
+    let version = store.read(|tx| tx.sqlite_data_version())?;
     std::thread::scope(|scope| {
         let lines = sibling.as_mut().map(|s| scope.spawn(move || s.read(|tx| report_customers(tx, run_id))));
         apply_phases(store, run_id, progress, &mut timings)?;
@@ -300,7 +302,10 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
             Some(handle) => Some(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?),
             None => None,
         };
-        let mut data = store.read(|tx| report_data(tx, run_id, lines))?;
+        let mut data = store.read(|tx| {
+            let lines = if tx.sqlite_data_version()? == version { lines } else { None };
+            report_data(tx, run_id, lines)
+        })?;
         data.timings.extend(timings);
         Ok(data)
     })
@@ -316,7 +321,7 @@ fn apply_phases(
     // SQLite: the run's maps and the source's lists, which only the planned
     // decisions and the source decide, are read by a second connection
     // while the accounts phase runs.
-    let start = store.read(|tx| load_run(tx, run_id))?;
+    let (start, version) = store.read(|tx| Ok::<_, CopyError>((load_run(tx, run_id)?, tx.sqlite_data_version()?)))?;
     let mut early = match start.phase {
         PHASE_ACCOUNTS => store.sqlite_sibling()?,
         _ => None,
@@ -331,11 +336,14 @@ fn apply_phases(
                 })
             })
         });
-        apply_phases_with(store, run_id, progress, timings, ahead)
+        apply_phases_with(store, run_id, progress, timings, ahead.map(|handle| (handle, version)))
     })
 }
 
-type MapsAhead<'scope> = std::thread::ScopedJoinHandle<'scope, Result<(RunMaps, SourceLists), CopyError>>;
+/// The maps and lists read ahead, and the writer's data version when the
+/// reading began.
+type MapsAhead<'scope> =
+    (std::thread::ScopedJoinHandle<'scope, Result<(RunMaps, SourceLists), CopyError>>, Option<i64>);
 
 fn apply_phases_with(
     store: &mut Store,
@@ -364,6 +372,7 @@ fn apply_phases_with(
             let mut read_ahead = false;
             if let Some(reader) = reader.as_mut() {
                 let row = store.read(|tx| load_run(tx, run_id))?;
+                let version = store.read(|tx| tx.sqlite_data_version())?;
                 if row.phase == PHASE_REQUESTS {
                     read_ahead = true;
                     scope.spawn(move || {
@@ -372,7 +381,7 @@ fn apply_phases_with(
                         // that chunk itself and reports what fails.
                         while let Ok(chunk) = reader.read(|tx| read_chunk(tx, run_id, &row, from)) {
                             let next = chunk.as_ref().map(|c| c.to);
-                            if ahead_chunks.send(Prefetched { from, chunk }).is_err() {
+                            if ahead_chunks.send(Prefetched { from, chunk, data_version: version }).is_err() {
                                 break; // the writer stopped
                             }
                             match next {
@@ -393,11 +402,13 @@ fn apply_phases_with(
                 }
                 if phase >= PHASE_STRUCTURE && maps.is_none() {
                     match ahead.take() {
-                        Some(handle) => {
+                        Some((handle, version)) => {
                             let (read_maps, read_lists) =
                                 handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                            // The maps are the run's own decisions; the
+                            // lists hold only if no one else wrote since.
                             maps = Some(read_maps);
-                            lists = Some(read_lists);
+                            lists = Some((read_lists, version));
                         }
                         None => maps = Some(store.read(|tx| load_run_maps(tx, run_id))?),
                     }
@@ -540,7 +551,7 @@ fn apply_step(
     maps: Option<&RunMaps>,
     progress: &mut dyn Progress,
     prefetched: Option<Prefetched>,
-    lists: Option<SourceLists>,
+    lists: Option<(SourceLists, Option<i64>)>,
 ) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
     let now = load_run(tx, run_id)?;
@@ -612,6 +623,8 @@ fn apply_step(
         }
         PHASE_STRUCTURE => {
             let maps = maps.ok_or_else(|| CopyError::Invalid("the structure phase ran without its maps".to_owned()))?;
+            let current = tx.sqlite_data_version()?;
+            let lists = lists.and_then(|(lists, version)| (version == current).then_some(lists));
             apply_structure(tx, run_id, row, maps, lists)?;
             set_cursor(tx, run_id, PHASE_REQUESTS, 0)?;
             progress.step("projects and memberships", 1, 1);
@@ -619,7 +632,9 @@ fn apply_step(
         PHASE_REQUESTS => {
             // Read ahead by another connection when it read from this cursor.
             let source = match prefetched {
-                Some(ahead) if ahead.from == row.cursor => ahead.chunk,
+                Some(ahead) if ahead.from == row.cursor && ahead.data_version == tx.sqlite_data_version()? => {
+                    ahead.chunk
+                }
                 _ => read_chunk(tx, run_id, row, row.cursor)?,
             };
             let Some(source) = source else {
@@ -905,7 +920,7 @@ struct SourceChunk {
     text: String,
 }
 
-type Span = (u32, u32);
+type Span = (usize, usize);
 
 struct SourceRequest {
     id: i64,
@@ -927,13 +942,13 @@ struct SourceComment {
 
 impl SourceChunk {
     fn keep(&mut self, text: &str) -> Span {
-        let start = self.text.len() as u32;
+        let start = self.text.len();
         self.text.push_str(text);
-        (start, self.text.len() as u32)
+        (start, self.text.len())
     }
 
     fn text(&self, (start, end): Span) -> &str {
-        &self.text[start as usize..end as usize]
+        &self.text[start..end]
     }
 }
 
@@ -942,6 +957,9 @@ struct Prefetched {
     from: i64,
     /// `None`: no request is left after `from`.
     chunk: Option<SourceChunk>,
+    /// The writer's data version before the reading began: the chunk holds
+    /// only while no other connection has committed since.
+    data_version: Option<i64>,
 }
 
 /// Reads the next chunk of the requests phase after `from`: the source

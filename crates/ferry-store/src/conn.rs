@@ -513,6 +513,17 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
+    /// SQLite: a number that changes whenever another connection commits
+    /// (this connection's own commits, and checkpoints, leave it as it is),
+    /// so work read ahead by another connection can be checked for being
+    /// still what this one would read. PostgreSQL: `None`.
+    pub fn sqlite_data_version(&mut self) -> Result<Option<i64>> {
+        match self {
+            Tx::Sqlite(tx) => Ok(Some(tx.query_row("PRAGMA data_version", [], |r| r.get(0))?)),
+            Tx::Postgres(_) => Ok(None),
+        }
+    }
+
     /// Takes the lock every id-allocating writer holds: SQLite's write
     /// transaction already is one; on PostgreSQL an advisory lock until
     /// commit.
@@ -575,6 +586,26 @@ mod tests {
     fn numbered_parameters_become_sqlite_spelling() {
         assert_eq!(sqlite_sql("SELECT $1, $2 WHERE x = $10"), "SELECT ?1, ?2 WHERE x = ?10");
         assert_eq!(sqlite_sql("SELECT 1"), "SELECT 1");
+    }
+
+    /// What the copy's read-ahead relies on: only another connection's
+    /// commit moves the number, never this connection's own commits nor a
+    /// checkpoint by another.
+    #[test]
+    fn the_data_version_moves_only_with_another_connections_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let mut store = Store::open(path.to_str().unwrap()).unwrap();
+        let mut other = store.sqlite_sibling().unwrap().expect("a file has siblings");
+        let version = |s: &mut Store| s.read(|tx| tx.sqlite_data_version()).unwrap();
+        store.write(|tx| tx.batch("CREATE TABLE t (x INTEGER)")).unwrap();
+        let before = version(&mut store);
+        store.write(|tx| tx.execute("INSERT INTO t (x) VALUES (1)", &[])).unwrap();
+        assert_eq!(version(&mut store), before, "its own commit");
+        other.sqlite_checkpoint().unwrap();
+        assert_eq!(version(&mut store), before, "a checkpoint");
+        other.write(|tx| tx.execute("INSERT INTO t (x) VALUES (2)", &[])).unwrap();
+        assert_ne!(version(&mut store), before, "another connection's commit");
     }
 
     #[test]
