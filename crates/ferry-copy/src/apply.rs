@@ -12,7 +12,7 @@ use ferry_core::model::AccountType;
 use ferry_core::plan::{Outcome, Problem, Target, TypesHeld};
 use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec, write_batch};
 use ferry_store::sites::{self, Site};
-use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val};
+use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val, joined};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::plan::{CopyOptions, CopyPlan, plan_copy_beside};
@@ -292,18 +292,20 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
     // SQLite: the report's customer lines depend only on the decisions
     // persisted above; a second connection reads them on another core
     // while this one applies.
-    // They are used only if no other connection committed meanwhile.
     let mut sibling = store.sqlite_sibling()?;
     let version = store.read(|tx| tx.sqlite_data_version())?;
     std::thread::scope(|scope| {
         let lines = sibling.as_mut().map(|s| scope.spawn(move || s.read(|tx| report_customers(tx, run_id))));
         apply_phases(store, run_id, progress, &mut timings)?;
         let lines = match lines {
-            Some(handle) => Some(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?),
+            Some(handle) => Some(ReadAhead { value: joined(handle)?, data_version: version }),
             None => None,
         };
         let mut data = store.read(|tx| {
-            let lines = if tx.sqlite_data_version()? == version { lines } else { None };
+            let lines = match lines {
+                Some(ahead) => ahead.fresh(tx)?,
+                None => None,
+            };
             report_data(tx, run_id, lines)
         })?;
         data.timings.extend(timings);
@@ -340,10 +342,26 @@ fn apply_phases(
     })
 }
 
-/// The maps and lists read ahead, and the writer's data version when the
-/// reading began.
+/// The maps and lists being read ahead, and the writer's data version
+/// from before the reading began.
 type MapsAhead<'scope> =
     (std::thread::ScopedJoinHandle<'scope, Result<(RunMaps, SourceLists), CopyError>>, Option<i64>);
+
+/// What another connection read for the writer, with the writer's data
+/// version from before the reading began.
+struct ReadAhead<T> {
+    value: T,
+    data_version: Option<i64>,
+}
+
+impl<T> ReadAhead<T> {
+    /// The value, if no other connection has committed since the reading
+    /// began (checked in the writer's transaction `tx`); otherwise `None`,
+    /// and the writer reads it again itself.
+    fn fresh(self, tx: &mut Tx<'_>) -> Result<Option<T>, StoreError> {
+        Ok((tx.sqlite_data_version()? == self.data_version).then_some(self.value))
+    }
+}
 
 fn apply_phases_with(
     store: &mut Store,
@@ -368,11 +386,11 @@ fn apply_phases_with(
             _ => None,
         };
         std::thread::scope(|scope| -> Result<(), CopyError> {
-            let (ahead_chunks, chunks) = std::sync::mpsc::sync_channel::<Prefetched>(1);
+            let (ahead_chunks, chunks) = std::sync::mpsc::sync_channel::<ReadAhead<Prefetched>>(1);
             let mut read_ahead = false;
             if let Some(reader) = reader.as_mut() {
-                let row = store.read(|tx| load_run(tx, run_id))?;
-                let version = store.read(|tx| tx.sqlite_data_version())?;
+                let (row, version) =
+                    store.read(|tx| Ok::<_, CopyError>((load_run(tx, run_id)?, tx.sqlite_data_version()?)))?;
                 if row.phase == PHASE_REQUESTS {
                     read_ahead = true;
                     scope.spawn(move || {
@@ -381,7 +399,8 @@ fn apply_phases_with(
                         // that chunk itself and reports what fails.
                         while let Ok(chunk) = reader.read(|tx| read_chunk(tx, run_id, &row, from)) {
                             let next = chunk.as_ref().map(|c| c.to);
-                            if ahead_chunks.send(Prefetched { from, chunk, data_version: version }).is_err() {
+                            let ahead = ReadAhead { value: Prefetched { from, chunk }, data_version: version };
+                            if ahead_chunks.send(ahead).is_err() {
                                 break; // the writer stopped
                             }
                             match next {
@@ -403,12 +422,11 @@ fn apply_phases_with(
                 if phase >= PHASE_STRUCTURE && maps.is_none() {
                     match ahead.take() {
                         Some((handle, version)) => {
-                            let (read_maps, read_lists) =
-                                handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                            let (read_maps, read_lists) = joined(handle)?;
                             // The maps are the run's own decisions; the
                             // lists hold only if no one else wrote since.
                             maps = Some(read_maps);
-                            lists = Some((read_lists, version));
+                            lists = Some(ReadAhead { value: read_lists, data_version: version });
                         }
                         None => maps = Some(store.read(|tx| load_run_maps(tx, run_id))?),
                     }
@@ -550,8 +568,8 @@ fn apply_step(
     row: &RunRow,
     maps: Option<&RunMaps>,
     progress: &mut dyn Progress,
-    prefetched: Option<Prefetched>,
-    lists: Option<(SourceLists, Option<i64>)>,
+    prefetched: Option<ReadAhead<Prefetched>>,
+    lists: Option<ReadAhead<SourceLists>>,
 ) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
     let now = load_run(tx, run_id)?;
@@ -623,18 +641,23 @@ fn apply_step(
         }
         PHASE_STRUCTURE => {
             let maps = maps.ok_or_else(|| CopyError::Invalid("the structure phase ran without its maps".to_owned()))?;
-            let current = tx.sqlite_data_version()?;
-            let lists = lists.and_then(|(lists, version)| (version == current).then_some(lists));
+            let lists = match lists {
+                Some(ahead) => ahead.fresh(tx)?,
+                None => None,
+            };
             apply_structure(tx, run_id, row, maps, lists)?;
             set_cursor(tx, run_id, PHASE_REQUESTS, 0)?;
             progress.step("projects and memberships", 1, 1);
         }
         PHASE_REQUESTS => {
-            // Read ahead by another connection when it read from this cursor.
-            let source = match prefetched {
-                Some(ahead) if ahead.from == row.cursor && ahead.data_version == tx.sqlite_data_version()? => {
-                    ahead.chunk
-                }
+            // Read ahead by another connection when it read from this
+            // cursor and nothing else was committed since.
+            let ahead = match prefetched {
+                Some(ahead) => ahead.fresh(tx)?,
+                None => None,
+            };
+            let source = match ahead {
+                Some(ahead) if ahead.from == row.cursor => ahead.chunk,
                 _ => read_chunk(tx, run_id, row, row.cursor)?,
             };
             let Some(source) = source else {
@@ -957,9 +980,6 @@ struct Prefetched {
     from: i64,
     /// `None`: no request is left after `from`.
     chunk: Option<SourceChunk>,
-    /// The writer's data version before the reading began: the chunk holds
-    /// only while no other connection has committed since.
-    data_version: Option<i64>,
 }
 
 /// Reads the next chunk of the requests phase after `from`: the source
@@ -1251,4 +1271,30 @@ pub fn status(store: &mut Store, run_id: i64) -> Result<RunStatus, CopyError> {
             finished_at,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check every read-ahead goes through: kept across the writer's
+    /// own commits, dropped once another connection commits.
+    #[test]
+    fn a_read_ahead_is_dropped_once_another_connection_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = Store::open(dir.path().join("r.db").to_str().unwrap()).unwrap();
+        let mut other = writer.sqlite_sibling().unwrap().expect("a file has siblings");
+        writer.write(|tx| tx.batch("CREATE TABLE t (x INTEGER)")).unwrap();
+        let ahead = |writer: &mut Store| -> ReadAhead<&str> {
+            ReadAhead { value: "read", data_version: writer.read(|tx| tx.sqlite_data_version()).unwrap() }
+        };
+
+        let kept = ahead(&mut writer);
+        writer.write(|tx| tx.execute("INSERT INTO t (x) VALUES (1)", &[])).unwrap();
+        assert_eq!(writer.write(|tx| kept.fresh(tx)).unwrap(), Some("read"), "the writer's own commit");
+
+        let dropped = ahead(&mut writer);
+        other.write(|tx| tx.execute("INSERT INTO t (x) VALUES (2)", &[])).unwrap();
+        assert_eq!(writer.write(|tx| dropped.fresh(tx)).unwrap(), None, "another connection's commit");
+    }
 }

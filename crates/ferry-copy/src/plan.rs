@@ -502,7 +502,7 @@ fn decide_plan<'scope, 'env>(
         source_organizations,
         requests: (requests_to_copy, source_request_limit),
     } = match side {
-        Some(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+        Some(handle) => ferry_store::joined(handle)?,
         None => side_reads(tx, source_id, destination_id, &project_ids, &organizations_sql)?,
     };
     let mut taken_ext: FxHashSet<String> = destination_ext.values().cloned().collect();

@@ -218,7 +218,7 @@ pub fn write_report(data: &ReportData, dir: &Path) -> Result<(), CopyError> {
             }
             Ok(())
         });
-        (attention.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), customers)
+        (ferry_store::joined(attention), customers)
     });
     attention?;
     customers?;

@@ -223,7 +223,7 @@ fn resolve(
                         sibling.with_file_mapped(|s| s.read(|other| find_duplicates(other, site.id, (2, 1))))
                     });
                     let mine = find_duplicates(tx, site.id, (2, 0));
-                    let other = other.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    let other = ferry_store::joined(other);
                     Ok::<_, RemedyError>(merge_by_key(mine?, other?))
                 })?,
             };

@@ -296,6 +296,12 @@ impl Store {
     }
 }
 
+/// The result of a scoped thread (one reading on a sibling connection,
+/// say); a panic there goes on in the caller.
+pub fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
 /// Hides the password of a connection URL in messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

@@ -12,7 +12,7 @@ mod migrate;
 pub mod sites;
 pub mod web;
 
-pub use conn::{Backend, IdAllocator, Row, Store, Tx, Val, redact_url};
+pub use conn::{Backend, IdAllocator, Row, Store, Tx, Val, joined, redact_url};
 
 /// Errors of the store layer. The message is fit for an admin; driver detail
 /// is kept in the source chain.
