@@ -81,6 +81,12 @@ static COPY_CUSTOMERS: TableSpec = TableSpec {
     on_conflict: OnConflict::Fail,
 };
 
+static COPY_ORGANIZATIONS: TableSpec = TableSpec {
+    table: "copy_organizations",
+    columns: &["run_id", "source_organization_id", "destination_organization_id", "name", "created"],
+    on_conflict: OnConflict::Fail,
+};
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -515,18 +521,18 @@ fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), 
             &[Val::I(run_id), Val::I(p.source_id), Val::I(destination), Val::T(&p.destination_key), Val::B(created)],
         )?;
     }
+    // A site may have tens of thousands of organizations: one bulk write,
+    // not a statement (a round trip on PostgreSQL) each.
     let mut organization_ids = IdAllocator::start(tx, "organizations")?;
+    let mut batch = RowBatch::with_capacity(&COPY_ORGANIZATIONS, plan.organizations.len(), 24);
     for o in &plan.organizations {
         let (destination, created) = match o.existing {
             Some(id) => (id, false),
             None => (organization_ids.next_id(), true),
         };
-        tx.execute(
-            "INSERT INTO copy_organizations (run_id, source_organization_id, destination_organization_id, name, created)
-             VALUES ($1, $2, $3, $4, $5)",
-            &[Val::I(run_id), Val::I(o.source_id), Val::I(destination), Val::T(&o.name), Val::B(created)],
-        )?;
+        batch.push(&[Val::I(run_id), Val::I(o.source_id), Val::I(destination), Val::T(&o.name), Val::B(created)]);
     }
+    write_batch(tx, &batch)?;
     let group_id = match &plan.group_name {
         Some(_) => Some(IdAllocator::start(tx, "groups")?.next_id()),
         None => None,
