@@ -15,7 +15,7 @@ mod report;
 mod rollback;
 
 pub use apply::{RunStatus, is_claimed, list_runs, resume, run, run_report, status};
-pub use plan::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope, plan_copy};
+pub use plan::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope, check_conflicts, plan_copy};
 pub use report::{ReportData, ReportKind, write_plan_report, write_report, write_run_report};
 pub use rollback::{RollbackSummary, rollback, rollback_blockers};
 

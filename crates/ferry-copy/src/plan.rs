@@ -286,7 +286,17 @@ fn load_destination(tx: &mut Tx<'_>, source_id: i64, destination_id: i64) -> Res
             upgraded_links.insert(*source_id);
         }
     }
-    let mut destination_organizations: HashMap<String, (i64, HashSet<String>)> = HashMap::new();
+    let organizations = destination_organizations(tx, destination_id)?;
+    Ok(DestinationView { index, destination_ext, upgraded_links, organizations })
+}
+
+/// The destination's organizations by name: id and members' normalized
+/// emails.
+fn destination_organizations(
+    tx: &mut Tx<'_>,
+    destination_id: i64,
+) -> Result<HashMap<String, (i64, HashSet<String>)>, CopyError> {
+    let mut organizations: HashMap<String, (i64, HashSet<String>)> = HashMap::new();
     tx.query_each(
         "SELECT o.id, o.name, a.email_key FROM organizations o
          LEFT JOIN organization_members m ON m.organization_id = o.id
@@ -294,7 +304,7 @@ fn load_destination(tx: &mut Tx<'_>, source_id: i64, destination_id: i64) -> Res
          WHERE o.site_id = $1",
         &[Val::I(destination_id)],
         |r| {
-            let entry = destination_organizations
+            let entry = organizations
                 .entry(r.text(1)?.to_owned())
                 .or_insert_with(|| (r.int(0).unwrap_or_default(), HashSet::new()));
             if let Some(key) = r.opt_text(2)? {
@@ -303,7 +313,35 @@ fn load_destination(tx: &mut Tx<'_>, source_id: i64, destination_id: i64) -> Res
             Ok(())
         },
     )?;
-    Ok(DestinationView { index, destination_ext, upgraded_links, organizations: destination_organizations })
+    Ok(organizations)
+}
+
+/// The source organizations `organizations_sql` selects, by id: name and
+/// members' normalized emails.
+fn source_organizations(
+    tx: &mut Tx<'_>,
+    organizations_sql: &str,
+) -> Result<BTreeMap<i64, (String, HashSet<String>)>, CopyError> {
+    let mut organizations: BTreeMap<i64, (String, HashSet<String>)> = BTreeMap::new();
+    tx.query_each(
+        &format!(
+            "SELECT o.id, o.name, a.email_key FROM organizations o
+             LEFT JOIN organization_members m ON m.organization_id = o.id
+             LEFT JOIN accounts a ON a.id = m.account_id
+             WHERE o.id IN ({organizations_sql})"
+        ),
+        &[],
+        |r| {
+            let entry = organizations
+                .entry(r.int(0)?)
+                .or_insert_with(|| (r.text(1).unwrap_or_default().to_owned(), HashSet::new()));
+            if let Some(key) = r.opt_text(2)? {
+                entry.1.insert(key.to_owned());
+            }
+            Ok(())
+        },
+    )?;
+    Ok(organizations)
 }
 
 /// Loads both sites and decides every outcome. Writes nothing.
@@ -341,25 +379,7 @@ fn side_reads(
     organizations_sql: &str,
 ) -> Result<SideReads, CopyError> {
     let destination = load_destination(tx, source_id, destination_id)?;
-    let mut source_organizations: BTreeMap<i64, (String, HashSet<String>)> = BTreeMap::new();
-    tx.query_each(
-        &format!(
-            "SELECT o.id, o.name, a.email_key FROM organizations o
-             LEFT JOIN organization_members m ON m.organization_id = o.id
-             LEFT JOIN accounts a ON a.id = m.account_id
-             WHERE o.id IN ({organizations_sql})"
-        ),
-        &[],
-        |r| {
-            let entry = source_organizations
-                .entry(r.int(0)?)
-                .or_insert_with(|| (r.text(1).unwrap_or_default().to_owned(), HashSet::new()));
-            if let Some(key) = r.opt_text(2)? {
-                entry.1.insert(key.to_owned());
-            }
-            Ok(())
-        },
-    )?;
+    let source_organizations = source_organizations(tx, organizations_sql)?;
     let requests = tx
         .query_opt(
             &format!(
@@ -375,18 +395,24 @@ fn side_reads(
     Ok(SideReads { destination, source_organizations, requests })
 }
 
-fn decide_plan<'scope, 'env>(
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    tx: &mut Tx<'_>,
-    sibling: Option<&'env mut Store>,
-    options: &CopyOptions,
-) -> Result<CopyPlan, CopyError> {
+/// The plan's two sites, which must differ.
+fn plan_sites(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(Site, Site), CopyError> {
     let source = sites::site(tx, &options.from)?;
     let destination = sites::site(tx, &options.to)?;
     if source.id == destination.id {
         return Err(CopyError::Invalid(format!("--from and --to both name site {}", source.slug)));
     }
-    // Projects.
+    Ok((source, destination))
+}
+
+/// The projects a plan copies, in key order, with their keys on the
+/// destination; a key taken there is a conflict.
+fn plan_projects(
+    tx: &mut Tx<'_>,
+    options: &CopyOptions,
+    (source, destination): (&Site, &Site),
+    conflicts: &mut Vec<Conflict>,
+) -> Result<Vec<PlannedProject>, CopyError> {
     let all_projects = tx.query_all(
         "SELECT id, key, name FROM projects WHERE site_id = $1 ORDER BY key",
         &[Val::I(source.id)],
@@ -425,7 +451,6 @@ fn decide_plan<'scope, 'env>(
         })?
         .into_iter()
         .collect();
-    let mut conflicts = Vec::new();
     let mut projects = Vec::new();
     let mut claimed_keys = HashSet::new();
     for (id, key, name) in &selected {
@@ -450,13 +475,87 @@ fn decide_plan<'scope, 'env>(
             linked,
         });
     }
-    let project_ids = id_list(selected.iter().map(|p| p.0));
+    Ok(projects)
+}
 
-    // Organizations linked to the projects or shared by their requests.
-    let organizations_sql = format!(
+/// Organizations linked to the projects or shared by their requests.
+fn organizations_sql(project_ids: &str) -> String {
+    format!(
         "SELECT organization_id FROM organization_projects WHERE project_id IN ({project_ids})
          UNION SELECT organization_id FROM requests WHERE +project_id IN ({project_ids}) AND organization_id IS NOT NULL"
-    );
+    )
+}
+
+/// Each source organization linked by an earlier run, merged into the
+/// destination's organization of the same name, or created; one of the
+/// same name with other members is a conflict unless the plan merges.
+fn plan_organizations(
+    tx: &mut Tx<'_>,
+    options: &CopyOptions,
+    (source, destination): (&Site, &Site),
+    source_organizations: BTreeMap<i64, (String, HashSet<String>)>,
+    destination_organizations: &HashMap<String, (i64, HashSet<String>)>,
+    conflicts: &mut Vec<Conflict>,
+) -> Result<Vec<PlannedOrganization>, CopyError> {
+    let organization_links = links(tx, source.id, destination.id, "organization")?;
+    let mut organizations = Vec::new();
+    for (source_id, (name, members)) in source_organizations {
+        let existing = match (organization_links.get(&source_id), destination_organizations.get(&name)) {
+            (Some(linked), _) => Some(*linked),
+            (None, Some((id, destination_members))) => {
+                if destination_members != &members && options.organizations == OrganizationMode::Block {
+                    conflicts.push(Conflict {
+                        kind: "organization",
+                        source: name.clone(),
+                        destination: name.clone(),
+                        problem: format!(
+                            "Organization {name} already exists on {} with other members",
+                            destination.slug
+                        ),
+                        resolution: "Merge the members into it: --organizations merge".to_owned(),
+                    });
+                }
+                Some(*id)
+            }
+            (None, None) => None,
+        };
+        organizations.push(PlannedOrganization { source_id, name, existing });
+    }
+    Ok(organizations)
+}
+
+/// The blocking conflicts of a plan (and its invalid options, as errors),
+/// without reading or deciding its customers: what a caller checks before
+/// it starts a run in the background.
+pub fn check_conflicts(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Vec<Conflict>, CopyError> {
+    let (source, destination) = plan_sites(tx, options)?;
+    let mut conflicts = Vec::new();
+    let projects = plan_projects(tx, options, (&source, &destination), &mut conflicts)?;
+    let source_organizations =
+        source_organizations(tx, &organizations_sql(&id_list(projects.iter().map(|p| p.source_id))))?;
+    let destination_organizations = destination_organizations(tx, destination.id)?;
+    plan_organizations(
+        tx,
+        options,
+        (&source, &destination),
+        source_organizations,
+        &destination_organizations,
+        &mut conflicts,
+    )?;
+    Ok(conflicts)
+}
+
+fn decide_plan<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    tx: &mut Tx<'_>,
+    sibling: Option<&'env mut Store>,
+    options: &CopyOptions,
+) -> Result<CopyPlan, CopyError> {
+    let (source, destination) = plan_sites(tx, options)?;
+    let mut conflicts = Vec::new();
+    let projects = plan_projects(tx, options, (&source, &destination), &mut conflicts)?;
+    let project_ids = id_list(projects.iter().map(|p| p.source_id));
+    let organizations_sql = organizations_sql(&project_ids);
 
     // The rest is read by the other connection, when there is one, while
     // this one reads the customers.
@@ -566,31 +665,14 @@ fn decide_plan<'scope, 'env>(
         start = end;
     }
 
-    // Organizations: link, merge or conflict.
-    let organization_links = links(tx, source.id, destination.id, "organization")?;
-    let mut organizations = Vec::new();
-    for (source_id, (name, members)) in source_organizations {
-        let existing = match (organization_links.get(&source_id), destination_organizations.get(&name)) {
-            (Some(linked), _) => Some(*linked),
-            (None, Some((id, destination_members))) => {
-                if destination_members != &members && options.organizations == OrganizationMode::Block {
-                    conflicts.push(Conflict {
-                        kind: "organization",
-                        source: name.clone(),
-                        destination: name.clone(),
-                        problem: format!(
-                            "Organization {name} already exists on {} with other members",
-                            destination.slug
-                        ),
-                        resolution: "Merge the members into it: --organizations merge".to_owned(),
-                    });
-                }
-                Some(*id)
-            }
-            (None, None) => None,
-        };
-        organizations.push(PlannedOrganization { source_id, name, existing });
-    }
+    let organizations = plan_organizations(
+        tx,
+        options,
+        (&source, &destination),
+        source_organizations,
+        &destination_organizations,
+        &mut conflicts,
+    )?;
 
     // The imported group, named against the destination's groups.
     let group_name = if planned.iter().any(|c| c.decision.joins_imported_group()) {

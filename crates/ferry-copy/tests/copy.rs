@@ -230,6 +230,8 @@ fn blocking_conflicts_stop_the_run_before_anything_is_written(backend: Backend) 
     let before = export(&mut store, "us");
     let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options("eu", "us"))).unwrap();
     assert_eq!(plan.conflicts.len(), 1);
+    let checked = store.read(|tx| ferry_copy::check_conflicts(tx, &options("eu", "us"))).unwrap();
+    assert_eq!(checked, plan.conflicts, "the check without customers finds what the plan finds");
     let report = tempfile::tempdir().unwrap();
     ferry_copy::write_plan_report(&plan, report.path()).unwrap();
     assert_eq!(
@@ -243,6 +245,7 @@ fn blocking_conflicts_stop_the_run_before_anything_is_written(backend: Backend) 
     assert_eq!(export(&mut store, "us"), before, "nothing written");
     let mut renamed = options("eu", "us");
     renamed.renames.insert("SUP".into(), "EUSUP".into());
+    assert_eq!(store.read(|tx| ferry_copy::check_conflicts(tx, &renamed)).unwrap(), []);
     run(&mut store, &renamed);
     assert_eq!(access(&mut store, "us", "alice@acme.test", None), ["EUSUP-1"], "the number is kept");
 }
@@ -277,10 +280,13 @@ fn organizations_link_conflict_or_merge(backend: Backend) {
     import_site(&mut store, "us", us.path(), &mut ferry_snapshot::Quiet).unwrap();
     let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options("eu", "us"))).unwrap();
     assert_eq!(plan.conflicts.len(), 1, "{:?}", plan.conflicts);
+    let checked = store.read(|tx| ferry_copy::check_conflicts(tx, &options("eu", "us"))).unwrap();
+    assert_eq!(checked, plan.conflicts, "the check without customers finds what the plan finds");
     assert_eq!(plan.conflicts[0].kind, "organization");
     assert!(plan.conflicts[0].resolution.contains("--organizations merge"));
     let mut merge = options("eu", "us");
     merge.organizations = OrganizationMode::Merge;
+    assert_eq!(store.read(|tx| ferry_copy::check_conflicts(tx, &merge)).unwrap(), []);
     run(&mut store, &merge);
     let organizations = export(&mut store, "us")["organizations.csv"].clone();
     assert_eq!(organizations.matches("Globex").count(), 1, "same members: linked, not duplicated: {organizations}");

@@ -191,6 +191,14 @@ fn the_story_through_the_api(backend: Backend) {
         .collect();
     assert_eq!(predicted, expected_rows);
 
+    // A blocking conflict is refused before any run exists.
+    let clash = json!({"from": "eu", "to": "us", "renames": {"SUP": "HR"}});
+    let (status, refused) = server.call(&api, Method::POST, "/api/v1/copies", Some(clash));
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(refused.to_string().contains("--rename SUP="), "{refused}");
+    let (_, runs) = server.call(&api, Method::GET, "/api/v1/copies", None);
+    assert_eq!(runs, json!([]), "no run was started");
+
     let (status, started) = server.call(&api, Method::POST, "/api/v1/copies", Some(plan));
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     let run = started["run"].as_i64().unwrap();

@@ -227,19 +227,16 @@ pub async fn start_run(
 /// caller's and it has no blocking conflicts; the run's id.
 pub(crate) async fn start(state: &AppState, caller: AdminCaller, plan: PlanRequest) -> ApiResult<i64> {
     let options = plan.options()?;
-    // Conflicts are checked first so that the caller hears of them, rather
-    // than of a run that fails in the background.
+    // Conflicts are checked first (without deciding the customers, which the
+    // run does) so that the caller hears of them, rather than of a run that
+    // fails in the background.
     let checked = options.clone();
     let actor = caller.actor.clone();
     state
         .store(None, move |store| {
             require_both(store, &caller, &checked.from, &checked.to)?;
-            let plan = store.read(|tx| ferry_copy::plan_copy(tx, &checked))?;
-            if plan.conflicts.is_empty() {
-                Ok(())
-            } else {
-                Err(ferry_copy::CopyError::Conflicts(plan.conflicts).into())
-            }
+            let conflicts = store.read(|tx| ferry_copy::check_conflicts(tx, &checked))?;
+            if conflicts.is_empty() { Ok(()) } else { Err(ferry_copy::CopyError::Conflicts(conflicts).into()) }
         })
         .await?;
     let (sender, receiver) = tokio::sync::oneshot::channel();
