@@ -296,24 +296,8 @@ fn destination_organizations(
     tx: &mut Tx<'_>,
     destination_id: i64,
 ) -> Result<HashMap<String, (i64, HashSet<String>)>, CopyError> {
-    let mut organizations: HashMap<String, (i64, HashSet<String>)> = HashMap::new();
-    tx.query_each(
-        "SELECT o.id, o.name, a.email_key FROM organizations o
-         LEFT JOIN organization_members m ON m.organization_id = o.id
-         LEFT JOIN accounts a ON a.id = m.account_id
-         WHERE o.site_id = $1",
-        &[Val::I(destination_id)],
-        |r| {
-            let entry = organizations
-                .entry(r.text(1)?.to_owned())
-                .or_insert_with(|| (r.int(0).unwrap_or_default(), HashSet::new()));
-            if let Some(key) = r.opt_text(2)? {
-                entry.1.insert(key.to_owned());
-            }
-            Ok(())
-        },
-    )?;
-    Ok(organizations)
+    let by_id = organizations_with_members(tx, "o.site_id = $1", &[Val::I(destination_id)])?;
+    Ok(by_id.into_iter().map(|(id, (name, members))| (name, (id, members))).collect())
 }
 
 /// The source organizations `organizations_sql` selects, by id: name and
@@ -322,15 +306,25 @@ fn source_organizations(
     tx: &mut Tx<'_>,
     organizations_sql: &str,
 ) -> Result<BTreeMap<i64, (String, HashSet<String>)>, CopyError> {
+    organizations_with_members(tx, &format!("o.id IN ({organizations_sql})"), &[])
+}
+
+/// The organizations `condition` (on `o`) selects, by id: name and members'
+/// normalized emails.
+fn organizations_with_members(
+    tx: &mut Tx<'_>,
+    condition: &str,
+    params: &[Val<'_>],
+) -> Result<BTreeMap<i64, (String, HashSet<String>)>, CopyError> {
     let mut organizations: BTreeMap<i64, (String, HashSet<String>)> = BTreeMap::new();
     tx.query_each(
         &format!(
             "SELECT o.id, o.name, a.email_key FROM organizations o
              LEFT JOIN organization_members m ON m.organization_id = o.id
              LEFT JOIN accounts a ON a.id = m.account_id
-             WHERE o.id IN ({organizations_sql})"
+             WHERE {condition}"
         ),
-        &[],
+        params,
         |r| {
             let entry = organizations
                 .entry(r.int(0)?)
