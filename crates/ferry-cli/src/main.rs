@@ -28,7 +28,8 @@ const PURGE_DELAY_MS: std::ffi::c_long = 60_000;
 /// mimalloc's default purge delay (1 s) that memory went back to the OS and
 /// came back as fresh pages the kernel had to zero: 1.5 s of a
 /// 1,000,000-customer copy was spent in the kernel's `clear_page`. Freed
-/// memory is now kept for a minute; an idle `ferry serve` still returns it.
+/// memory is now kept for a minute, then given back when the process next
+/// allocates (a long-running `ferry serve` too).
 #[allow(unsafe_code)]
 fn keep_freed_memory() {
     // SAFETY: mi_option_set stores an integer in mimalloc's option table;
