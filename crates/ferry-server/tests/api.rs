@@ -195,6 +195,7 @@ fn the_story_through_the_api(backend: Backend) {
     let clash = json!({"from": "eu", "to": "us", "renames": {"SUP": "HR"}});
     let (status, refused) = server.call(&api, Method::POST, "/api/v1/copies", Some(clash));
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["error"]["code"], "blocking_conflicts");
     assert!(refused.to_string().contains("--rename SUP="), "{refused}");
     let (_, runs) = server.call(&api, Method::GET, "/api/v1/copies", None);
     assert_eq!(runs, json!([]), "no run was started");
