@@ -210,6 +210,11 @@ impl IdSet {
     }
 }
 
+/// Source organizations by id: name and members' normalized emails.
+type SourceOrganizations = BTreeMap<i64, (String, HashSet<String>)>;
+/// Destination organizations by name: id and members' normalized emails.
+type DestinationOrganizations = HashMap<String, (i64, HashSet<String>)>;
+
 /// What a plan needs of the destination and of earlier runs into it.
 struct DestinationView {
     index: DestinationIndex,
@@ -218,7 +223,7 @@ struct DestinationView {
     /// Source accounts linked by an earlier run to an account since upgraded.
     upgraded_links: HashSet<i64>,
     /// By name: id and members' normalized emails.
-    organizations: HashMap<String, (i64, HashSet<String>)>,
+    organizations: DestinationOrganizations,
 }
 
 /// The links of earlier runs between two sites, of one kind.
@@ -286,26 +291,20 @@ fn load_destination(tx: &mut Tx<'_>, source_id: i64, destination_id: i64) -> Res
             upgraded_links.insert(*source_id);
         }
     }
-    let organizations = destination_organizations(tx, destination_id)?;
+    let organizations = read_destination_organizations(tx, destination_id)?;
     Ok(DestinationView { index, destination_ext, upgraded_links, organizations })
 }
 
 /// The destination's organizations by name: id and members' normalized
 /// emails.
-fn destination_organizations(
-    tx: &mut Tx<'_>,
-    destination_id: i64,
-) -> Result<HashMap<String, (i64, HashSet<String>)>, CopyError> {
+fn read_destination_organizations(tx: &mut Tx<'_>, destination_id: i64) -> Result<DestinationOrganizations, CopyError> {
     let by_id = organizations_with_members(tx, "o.site_id = $1", &[Val::I(destination_id)])?;
     Ok(by_id.into_iter().map(|(id, (name, members))| (name, (id, members))).collect())
 }
 
 /// The source organizations `organizations_sql` selects, by id: name and
 /// members' normalized emails.
-fn source_organizations(
-    tx: &mut Tx<'_>,
-    organizations_sql: &str,
-) -> Result<BTreeMap<i64, (String, HashSet<String>)>, CopyError> {
+fn read_source_organizations(tx: &mut Tx<'_>, organizations_sql: &str) -> Result<SourceOrganizations, CopyError> {
     organizations_with_members(tx, &format!("o.id IN ({organizations_sql})"), &[])
 }
 
@@ -315,8 +314,8 @@ fn organizations_with_members(
     tx: &mut Tx<'_>,
     condition: &str,
     params: &[Val<'_>],
-) -> Result<BTreeMap<i64, (String, HashSet<String>)>, CopyError> {
-    let mut organizations: BTreeMap<i64, (String, HashSet<String>)> = BTreeMap::new();
+) -> Result<SourceOrganizations, CopyError> {
+    let mut organizations: SourceOrganizations = BTreeMap::new();
     tx.query_each(
         &format!(
             "SELECT o.id, o.name, a.email_key FROM organizations o
@@ -360,7 +359,7 @@ pub(crate) fn plan_copy_beside(
 struct SideReads {
     destination: DestinationView,
     /// By id: name and members' normalized emails.
-    source_organizations: BTreeMap<i64, (String, HashSet<String>)>,
+    source_organizations: SourceOrganizations,
     /// Source requests not copied before, and the highest of their ids.
     requests: (u64, i64),
 }
@@ -373,7 +372,7 @@ fn side_reads(
     organizations_sql: &str,
 ) -> Result<SideReads, CopyError> {
     let destination = load_destination(tx, source_id, destination_id)?;
-    let source_organizations = source_organizations(tx, organizations_sql)?;
+    let source_organizations = read_source_organizations(tx, organizations_sql)?;
     let requests = tx
         .query_opt(
             &format!(
@@ -389,14 +388,31 @@ fn side_reads(
     Ok(SideReads { destination, source_organizations, requests })
 }
 
-/// The plan's two sites, which must differ.
-fn plan_sites(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(Site, Site), CopyError> {
+/// What a plan settles before its customers: its two sites (which must
+/// differ), its projects with their key conflicts, and which source
+/// organizations it involves.
+struct Frame {
+    source: Site,
+    destination: Site,
+    projects: Vec<PlannedProject>,
+    /// The source projects' ids, as an SQL list.
+    project_ids: String,
+    /// SQL selecting the ids of the organizations the plan involves.
+    organizations_sql: String,
+    conflicts: Vec<Conflict>,
+}
+
+fn plan_frame(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Frame, CopyError> {
     let source = sites::site(tx, &options.from)?;
     let destination = sites::site(tx, &options.to)?;
     if source.id == destination.id {
         return Err(CopyError::Invalid(format!("--from and --to both name site {}", source.slug)));
     }
-    Ok((source, destination))
+    let mut conflicts = Vec::new();
+    let projects = plan_projects(tx, options, (&source, &destination), &mut conflicts)?;
+    let project_ids = id_list(projects.iter().map(|p| p.source_id));
+    let organizations_sql = organizations_sql(&project_ids);
+    Ok(Frame { source, destination, projects, project_ids, organizations_sql, conflicts })
 }
 
 /// The projects a plan copies, in key order, with their keys on the
@@ -487,8 +503,7 @@ fn plan_organizations(
     tx: &mut Tx<'_>,
     options: &CopyOptions,
     (source, destination): (&Site, &Site),
-    source_organizations: BTreeMap<i64, (String, HashSet<String>)>,
-    destination_organizations: &HashMap<String, (i64, HashSet<String>)>,
+    (source_organizations, destination_organizations): (SourceOrganizations, &DestinationOrganizations),
     conflicts: &mut Vec<Conflict>,
 ) -> Result<Vec<PlannedOrganization>, CopyError> {
     let organization_links = links(tx, source.id, destination.id, "organization")?;
@@ -522,20 +537,10 @@ fn plan_organizations(
 /// without reading or deciding its customers: what a caller checks before
 /// it starts a run in the background.
 pub fn check_conflicts(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Vec<Conflict>, CopyError> {
-    let (source, destination) = plan_sites(tx, options)?;
-    let mut conflicts = Vec::new();
-    let projects = plan_projects(tx, options, (&source, &destination), &mut conflicts)?;
-    let source_organizations =
-        source_organizations(tx, &organizations_sql(&id_list(projects.iter().map(|p| p.source_id))))?;
-    let destination_organizations = destination_organizations(tx, destination.id)?;
-    plan_organizations(
-        tx,
-        options,
-        (&source, &destination),
-        source_organizations,
-        &destination_organizations,
-        &mut conflicts,
-    )?;
+    let Frame { source, destination, organizations_sql, mut conflicts, .. } = plan_frame(tx, options)?;
+    let organizations =
+        (read_source_organizations(tx, &organizations_sql)?, &read_destination_organizations(tx, destination.id)?);
+    plan_organizations(tx, options, (&source, &destination), organizations, &mut conflicts)?;
     Ok(conflicts)
 }
 
@@ -560,11 +565,8 @@ fn decide_plan<'scope, 'env>(
     sibling: Option<&'env mut Store>,
     options: &CopyOptions,
 ) -> Result<CopyPlan, CopyError> {
-    let (source, destination) = plan_sites(tx, options)?;
-    let mut conflicts = Vec::new();
-    let projects = plan_projects(tx, options, (&source, &destination), &mut conflicts)?;
-    let project_ids = id_list(projects.iter().map(|p| p.source_id));
-    let organizations_sql = organizations_sql(&project_ids);
+    let Frame { source, destination, projects, project_ids, organizations_sql, mut conflicts } =
+        plan_frame(tx, options)?;
 
     // The rest is read by the other connection, when there is one, while
     // this one reads the customers.
@@ -678,8 +680,7 @@ fn decide_plan<'scope, 'env>(
         tx,
         options,
         (&source, &destination),
-        source_organizations,
-        &destination_organizations,
+        (source_organizations, &destination_organizations),
         &mut conflicts,
     )?;
 
