@@ -299,15 +299,47 @@ impl From<TypeArg> for AccountType {
 struct Failure {
     code: u8,
     message: String,
+    /// The database itself failed (not the input): the message names it.
+    database: bool,
 }
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
-        let code = match e {
-            StoreError::NotFound(_) | StoreError::Conflict(_) => 2,
-            _ => 1,
+        let (code, database) = match e {
+            StoreError::NotFound(_) | StoreError::Conflict(_) => (2, false),
+            StoreError::Open { .. } => (1, false),
+            _ => (1, true),
         };
-        Failure { code, message: e.to_string() }
+        Failure { code, message: e.to_string(), database }
+    }
+}
+
+impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure { code, message: message.into(), database: false }
+    }
+
+    /// The message as printed: a database failure names the database (its
+    /// password hidden) and, where the disk is the cause, what to do.
+    fn message_for(&self, db: &str) -> String {
+        if !self.database {
+            return self.message.clone();
+        }
+        let name = ferry_store::redact_url(db);
+        let lower = self.message.to_lowercase();
+        let hint = if lower.contains("disk i/o error")
+            || lower.contains("disk is full")
+            || lower.contains("no space left")
+            || lower.contains("could not extend file")
+        {
+            format!(
+                "; the disk holding {name} is probably full or failing: free space there (`df -h`), then run the command \
+                 again (a failed command wrote nothing; an interrupted copy continues with `ferry copy resume <run>`)"
+            )
+        } else {
+            String::new()
+        };
+        format!("database {name}: {}{hint}", self.message)
     }
 }
 
@@ -315,8 +347,8 @@ impl From<ImportError> for Failure {
     fn from(e: ImportError) -> Failure {
         match e {
             ImportError::Store(e) => e.into(),
-            ImportError::Io { .. } => Failure { code: 2, message: e.to_string() },
-            ImportError::Invalid(_) => Failure { code: 2, message: e.to_string() },
+            ImportError::Io { .. } => Failure::new(2, e.to_string()),
+            ImportError::Invalid(_) => Failure::new(2, e.to_string()),
         }
     }
 }
@@ -325,12 +357,12 @@ impl From<ferry_copy::CopyError> for Failure {
     fn from(e: ferry_copy::CopyError) -> Failure {
         match e {
             ferry_copy::CopyError::Store(e) => e.into(),
-            ferry_copy::CopyError::Report { .. } | ferry_copy::CopyError::Claimed(_) => {
-                Failure { code: 1, message: e.to_string() }
-            }
+            ferry_copy::CopyError::Report { .. } | ferry_copy::CopyError::Claimed(_) => Failure::new(1, e.to_string()),
             ferry_copy::CopyError::Invalid(_)
             | ferry_copy::CopyError::Conflicts(_)
-            | ferry_copy::CopyError::RollbackRefused { .. } => Failure { code: 2, message: e.to_string() },
+            | ferry_copy::CopyError::NotResumable { .. }
+            | ferry_copy::CopyError::DestinationBusy { .. }
+            | ferry_copy::CopyError::RollbackRefused { .. } => Failure::new(2, e.to_string()),
         }
     }
 }
@@ -339,61 +371,63 @@ impl From<ferry_remedy::RemedyError> for Failure {
     fn from(e: ferry_remedy::RemedyError) -> Failure {
         match e {
             ferry_remedy::RemedyError::Store(e) => e.into(),
-            ferry_remedy::RemedyError::Invalid(_) => Failure { code: 2, message: e.to_string() },
+            ferry_remedy::RemedyError::Invalid(_) => Failure::new(2, e.to_string()),
         }
     }
 }
 
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Failure {
-        Failure { code: 1, message: e.to_string() }
+        Failure::new(1, e.to_string())
     }
 }
 
 fn api_failure(e: ferry_server::ApiError) -> Failure {
     let code = if e.status.is_client_error() { 2 } else { 1 };
-    Failure { code, message: e.message }
+    Failure::new(code, e.message)
 }
 
 /// `ferry serve`: the server on a runtime of its own until stopped.
 fn serve(db: &str, listen: &str, demo: bool) -> Result<(), Failure> {
+    let mut out = Output::new(std::io::stdout());
     if demo {
         let mut store = Store::open(db)?;
         store.set_actor(cli_actor());
         let sign_in = ferry_server::admin::prepare_demo(&mut store, 1000).map_err(api_failure)?;
         if sign_in.created_data {
-            println!("created the demo: organization demo with sites demo-src and demo-dst");
+            writeln!(out, "created the demo: organization demo with sites demo-src and demo-dst")?;
         }
-        println!("sign in as {} with password {}", sign_in.email, sign_in.password);
+        writeln!(out, "sign in as {} with password {}", sign_in.email, sign_in.password)?;
         if let Some((email, password)) = &sign_in.customer {
-            println!(
+            writeln!(
+                out,
                 "help center demo-dst: sign in as {email} with password {password} (its copied requests appear once the imported group is approved)"
-            );
+            )?;
         }
     }
     let state = ferry_server::AppState::open(db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure { code: 1, message: format!("cannot start the server's runtime: {e}") })?;
+        .map_err(|e| Failure::new(1, format!("cannot start the server's runtime: {e}")))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| bad_input(format!("--listen {listen}: cannot listen there: {e}")))?;
-        let address = listener.local_addr().map_err(|e| Failure { code: 1, message: e.to_string() })?;
-        println!("ferry serving on http://{address}/");
-        println!("  console:      http://{address}/console");
-        println!("  API:          http://{address}/api/v1 (document: http://{address}/api/v1/openapi.json)");
-        println!("  help centers: http://{address}/help/<site> (customers' passwords: ferry customer password <site> <email>)");
-        let _ = std::io::stdout().flush();
+        let address = listener.local_addr().map_err(|e| Failure::new(1, e.to_string()))?;
+        writeln!(out, "ferry serving on http://{address}/")?;
+        writeln!(out, "  console:      http://{address}/console")?;
+        writeln!(out, "  API:          http://{address}/api/v1 (document: http://{address}/api/v1/openapi.json)")?;
+        writeln!(out, "  help centers: http://{address}/help/<site> (customers' passwords: ferry customer password <site> <email>)")?;
+        out.flush()?;
         ferry_server::serve(listener, state)
             .await
-            .map_err(|e| Failure { code: 1, message: format!("server stopped: {e}") })
+            .map_err(|e| Failure::new(1, format!("server stopped: {e}")))
     })
 }
 
 fn bad_input(message: String) -> Failure {
-    Failure { code: 2, message }
+    Failure::new(2, message)
 }
 
 /// Who the CLI acts as in the audit log: `FERRY_ACTOR` when set, else the
@@ -411,13 +445,74 @@ fn cli_actor() -> String {
 fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
+    let db = cli.db.clone();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            // stderr may be closed too: nothing else to tell.
+            let _ = writeln!(std::io::stderr(), "error: {}", failure.message_for(&db));
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Standard output that a reader may close early (`ferry copy run … |
+/// head -1`): once the pipe is gone, output is dropped, and the work goes
+/// on and ends as it would have; a closed stdout never fails or stops a
+/// command.
+struct Output<W: Write> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: Write> Output<W> {
+    fn new(inner: W) -> Output<W> {
+        Output { inner, closed: false }
+    }
+}
+
+impl<W: Write> Write for Output<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.closed {
+            return Ok(buf.len());
+        }
+        match self.inner.write(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(buf.len())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.closed {
+            return Ok(());
+        }
+        match self.inner.flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// A line of progress on stderr, which may be closed: then it is dropped.
+fn note(line: &str) {
+    let mut err = Output::new(std::io::stderr());
+    let _ = writeln!(err, "{line}");
+}
+
+/// Whether `command` may create the database: only the commands that start
+/// one (the first organization, the demo, the server). Every other command
+/// works on an existing one and never leaves an empty file behind a typo.
+fn creates_database(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Org { command: OrgCommand::Create { .. } } | Command::Demo { .. } | Command::Serve { .. }
+    )
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
@@ -428,20 +523,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             *customers,
             *seed,
         )?;
-        println!(
+        writeln!(
+            Output::new(std::io::stdout()),
             "wrote {} source customers and {} requests to {}",
             counts.source_customers,
             counts.source_requests,
             dir.display()
-        );
+        )?;
         return Ok(());
     }
     if let Command::Serve { listen, demo } = &cli.command {
         return serve(&cli.db, listen, *demo);
     }
-    let mut store = Store::open(&cli.db)?;
+    let mut store = if creates_database(&cli.command) { Store::open(&cli.db)? } else { Store::open_existing(&cli.db)? };
     store.set_actor(cli_actor());
-    let mut out = std::io::stdout().lock();
+    let mut out = Output::new(std::io::stdout().lock());
     match cli.command {
         Command::Serve { .. } => {}
         Command::Admin { command: AdminCommand::Create { org, email } } => {
@@ -471,7 +567,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
                 Err(ImportError::Invalid(problems)) => {
                     progress.done();
-                    let mut err = std::io::stderr().lock();
+                    let mut err = Output::new(std::io::stderr().lock());
                     for problem in &problems {
                         writeln!(
                             err,
@@ -498,6 +594,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Customer { command: CustomerCommand::List { site, account_type, duplicates } } => {
             let filter = CustomerFilter { account_type: account_type.map(Into::into), duplicates_only: duplicates };
+            // An unknown site is refused before the header is printed.
+            store.read(|tx| sites::site(tx, &site))?;
             let mut csv = csv::Writer::from_writer(out);
             let header = ["Customer email", "Account type", "Account id", "Display name", "Active"];
             csv.write_record(header).map_err(csv_failure)?;
@@ -561,13 +659,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             progress.0.done();
             print_upgrade(&report, &mut out)?;
             if report.blocked() > 0 && !all_duplicates {
-                return Err(Failure {
-                    code: 1,
-                    message: format!(
-                        "{} of the named accounts could not be upgraded (see the blocked lines)",
-                        report.blocked()
-                    ),
-                });
+                return Err(Failure::new(
+                    1,
+                    format!("{} of the named accounts could not be upgraded (see the blocked lines)", report.blocked()),
+                ));
             }
         }
         Command::Audit { site, since } => {
@@ -625,11 +720,13 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
     match command {
         CopyCommand::Check(args) => {
             let options = args.options()?;
-            let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options))?;
             let dir = args
                 .report
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(format!("ferry-reports/check-{}-to-{}", options.from, options.to)));
+            store.read(|tx| ferry_copy::validate_options(tx, &options))?;
+            ferry_copy::prepare_report_dir(&dir)?;
+            let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options))?;
             let data = ferry_copy::ReportData::from_plan(&plan, ferry_copy::ReportKind::Prediction);
             ferry_copy::write_report(&data, &dir)?;
             writeln!(
@@ -646,12 +743,18 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
         }
         CopyCommand::Run(args) => {
             let options = args.options()?;
+            // The report folder must be writable before any work: its
+            // default is named after the run, so its parent is checked.
+            match &args.report {
+                Some(dir) => ferry_copy::prepare_report_dir(dir)?,
+                None => ferry_copy::prepare_report_dir(std::path::Path::new("ferry-reports"))?,
+            }
             let mut progress = CopyProgress::new();
             let mut run_id = 0;
             let result = ferry_copy::run(store, &options, &mut progress, |id| {
                 run_id = id;
-                println!("run {id}");
-                let _ = std::io::stdout().flush();
+                let _ = writeln!(out, "run {id}");
+                let _ = out.flush();
             });
             progress.done();
             let dir = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("ferry-reports/run-{run_id}")));
@@ -670,10 +773,20 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
             }
         }
         CopyCommand::Resume { run, report } => {
+            let dir = report.unwrap_or_else(|| PathBuf::from(format!("ferry-reports/run-{run}")));
+            // A finished run is refused before anything else; done is the
+            // state resume aims for, so that one exits 0.
+            match ferry_copy::check_resumable(store, run) {
+                Err(ferry_copy::CopyError::NotResumable { state, message, .. }) if state == "done" => {
+                    writeln!(out, "{message}")?;
+                    return Ok(());
+                }
+                other => other?,
+            }
+            ferry_copy::prepare_report_dir(&dir)?;
             let mut progress = CopyProgress::new();
             let data = ferry_copy::resume(store, run, &mut progress)?;
             progress.done();
-            let dir = report.unwrap_or_else(|| PathBuf::from(format!("ferry-reports/run-{run}")));
             ferry_copy::write_report(&data, &dir)?;
             writeln!(out, "run {run} {}", data.state)?;
             print_report_summary(out, &data, &dir)?;
@@ -682,6 +795,10 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
             let status = ferry_copy::status(store, run)?;
             writeln!(out, "run {}: {} -> {}", status.id, status.from, status.to)?;
             writeln!(out, "state: {}", status.state)?;
+            if let Some(error) = &status.error {
+                writeln!(out, "error: {error}")?;
+                writeln!(out, "next: ferry copy rollback {} (removes what it wrote), then a new copy run", status.id)?;
+            }
             if status.state == "applying" {
                 let phase = match status.phase {
                     1 => "accounts",
@@ -883,7 +1000,7 @@ impl ferry_copy::Progress for CopyProgress {
             }
             None => {
                 if self.phase != phase {
-                    eprintln!("copy: {phase}");
+                    note(&format!("copy: {phase}"));
                     self.phase = phase.to_owned();
                 }
             }
@@ -892,7 +1009,7 @@ impl ferry_copy::Progress for CopyProgress {
 }
 
 fn csv_failure(e: csv::Error) -> Failure {
-    Failure { code: 1, message: format!("cannot write output: {e}") }
+    Failure::new(1, format!("cannot write output: {e}"))
 }
 
 /// A spinner on a terminal; plain lines on stderr otherwise (logs, CI).
@@ -931,7 +1048,7 @@ impl Progress for TerminalProgress {
         self.since = std::time::Instant::now();
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => note(&line),
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct RunStatus {
     pub group_state: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// Why the run failed (state `failed`).
+    pub error: Option<String>,
 }
 
 static COPY_CUSTOMERS: TableSpec = TableSpec {
@@ -91,8 +93,28 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Checks everything about `options` that can be checked before a run
+/// exists: both sites, that they differ, the projects and the renames.
+/// Blocking conflicts are not errors here: a run records them.
+pub fn validate_options(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(), CopyError> {
+    crate::plan::validate_frame(tx, options)
+}
+
+/// The unfinished run (planning or applying) into `destination`, if any.
+fn unfinished_run_into(tx: &mut Tx<'_>, destination: i64) -> Result<Option<i64>, StoreError> {
+    tx.query_opt(
+        "SELECT MIN(id) FROM copy_runs WHERE destination_site_id = $1 AND state IN ('planning', 'applying')",
+        &[Val::I(destination)],
+        |r| r.opt_int(0),
+    )
+    .map(Option::flatten)
+}
+
 /// Carries out a copy plan. `started` receives the run id before any work,
-/// so a script can resume the run if this process dies.
+/// so a script can resume the run if this process dies. Options that are
+/// wrong, and a destination another run is still copying into, are refused
+/// before anything is written; a run whose planning or apply then fails
+/// ends in state `failed` with its error.
 pub fn run(
     store: &mut Store,
     options: &CopyOptions,
@@ -102,17 +124,24 @@ pub fn run(
     let options_json = serde_json::to_string(options).map_err(|e| CopyError::Invalid(e.to_string()))?;
     let actor = store.actor().to_owned();
     let run_id = store.write(|tx| -> Result<i64, CopyError> {
+        // Under the writers' lock: two runs started at once into one site
+        // see each other.
+        tx.lock_for_writing_ids()?;
+        validate_options(tx, options)?;
         let source = sites::site(tx, &options.from)?;
         let destination = sites::site(tx, &options.to)?;
+        if let Some(run) = unfinished_run_into(tx, destination.id)? {
+            return Err(CopyError::DestinationBusy { run, site: destination.slug });
+        }
         let started_at = now();
-        tx.execute(
-            "INSERT INTO copy_runs (source_site_id, destination_site_id, options, state, started_at)
-             VALUES ($1, $2, $3, 'planning', $4)",
-            &[Val::I(source.id), Val::I(destination.id), Val::T(&options_json), Val::T(&started_at)],
-        )?;
         let run_id = tx
-            .query_opt("SELECT MAX(id) FROM copy_runs WHERE started_at = $1", &[Val::T(&started_at)], |r| r.int(0))?
-            .unwrap_or(0);
+            .query_opt(
+                "INSERT INTO copy_runs (source_site_id, destination_site_id, options, state, started_at)
+                 VALUES ($1, $2, $3, 'planning', $4) RETURNING id",
+                &[Val::I(source.id), Val::I(destination.id), Val::T(&options_json), Val::T(&started_at)],
+                |r| r.int(0),
+            )?
+            .ok_or_else(|| StoreError::Conflict("the new run was given no id".to_owned()))?;
         let after = serde_json::json!({ "run": run_id, "state": "planning", "options": options }).to_string();
         ferry_store::audit::record(
             tx,
@@ -128,15 +157,43 @@ pub fn run(
         Ok(run_id)
     })?;
     started(run_id);
-    let data = continue_run(store, run_id, progress)?;
+    let data = continue_or_fail(store, run_id, progress)?;
     Ok((run_id, data))
 }
 
-/// Finishes an interrupted run; a finished run is left as it is.
+/// Whether run `run_id` can be resumed (it is planning or applying);
+/// otherwise the reason, which changes nothing.
+pub fn check_resumable(store: &mut Store, run_id: i64) -> Result<(), CopyError> {
+    store.read(|tx| resumable(tx, run_id).map(|_| ()))
+}
+
+fn resumable(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
+    let row = load_run(tx, run_id)?;
+    let message = match row.state.as_str() {
+        "planning" | "applying" => return Ok(row),
+        "done" => format!("run {run_id} is already done; there is nothing to resume and nothing was changed"),
+        "rolled_back" => format!("run {run_id} was rolled back; start a new run (`ferry copy run`)"),
+        "blocked" => format!("run {run_id} was stopped by blocking conflicts; fix them and start a new run"),
+        "failed" => {
+            let error = tx
+                .query_opt("SELECT error FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| {
+                    Ok(r.opt_text(0)?.map(str::to_owned))
+                })?
+                .flatten()
+                .unwrap_or_default();
+            format!("run {run_id} failed ({error}); roll it back (`ferry copy rollback {run_id}`) and start a new run")
+        }
+        other => format!("run {run_id} is {other}; it cannot be resumed"),
+    };
+    Err(CopyError::NotResumable { run: run_id, state: row.state, message })
+}
+
+/// Finishes an interrupted run. A finished one (done, failed, blocked,
+/// rolled back) is refused with the reason, and nothing is written.
 pub fn resume(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
     let actor = store.actor().to_owned();
     store.write(|tx| -> Result<(), CopyError> {
-        let row = load_run(tx, run_id)?;
+        let row = resumable(tx, run_id)?;
         let before = serde_json::json!({ "state": row.state, "phase": row.phase, "cursor": row.cursor }).to_string();
         ferry_store::audit::record(
             tx,
@@ -151,7 +208,30 @@ pub fn resume(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Re
         )?;
         Ok(())
     })?;
-    continue_run(store, run_id, progress)
+    continue_or_fail(store, run_id, progress)
+}
+
+/// [`continue_run`], recording a failure as the run's terminal state
+/// `failed` with its error, so that a run that cannot go on never blocks
+/// other work. Blocking conflicts (state `blocked`), another process's
+/// claim and a rollback meanwhile are not failures of the run. A failure
+/// that cannot even be recorded (the database is gone) leaves the run as
+/// it was, for resume.
+fn continue_or_fail(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
+    let result = continue_run(store, run_id, progress);
+    if let Err(e) = &result
+        && !matches!(e, CopyError::Conflicts(_) | CopyError::Claimed(_) | CopyError::NotResumable { .. })
+    {
+        let error = e.to_string();
+        let _ = store.write(|tx| {
+            tx.execute(
+                "UPDATE copy_runs SET state = 'failed', error = $2, finished_at = $3
+                 WHERE id = $1 AND state IN ('planning', 'applying')",
+                &[Val::I(run_id), Val::T(&error), Val::T(&now())],
+            )
+        });
+    }
+    result
 }
 
 struct RunRow {
@@ -185,7 +265,7 @@ fn load_run(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
         },
     )?;
     let Some((options, state, phase, cursor, source_request_limit, group_id, from, to)) = row else {
-        return Err(CopyError::Invalid(format!("no copy run {run_id}; `ferry copy status` lists none by that id")));
+        return Err(StoreError::NotFound(format!("no copy run {run_id}")).into());
     };
     let options: CopyOptions = serde_json::from_str(&options)
         .map_err(|e| CopyError::Invalid(format!("run {run_id} has unreadable options: {e}")))?;
@@ -287,13 +367,11 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
             persist_plan(store, run_id, &row.options)?;
             timings.insert("plan".to_owned(), started.elapsed().as_secs_f64());
         }
+        // Done: another process finished it meanwhile; its report is read.
         "applying" | "done" => {}
-        "blocked" => {
-            return Err(CopyError::Invalid(format!(
-                "run {run_id} was stopped by blocking conflicts; fix them and start a new run"
-            )));
+        _ => {
+            store.read(|tx| resumable(tx, run_id))?;
         }
-        other => return Err(CopyError::Invalid(format!("run {run_id} is {other}; it cannot be resumed"))),
     }
     // SQLite: the report's customer lines depend only on the decisions
     // persisted above; a second connection reads them on another core
@@ -508,6 +586,10 @@ fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), 
     }
     writer.write(tx, &batch)?;
     writer.finish(tx)?;
+    // The new accounts, projects, organizations and group are written by
+    // later transactions: their ids are reserved now, in the transaction
+    // that hands them out, so no other writer takes them meanwhile.
+    account_ids.reserve(tx)?;
 
     let mut project_ids = IdAllocator::start(tx, "projects")?;
     for p in &plan.projects {
@@ -521,6 +603,7 @@ fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), 
             &[Val::I(run_id), Val::I(p.source_id), Val::I(destination), Val::T(&p.destination_key), Val::B(created)],
         )?;
     }
+    project_ids.reserve(tx)?;
     // A site may have tens of thousands of organizations: one bulk write,
     // not a statement (a round trip on PostgreSQL) each.
     let mut organization_ids = IdAllocator::start(tx, "organizations")?;
@@ -533,8 +616,14 @@ fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), 
         batch.push(&[Val::I(run_id), Val::I(o.source_id), Val::I(destination), Val::T(&o.name), Val::B(created)]);
     }
     write_batch(tx, &batch)?;
+    organization_ids.reserve(tx)?;
     let group_id = match &plan.group_name {
-        Some(_) => Some(IdAllocator::start(tx, "groups")?.next_id()),
+        Some(_) => {
+            let mut group_ids = IdAllocator::start(tx, "groups")?;
+            let id = group_ids.next_id();
+            group_ids.reserve(tx)?;
+            Some(id)
+        }
         None => None,
     };
     tx.execute(
@@ -1063,7 +1152,7 @@ fn copy_requests(
     source: &SourceChunk,
 ) -> Result<usize, CopyError> {
     let (s, d) = (row.source.id, row.destination.id);
-    let mut next_id = tx.query_opt("SELECT COALESCE(MAX(id), 0) FROM requests", &[], |r| r.int(0))?.unwrap_or(0);
+    let mut request_ids = IdAllocator::start(tx, "requests")?;
     let mut linked = FxHashSet::default();
     tx.query_each(
         "SELECT source_id FROM copy_links WHERE source_site_id = $1 AND destination_site_id = $2
@@ -1092,7 +1181,7 @@ fn copy_requests(
         }
         let reporter = *maps.accounts.get(&r.reporter).ok_or_else(|| unmapped("account", r.reporter, r.id))?;
         let organization = r.organization.and_then(|o| maps.organizations.get(&o).copied());
-        next_id += 1;
+        let next_id = request_ids.next_id();
         copied.insert(r.id, next_id);
         copied_from.clear();
         {
@@ -1244,11 +1333,18 @@ pub fn list_runs(store: &mut Store) -> Result<Vec<RunStatus>, CopyError> {
 pub fn status(store: &mut Store, run_id: i64) -> Result<RunStatus, CopyError> {
     store.read(|tx| {
         let row = load_run(tx, run_id)?;
-        let (started_at, finished_at, group_name) = tx
+        let (started_at, finished_at, group_name, error) = tx
             .query_opt(
-                "SELECT started_at, finished_at, group_name FROM copy_runs WHERE id = $1",
+                "SELECT started_at, finished_at, group_name, error FROM copy_runs WHERE id = $1",
                 &[Val::I(run_id)],
-                |r| Ok((r.text(0)?.to_owned(), r.opt_text(1)?.map(str::to_owned), r.opt_text(2)?.map(str::to_owned))),
+                |r| {
+                    Ok((
+                        r.text(0)?.to_owned(),
+                        r.opt_text(1)?.map(str::to_owned),
+                        r.opt_text(2)?.map(str::to_owned),
+                        r.opt_text(3)?.map(str::to_owned),
+                    ))
+                },
             )?
             .unwrap_or_default();
         let customers = tx
@@ -1275,6 +1371,7 @@ pub fn status(store: &mut Store, run_id: i64) -> Result<RunStatus, CopyError> {
             group_state,
             started_at,
             finished_at,
+            error,
         })
     })
 }

@@ -14,9 +14,9 @@ mod plan;
 mod report;
 mod rollback;
 
-pub use apply::{RunStatus, is_claimed, list_runs, resume, run, run_report, status};
+pub use apply::{RunStatus, check_resumable, is_claimed, list_runs, resume, run, run_report, status, validate_options};
 pub use plan::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope, check_conflicts, plan_copy};
-pub use report::{ReportData, ReportKind, write_plan_report, write_report, write_run_report};
+pub use report::{ReportData, ReportKind, prepare_report_dir, write_plan_report, write_report, write_run_report};
 pub use rollback::{RollbackSummary, rollback, rollback_blockers};
 
 use ferry_store::StoreError;
@@ -38,6 +38,18 @@ pub enum CopyError {
     /// run's lock); nothing was done.
     #[error("copy run {0} is being applied by another ferry process; wait for it to finish (`ferry copy status {0}`)")]
     Claimed(i64),
+    /// The run is finished (done, failed, blocked or rolled back): resume
+    /// has nothing to do and changes nothing.
+    #[error("{message}")]
+    NotResumable { run: i64, state: String, message: String },
+    /// Another run into the same destination site is unfinished; a second
+    /// one would plan against what the first has not written yet. Nothing
+    /// was written.
+    #[error(
+        "copy run {run} into site {site} is unfinished; finish it (`ferry copy resume {run}`) or roll it back \
+         (`ferry copy rollback {run}`) before starting another run into {site}"
+    )]
+    DestinationBusy { run: i64, site: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot write report {path}: {reason}")]

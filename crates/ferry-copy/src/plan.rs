@@ -533,6 +533,12 @@ fn plan_organizations(
     Ok(organizations)
 }
 
+/// Checks the plan's sites, projects and renames, as planning would,
+/// without reading its organizations or customers.
+pub(crate) fn validate_frame(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(), CopyError> {
+    plan_frame(tx, options).map(|_| ())
+}
+
 /// The blocking conflicts of a plan (and its invalid options, as errors),
 /// without reading or deciding its customers: what a caller checks before
 /// it starts a run in the background.

@@ -179,6 +179,17 @@ fn write_csv<const N: usize>(
 }
 
 /// Writes the report folder for `data` into `dir` (created if missing).
+/// Makes sure report folder `dir` can be created and written, before any
+/// work: a folder that cannot be written is found out before a copy, not
+/// after it. Creates the folder (and its parents) if missing.
+pub fn prepare_report_dir(dir: &Path) -> Result<(), CopyError> {
+    let fail = |e: std::io::Error| CopyError::Report { path: dir.display().to_string(), reason: e.to_string() };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let probe = dir.join(format!(".ferry-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"ferry").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
+}
+
 pub fn write_report(data: &ReportData, dir: &Path) -> Result<(), CopyError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| CopyError::Report { path: dir.display().to_string(), reason: e.to_string() })?;

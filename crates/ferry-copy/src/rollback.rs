@@ -98,9 +98,10 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
         tx.lock_for_writing_ids()?;
         let state = tx
             .query_opt("SELECT state FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| Ok(r.text(0)?.to_owned()))?
-            .ok_or_else(|| CopyError::Invalid(format!("no copy run {run_id}")))?;
+            .ok_or_else(|| ferry_store::StoreError::NotFound(format!("no copy run {run_id}")))?;
         match state.as_str() {
-            "applying" | "done" => {}
+            // A failed run may have applied some chunks: those go.
+            "applying" | "done" | "failed" => {}
             "rolled_back" => return Err(CopyError::Invalid(format!("run {run_id} is already rolled back"))),
             other => return Err(CopyError::Invalid(format!("run {run_id} is {other}: it changed nothing to roll back"))),
         }

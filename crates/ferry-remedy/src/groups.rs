@@ -146,19 +146,22 @@ pub fn decide_group(
                 site.slug, site.slug
             )));
         };
-        let Some(run) = run else {
+        let before = GroupState::parse(&state).unwrap_or(GroupState::Declined);
+        // A group a run imported, or one that arrived awaiting review or
+        // declined in a snapshot (exported from a site where a run had
+        // imported it); the site's own active groups are not reviewed here.
+        if run.is_none() && before == GroupState::Active {
             return Err(RemedyError::Invalid(format!(
                 "group {name} on site {} is not an imported group: only groups a copy run imported are reviewed here",
                 site.slug
             )));
-        };
-        let before = GroupState::parse(&state).unwrap_or(GroupState::Declined);
+        }
         let after = decision.target();
         let changed = before != after;
         if changed {
             let group = Val::I(group_id);
             tx.execute("UPDATE groups SET state = $2 WHERE id = $1", &[group, Val::T(after.as_str())])?;
-            if decision == GroupDecision::Approve {
+            if let (GroupDecision::Approve, Some(run)) = (decision, run) {
                 // The Customer role of every project the run copied.
                 tx.execute(
                     "INSERT INTO customer_roles (project_id, group_id)
@@ -168,7 +171,7 @@ pub fn decide_group(
                     &[group, Val::I(run)],
                 )?;
             }
-            let review = review(tx, group_id, name.clone(), after, Some(run))?;
+            let review = review(tx, group_id, name.clone(), after, run)?;
             let state_json = |s: GroupState, review: Option<&GroupReview>| {
                 let mut v = serde_json::json!({ "state": s.as_str(), "run": run });
                 if let Some(review) = review {
@@ -190,7 +193,7 @@ pub fn decide_group(
             )?;
             Ok((review, true))
         } else {
-            Ok((review(tx, group_id, name, before, Some(run))?, false))
+            Ok((review(tx, group_id, name, before, run)?, false))
         }
     })
 }
@@ -201,7 +204,7 @@ pub fn pending_groups(store: &mut Store) -> Result<Vec<(String, String)>, Remedy
     Ok(store.read(|tx| {
         tx.query_all(
             "SELECT s.slug, g.name FROM groups g JOIN sites s ON s.id = g.site_id
-             WHERE g.state = 'awaiting_review' AND g.created_by_run IS NOT NULL ORDER BY s.slug, g.name_key",
+             WHERE g.state = 'awaiting_review' ORDER BY s.slug, g.name_key",
             &[],
             |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
         )

@@ -105,6 +105,13 @@ impl From<CopyError> for ApiError {
                 details: blockers,
             },
             e @ CopyError::Claimed(_) => ApiError::new(StatusCode::CONFLICT, "run_claimed", e.to_string()),
+            CopyError::NotResumable { state, message, .. } => {
+                let code = if state == "done" { "run_done" } else { "not_resumable" };
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            e @ CopyError::DestinationBusy { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "run_unfinished", e.to_string())
+            }
             CopyError::Store(e) => e.into(),
             e @ CopyError::Report { .. } => ApiError::internal(e.to_string()),
         }

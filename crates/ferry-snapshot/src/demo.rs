@@ -180,7 +180,7 @@ pub fn write_demo(source_dir: &Path, destination_dir: &Path, customers: u64, see
     dst_projects.row(&["DESK", "Service Desk"])?;
     dst_projects.finish()?;
     let mut groups = Csv::create(source_dir, "groups.csv", &header("groups.csv"))?;
-    groups.row(&["vip-customers", ""])?;
+    groups.row(&["vip-customers", "", "active"])?;
     let mut roles = Csv::create(source_dir, "customer_roles.csv", &header("customer_roles.csv"))?;
     roles.row(&["ITS", "vip-customers"])?;
     roles.finish()?;
@@ -284,7 +284,7 @@ pub fn write_demo(source_dir: &Path, destination_dir: &Path, customers: u64, see
         let in_vip = !portal_src && i % 7 == 3;
         let project = if in_vip || i % 3 == 0 { "ITS" } else { "SUP" };
         if in_vip {
-            groups.row(&["vip-customers", &src_id])?;
+            groups.row(&["vip-customers", &src_id, "active"])?;
         } else {
             src.customers.row(&[project, &src_id])?;
         }

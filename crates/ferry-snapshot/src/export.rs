@@ -12,8 +12,24 @@ use crate::FILES;
 use crate::import::ImportError;
 
 /// Exports site `site` into `dir` (created if missing). Returns rows per
-/// file.
+/// file. An unknown site is refused before the folder is made; an export
+/// that fails removes its partial files (and the folder, if it made it).
 pub fn export_site(store: &mut Store, site: &str, dir: &Path) -> Result<Vec<(&'static str, u64)>, ImportError> {
+    store.read(|tx| sites::site(tx, site))?;
+    let existed = dir.exists();
+    let result = export_into(store, site, dir);
+    if result.is_err() {
+        for (name, _) in FILES {
+            let _ = std::fs::remove_file(dir.join(format!(".{name}.partial")));
+        }
+        if !existed {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    result
+}
+
+fn export_into(store: &mut Store, site: &str, dir: &Path) -> Result<Vec<(&'static str, u64)>, ImportError> {
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| ImportError::Io { path, source }
@@ -77,7 +93,7 @@ fn write_rows(
             ORDER BY ext_id, kind"
             .to_owned(),
         "projects.csv" => "SELECT key, name FROM projects WHERE site_id = $1 ORDER BY key".to_owned(),
-        "groups.csv" => "SELECT g.name, COALESCE(a.ext_id, '') FROM groups g
+        "groups.csv" => "SELECT g.name, COALESCE(a.ext_id, ''), g.state FROM groups g
                 LEFT JOIN group_members gm ON gm.group_id = g.id
                 LEFT JOIN accounts a ON a.id = gm.account_id
             WHERE g.site_id = $1 ORDER BY g.name_key, g.name, 2"

@@ -15,7 +15,9 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use compact_str::CompactString;
 use ferry_core::email::normalize;
-use ferry_core::model::{AccountType, canonical_timestamp, parse_bool, parse_request_key, validate_project_key};
+use ferry_core::model::{
+    AccountType, GroupState, canonical_timestamp, parse_bool, parse_request_key, validate_project_key,
+};
 use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
 use ferry_store::{IdAllocator, Store, StoreError, Tx, Val, sites};
 use rustc_hash::FxHashMap;
@@ -214,8 +216,12 @@ static PROJECTS: TableSpec = TableSpec {
     columns: &["id", "site_id", "key", "name"],
     on_conflict: OnConflict::Upsert(&["id"]),
 };
-static GROUPS: TableSpec =
-    TableSpec { table: "groups", columns: &["id", "site_id", "name", "name_key"], on_conflict: OnConflict::Ignore };
+/// Groups: new ones, and existing ones whose `state` the file sets.
+static GROUPS: TableSpec = TableSpec {
+    table: "groups",
+    columns: &["id", "site_id", "name", "name_key", "state"],
+    on_conflict: OnConflict::Upsert(&["id"]),
+};
 static GROUP_MEMBERS: TableSpec =
     TableSpec { table: "group_members", columns: &["group_id", "account_id"], on_conflict: OnConflict::Ignore };
 static CUSTOMER_ROLES: TableSpec =
@@ -306,6 +312,9 @@ struct SiteIndex {
     portal_by_email: FxHashMap<Key, Key>,
     projects: FxHashMap<Key, (i64, u64)>,
     groups: FxHashMap<Key, i64>,
+    /// Group id -> the state its first row in this import gave (`None`:
+    /// empty) and that row's line.
+    group_states: FxHashMap<i64, (Option<GroupState>, u64)>,
     organizations: FxHashMap<Key, i64>,
     requests: FxHashMap<Key, RequestEntry>,
     account_ids: IdAllocator,
@@ -326,6 +335,7 @@ impl SiteIndex {
             portal_by_email: FxHashMap::default(),
             projects: FxHashMap::default(),
             groups: FxHashMap::default(),
+            group_states: FxHashMap::default(),
             organizations: FxHashMap::default(),
             requests: FxHashMap::default(),
             account_ids: IdAllocator::start(tx, "accounts")?,
@@ -511,6 +521,11 @@ impl Validator {
                     .enumerate()
                     .map(|(i, c)| if i == 0 { c.trim_start_matches('\u{feff}') } else { c })
                     .collect();
+                // groups.csv written before it had its state column.
+                let without_state = name == "groups.csv" && found == header[..2];
+                if without_state {
+                    return Ok(Some(CsvFile { name, reader, columns: 2 }));
+                }
                 if found != header {
                     self.problems.push(problem(format!(
                         "header must be `{}`, found `{}`",
@@ -633,16 +648,58 @@ impl Validator {
                 if name.is_empty() {
                     return bad("group_name is empty");
                 }
+                let state = match id(2) {
+                    "" => None,
+                    given => Some(GroupState::parse(given).ok_or_else(|| {
+                        RowError::Bad(format!(
+                            "state {given:?} of group {name:?} must be active, awaiting_review or declined"
+                        ))
+                    })?),
+                };
                 let name_key = name.to_lowercase();
-                let group_id = match self.index.groups.get(name_key.as_str()) {
-                    Some(existing) => *existing,
+                let (group_id, existed) = match self.index.groups.get(name_key.as_str()) {
+                    Some(existing) => (*existing, true),
                     None => {
                         let group_id = self.index.group_ids.next_id();
                         self.index.groups.insert(Key::from(name_key.as_str()), group_id);
-                        self.push(0, &[Val::I(group_id), Val::I(site_id), Val::T(name), Val::T(&name_key)])?;
-                        group_id
+                        (group_id, false)
                     }
                 };
+                // A group's rows must agree on its state; the first row
+                // that names the group in this import writes it.
+                match self.index.group_states.get(&group_id) {
+                    Some((first_state, first_line)) => {
+                        if let Some(state) = state
+                            && Some(state) != *first_state
+                        {
+                            return bad(format!(
+                                "group {name:?} has state {} here but {} on line {first_line}",
+                                state.as_str(),
+                                first_state.map_or("(empty)", GroupState::as_str)
+                            ));
+                        }
+                    }
+                    None => {
+                        self.index.group_states.insert(group_id, (state, line));
+                        // A new group without a state is active (SPEC §7);
+                        // an existing one keeps its state unless the file
+                        // names one, so an older two-column file never
+                        // turns a group awaiting review into a granting one.
+                        if !existed || state.is_some() {
+                            let state = state.unwrap_or(GroupState::Active);
+                            self.push(
+                                0,
+                                &[
+                                    Val::I(group_id),
+                                    Val::I(site_id),
+                                    Val::T(name),
+                                    Val::T(&name_key),
+                                    Val::T(state.as_str()),
+                                ],
+                            )?;
+                        }
+                    }
+                }
                 let member = id(1);
                 if member.is_empty() {
                     return Ok(());

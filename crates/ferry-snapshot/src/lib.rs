@@ -9,11 +9,13 @@ pub use export::export_site;
 pub use import::{ImportError, ImportSummary, Problem, import_into, import_site};
 
 /// The snapshot files, in the order an import reads them (each file refers
-/// only to files before it), with their exact headers.
+/// only to files before it), with their exact headers as export writes
+/// them. Import also takes `groups.csv` without its `state` column (every
+/// group it creates is then active).
 pub const FILES: [(&str, &[&str]); 9] = [
     ("accounts.csv", &["account_id", "account_type", "email", "display_name", "active", "email_verified"]),
     ("projects.csv", &["project_key", "name"]),
-    ("groups.csv", &["group_name", "account_id"]),
+    ("groups.csv", &["group_name", "account_id", "state"]),
     ("customer_roles.csv", &["project_key", "group_name"]),
     ("organizations.csv", &["organization", "account_id"]),
     ("organization_projects.csv", &["organization", "project_key"]),

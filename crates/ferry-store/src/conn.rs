@@ -112,17 +112,50 @@ impl Store {
     }
 
     /// Opens `url`: `postgres://…`/`postgresql://…` for a server, otherwise
-    /// an SQLite file (`sqlite://path`, `sqlite:path` or a plain path).
-    /// Migrations run before the store is returned.
+    /// an SQLite file (`sqlite://path`, `sqlite:path` or a plain path),
+    /// created if missing. Migrations run before the store is returned. A
+    /// URL that names no database (empty, `sqlite:`, `:memory:`, whose
+    /// writes would vanish) is refused.
     pub fn open(url: &str) -> Result<Store> {
+        Store::open_with(url, true)
+    }
+
+    /// [`Store::open`] for work on a database that must exist already (any
+    /// command but creating the first organization or the demo): a missing
+    /// SQLite file is refused, not created empty.
+    pub fn open_existing(url: &str) -> Result<Store> {
+        Store::open_with(url, false)
+    }
+
+    fn open_with(url: &str, create: bool) -> Result<Store> {
         let conn = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let client = postgres::Client::connect(url, postgres::NoTls)
                 .map_err(|e| StoreError::Open { url: redact_url(url), reason: e.to_string() })?;
             Conn::Postgres(Box::new(client))
         } else {
             let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-            let conn = rusqlite::Connection::open(path)
-                .map_err(|e| StoreError::Open { url: url.to_owned(), reason: e.to_string() })?;
+            if path.trim().is_empty() || path == ":memory:" || path.starts_with("file::memory:") {
+                return Err(StoreError::Open {
+                    url: url.to_owned(),
+                    reason: "it names no database file (set --db or FERRY_DB to a file path or a postgres:// URL; \
+                             an empty or in-memory database would lose every write)"
+                        .to_owned(),
+                });
+            }
+            let mut flags = rusqlite::OpenFlags::default();
+            if !create {
+                flags.remove(rusqlite::OpenFlags::SQLITE_OPEN_CREATE);
+            }
+            let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
+                url: url.to_owned(),
+                reason: if !create && !std::path::Path::new(path).exists() {
+                    "no such database file (this command never creates one: check --db or FERRY_DB, or create \
+                     an organization or the demo first)"
+                        .to_owned()
+                } else {
+                    e.to_string()
+                },
+            })?;
             // Imports and copy planning hold the write lock for seconds at a
             // million rows; other writers wait rather than fail.
             conn.busy_timeout(Duration::from_secs(60))?;
@@ -156,7 +189,7 @@ impl Store {
     pub fn sqlite_sibling(&self) -> Result<Option<Store>> {
         match &self.conn {
             Conn::Sqlite(conn) => match conn.path() {
-                Some(path) if !path.is_empty() => Store::open(path).map(Some),
+                Some(path) if !path.is_empty() => Store::open_existing(path).map(Some),
                 _ => Ok(None),
             },
             Conn::Postgres(_) => Ok(None),
@@ -544,11 +577,14 @@ impl<'c> Tx<'c> {
 /// The advisory lock of id-allocating writers on PostgreSQL.
 const WRITE_LOCK: i64 = 0x6665_7272_7902;
 
-/// Hands out ids for one table inside one transaction. The table's ids are
-/// never taken from a database default, so `max(id) + 1` under the write
-/// lock is unique on both backends and needs no round trip per row.
+/// Hands out ids for one table inside one transaction, under the writers'
+/// lock. The table's ids are never taken from a database default: the next
+/// id is above both `MAX(id)` and the table's reservation (ids a copy plan
+/// handed out for rows it writes later, see [`IdAllocator::reserve`]), so
+/// it is unique on both backends and needs no round trip per row.
 #[derive(Debug, Clone)]
 pub struct IdAllocator {
+    table: &'static str,
     next: i64,
 }
 
@@ -556,12 +592,36 @@ impl IdAllocator {
     pub fn start(tx: &mut Tx<'_>, table: &'static str) -> Result<IdAllocator> {
         tx.lock_for_writing_ids()?;
         let max = tx.query_opt(&format!("SELECT COALESCE(MAX(id), 0) FROM {table}"), &[], |r| r.int(0))?.unwrap_or(0);
-        Ok(IdAllocator { next: max + 1 })
+        let reserved = tx
+            .query_opt("SELECT last_id FROM id_reservations WHERE table_name = $1", &[Val::T(table)], |r| r.int(0))?
+            .unwrap_or(0);
+        Ok(IdAllocator { table, next: max.max(reserved) + 1 })
     }
 
     pub fn next_id(&mut self) -> i64 {
         self.next += 1;
         self.next - 1
+    }
+
+    /// Keeps every id handed out so far from every later allocator, in the
+    /// caller's transaction, for ids whose rows are written by later
+    /// transactions (a copy plan's new accounts, projects, organizations
+    /// and group). Ids whose rows the same transaction writes need not be
+    /// reserved: `MAX(id)` already covers them.
+    pub fn reserve(&self, tx: &mut Tx<'_>) -> Result<()> {
+        let last = self.next - 1;
+        let changed = tx.execute(
+            "UPDATE id_reservations SET last_id = $2 WHERE table_name = $1 AND last_id < $2",
+            &[Val::T(self.table), Val::I(last)],
+        )?;
+        if changed == 0 {
+            tx.execute(
+                "INSERT INTO id_reservations (table_name, last_id)
+                 SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM id_reservations WHERE table_name = $1)",
+                &[Val::T(self.table), Val::I(last)],
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_run_counts.sql"),
         postgres: include_str!("../migrations/postgres/0005_run_counts.sql"),
     },
+    Migration {
+        version: 6,
+        sqlite: include_str!("../migrations/sqlite/0006_trust.sql"),
+        postgres: include_str!("../migrations/postgres/0006_trust.sql"),
+    },
 ];
 
 /// Any fixed number: the advisory lock that keeps two processes from
@@ -63,7 +68,9 @@ pub(crate) fn run(store: &mut Store) -> Result<()> {
             ),
         });
     }
-    store.write(|tx| {
+    // SQLite rebuilds a table to change a constraint, which needs foreign
+    // keys off (SQLite's own procedure); they are checked before commit.
+    store.write_checked_bulk(|tx| {
         if backend == Backend::Postgres {
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[Val::I(MIGRATION_LOCK)])?;
         }
@@ -85,6 +92,15 @@ pub(crate) fn run(store: &mut Store) -> Result<()> {
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
                 &[Val::I(i64::from(migration.version)), Val::T(&now)],
             )?;
+        }
+        if backend == Backend::Sqlite {
+            let broken = tx.query_opt("PRAGMA foreign_key_check", &[], |r| Ok(r.text(0)?.to_owned()))?;
+            if let Some(table) = broken {
+                return Err(StoreError::Migration {
+                    version: u32::try_from(latest).unwrap_or(u32::MAX),
+                    reason: format!("a foreign key of table {table} would be broken; nothing was migrated"),
+                });
+            }
         }
         Ok(())
     })

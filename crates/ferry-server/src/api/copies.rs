@@ -159,7 +159,7 @@ pub struct Run {
     pub id: i64,
     pub from: String,
     pub to: String,
-    /// `planning`, `applying`, `done`, `failed` or `rolled_back`.
+    /// `planning`, `applying`, `done`, `blocked`, `failed` or `rolled_back`.
     pub state: String,
     pub phase: i64,
     pub cursor: i64,
@@ -170,6 +170,8 @@ pub struct Run {
     pub group_state: Option<String>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// Why the run failed (state `failed`).
+    pub error: Option<String>,
 }
 
 impl From<RunStatus> for Run {
@@ -187,6 +189,7 @@ impl From<RunStatus> for Run {
             group_state: s.group_state,
             started_at: s.started_at,
             finished_at: s.finished_at,
+            error: s.error,
         }
     }
 }
@@ -269,7 +272,9 @@ pub async fn run_status(
 }
 
 /// Finishes an interrupted run, in the background; 409 `run_claimed` when
-/// another process is applying it now.
+/// another process is applying it now, 409 `run_done` when it is done and
+/// 409 `not_resumable` when it failed, was blocked or rolled back (nothing
+/// changes).
 #[utoipa::path(post, path = "/api/v1/copies/{run}/resume", tag = "copies", params(("run" = i64, Path)),
     responses((status = 202, body = Started), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn resume(
@@ -281,6 +286,7 @@ pub async fn resume(
     state
         .store(None, move |store| {
             admin_run(store, &caller, run)?;
+            ferry_copy::check_resumable(store, run)?;
             if ferry_copy::is_claimed(store, run)? { Err(ferry_copy::CopyError::Claimed(run).into()) } else { Ok(()) }
         })
         .await?;
