@@ -117,6 +117,13 @@ fn a_database_from_a_newer_ferry_is_refused_by_name(backend: Backend) {
 
 fn unknown_names_exit_2_with_what_to_do(backend: Backend) {
     let ferry = Ferry::new(backend);
+    if backend == Backend::Sqlite {
+        // No database yet: only `org create` and `demo` start one.
+        let stderr = ferry.refused(&["site", "create", "nope", "eu"]);
+        assert!(stderr.contains("no such database file"), "{stderr}");
+        assert!(!Path::new(&ferry.db.url).exists(), "a refused command created the database");
+    }
+    ferry.ok(&["org", "create", "other"]);
     let stderr = ferry.refused(&["site", "create", "nope", "eu"]);
     assert!(stderr.contains("no organization named \"nope\"") && stderr.contains("ferry org create nope"), "{stderr}");
     let stderr = ferry.refused(&["customer", "list", "eu"]);
@@ -315,7 +322,202 @@ fn the_story_remediated_from_the_command_line(backend: Backend) {
     assert!(log.lines().last().unwrap().contains("\t'=HYPERLINK(\"x\")\torg.create\t"), "{log}");
 }
 
+/// Exports `sites` and reads every file: what a destination holds, ids
+/// aside (snapshots name accounts by their external ids).
+fn exports(ferry: &Ferry, sites: &[&str]) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for site in sites {
+        let dir = ferry.cwd.path().join(format!("export-{site}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        ferry.ok(&["site", "export", site, &path(&dir)]);
+        for (file, _) in ferry_snapshot::FILES {
+            files.push((format!("{site}/{file}"), std::fs::read_to_string(dir.join(file)).unwrap()));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    files
+}
+
+fn assert_same(left: &[(String, String)], right: &[(String, String)], what: &str) {
+    assert_eq!(left.len(), right.len());
+    for ((file, a), (_, b)) in left.iter().zip(right) {
+        assert!(a == b, "{what}: {file} differs from an undisturbed copy");
+    }
+}
+
+fn integrity(ferry: &Ferry) {
+    let mut store = ferry_store::Store::open_existing(&ferry.db.url).unwrap();
+    ferry_testkit::assert_integrity(&mut store);
+}
+
+/// A `ferry copy …` process with its output captured.
+fn spawn(ferry: &Ferry, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env("FERRY_DB", &ferry.db.url)
+        .env("FERRY_COPY_CHUNK", "1000")
+        .current_dir(ferry.cwd.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+const PAIRS: [(&str, &str); 3] = [("demo-src", "demo-dst"), ("demo-src", "demo-third"), ("eu", "us")];
+
+/// The demo, a third site, and the story's two sites: three site pairs.
+fn three_pairs(ferry: &Ferry) {
+    ferry.ok(&["demo", "--customers", "20000", "--seed", "4"]);
+    ferry.ok(&["site", "create", "demo", "demo-third"]);
+    ferry.story();
+}
+
+/// Issue 13: several writers at once, with the real binary. Two copies of
+/// different site pairs started at the same moment; a copy killed once
+/// applying, then imports into other sites and other pairs' copies before
+/// its resume; the same copy started twice at once. Every destination ends
+/// as an undisturbed, one-at-a-time copy leaves it.
+fn concurrent_writers_end_as_one_writer_at_a_time(backend: Backend) {
+    use std::time::{Duration, Instant};
+    let reference = Ferry::new(backend);
+    three_pairs(&reference);
+    for (from, to) in PAIRS {
+        reference.ok(&["copy", "run", "--from", from, "--to", to, "--report", "r"]);
+    }
+    let sites = ["demo-dst", "demo-third", "us"];
+    let want = exports(&reference, &sites);
+
+    // Two site pairs started at the same moment.
+    let together = Ferry::new(backend);
+    three_pairs(&together);
+    let children: Vec<_> = PAIRS[..2]
+        .iter()
+        .map(|(from, to)| spawn(&together, &["copy", "run", "--from", from, "--to", to, "--report", to]))
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    together.ok(&["copy", "run", "--from", "eu", "--to", "us", "--report", "r"]);
+    assert_same(&exports(&together, &sites), &want, "two pairs at once");
+    integrity(&together);
+
+    // Killed once applying; other writers; then resume.
+    let killed = Ferry::new(backend);
+    killed.ok(&["demo", "--customers", "20000", "--seed", "4"]);
+    killed.ok(&["site", "create", "demo", "demo-third"]);
+    let mut child = spawn(&killed, &["copy", "run", "--from", "demo-src", "--to", "demo-dst", "--report", "r"]);
+    let started = Instant::now();
+    loop {
+        let status = killed.run(&["copy", "status", "1"]);
+        if String::from_utf8_lossy(&status.stdout).contains("state: applying") {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed");
+        assert!(started.elapsed() < Duration::from_secs(120), "the run never started applying");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(killed.ok(&["copy", "status", "1"]).contains("state: applying"));
+    killed.story(); // imports into other sites
+    killed.ok(&["copy", "run", "--from", "eu", "--to", "us", "--report", "r"]);
+    killed.ok(&["copy", "run", "--from", "demo-src", "--to", "demo-third", "--report", "r"]);
+    // Another run into the killed run's destination waits for it.
+    let busy = killed.refused(&["copy", "run", "--from", "demo-src", "--to", "demo-dst"]);
+    assert!(busy.contains("copy run 1 into site demo-dst is unfinished"), "{busy}");
+    killed.ok(&["copy", "resume", "1", "--report", "r"]);
+    assert_same(&exports(&killed, &sites), &want, "killed, other writes, resumed");
+    integrity(&killed);
+
+    // The same copy twice at once: one applies it; the other is refused
+    // (the destination is busy) or, started after, finds nothing new.
+    let twice = Ferry::new(backend);
+    three_pairs(&twice);
+    let children: Vec<_> = (0..2)
+        .map(|i| {
+            let report = format!("twice-{i}");
+            spawn(&twice, &["copy", "run", "--from", "demo-src", "--to", "demo-dst", "--report", &report])
+        })
+        .collect();
+    let mut applied = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match out.status.code() {
+            Some(0) => applied += 1,
+            Some(2) => assert!(stderr.contains("is unfinished"), "{stderr}"),
+            other => panic!("exit {other:?}: {stderr}"),
+        }
+    }
+    assert!(applied >= 1);
+    for (from, to) in &PAIRS[1..] {
+        twice.ok(&["copy", "run", "--from", from, "--to", to, "--report", "r"]);
+    }
+    assert_same(&exports(&twice, &sites), &want, "the same copy twice at once");
+    integrity(&twice);
+}
+
+/// Issue 13, 4-8: refused commands write nothing and print nothing to
+/// stdout; a closed stdout never fails a run; resuming a finished run
+/// changes nothing. Each is followed by the next ordinary command.
+fn refusals_and_closed_pipes_leave_everything_usable(backend: Backend) {
+    use std::io::{BufRead, BufReader};
+    let ferry = Ferry::new(backend);
+    ferry.story();
+    // A report folder that cannot be written: found out before any work.
+    std::fs::write(ferry.cwd.path().join("blocker"), "a file, not a folder").unwrap();
+    for command in ["check", "run"] {
+        let out = ferry.run(&["copy", command, "--from", "eu", "--to", "us", "--report", "blocker/out"]);
+        assert_eq!(out.status.code(), Some(1), "copy {command}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot write report blocker/out"));
+        assert!(out.stdout.is_empty(), "copy {command} printed {:?}", String::from_utf8_lossy(&out.stdout));
+    }
+    assert!(ferry.refused(&["copy", "status", "1"]).contains("no copy run 1"), "no run was started");
+    assert_eq!(ferry.ok(&["access", "us", "chen@acme.test"]), "", "nothing was copied");
+    // Refused before any output or folder.
+    let out = ferry.run(&["site", "export", "nosite", "dir"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!ferry.cwd.path().join("dir").exists(), "a refused export made its folder");
+    let out = ferry.run(&["customer", "list", "nosite"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "{:?}", String::from_utf8_lossy(&out.stdout));
+
+    // `| head -1`: the reader goes away after the first line, stderr too.
+    ferry.ok(&["demo", "--customers", "3000", "--seed", "2"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["copy", "run", "--from", "demo-src", "--to", "demo-dst"])
+        .env("FERRY_DB", &ferry.db.url)
+        .env("FERRY_COPY_CHUNK", "500")
+        .current_dir(ferry.cwd.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    drop(child.stderr.take());
+    let run = first.trim().strip_prefix("run ").unwrap().to_owned();
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "a closed stdout failed the run: {exit:?}");
+    assert!(ferry.ok(&["copy", "status", &run]).contains("state: done"));
+
+    // Resume of a finished run: says so, changes nothing, logs nothing.
+    let entries = ferry.ok(&["audit"]).lines().count();
+    let resumed = ferry.ok(&["copy", "resume", &run]);
+    assert!(resumed.contains(&format!("run {run} is already done")), "{resumed}");
+    assert!(!resumed.contains("awaits review"), "{resumed}");
+    assert_eq!(ferry.ok(&["audit"]).lines().count(), entries);
+    ferry.ok(&["copy", "rollback", &run]);
+    assert!(ferry.refused(&["copy", "resume", &run]).contains("was rolled back"));
+    // And the next ordinary command works.
+    ferry.ok(&["copy", "run", "--from", "demo-src", "--to", "demo-dst", "--report", "again"]);
+    ferry.ok(&["customer", "upgrade", "demo-dst", "--all-duplicates"]);
+}
+
 on_both_backends!(
+    concurrent_writers_end_as_one_writer_at_a_time,
+    refusals_and_closed_pipes_leave_everything_usable,
     a_database_from_a_newer_ferry_is_refused_by_name,
     the_story_remediated_from_the_command_line,
     a_killed_copy_resumes_to_exactly_an_uninterrupted_copy,
@@ -336,4 +538,42 @@ fn the_default_store_is_ferry_db_in_the_working_folder() {
         .unwrap();
     assert!(out.status.success());
     assert!(cwd.path().join("ferry.db").is_file());
+}
+
+/// Issue 13, 5: a database setting that names no database is refused, and a
+/// command that does not start a database never creates one (SQLite: the
+/// only backend that creates its database).
+#[test]
+fn a_setting_that_names_no_database_is_refused() {
+    let cwd = tempfile::tempdir().unwrap();
+    let ferry = |db: Option<&str>, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command.args(args).current_dir(cwd.path());
+        match db {
+            Some(db) => command.env("FERRY_DB", db),
+            None => command.env_remove("FERRY_DB"),
+        };
+        command.output().unwrap()
+    };
+    for (db, args) in [
+        (None, vec!["--db", "", "org", "create", "ghost"]),
+        (None, vec!["--db", "sqlite:", "org", "create", "ghost"]),
+        (None, vec!["--db", ":memory:", "org", "create", "ghost"]),
+        (Some(""), vec!["org", "create", "ghost"]),
+    ] {
+        let out = ferry(db, &args);
+        assert_eq!(out.status.code(), Some(2), "{db:?} {args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("names no database"), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+    }
+    for args in [["copy", "status", "1"].as_slice(), &["audit"], &["customer", "list", "eu"], &["group", "list", "eu"]]
+    {
+        let out = ferry(None, &[&["--db", "typo.db"], args].concat());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("typo.db: no such database file"), "{args:?}");
+    }
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0, "nothing was created");
+    // The next ordinary command starts the database.
+    assert!(ferry(None, &["--db", "typo.db", "org", "create", "acme"]).status.success());
+    assert!(ferry(None, &["--db", "typo.db", "audit"]).status.success());
 }

@@ -321,6 +321,7 @@ fn rollback_removes_what_the_run_created_and_revokes_what_it_granted(backend: Ba
     let (_, again) = run(&mut store, &options("demo-src", "demo-dst"));
     assert_eq!(again.requests, data.requests);
     assert_eq!(again.requires_attention(), data.requires_attention());
+    ferry_testkit::assert_integrity(&mut store);
 }
 
 fn rollback_refuses_when_later_changes_depend_on_the_run(backend: Backend) {
@@ -396,7 +397,212 @@ fn both_types_on_the_source_show_both_after_copying(backend: Backend) {
     assert!(dana.iter().all(|c| c.after == ferry_core::plan::TypesHeld::Both), "{dana:?}");
 }
 
+/// A progress that stops the run where a crash would: by panicking inside
+/// the transaction of the first chunk of `phase`, which then rolls back.
+struct StopAt(&'static str);
+
+impl ferry_copy::Progress for StopAt {
+    fn step(&mut self, phase: &str, _: u64, _: u64) {
+        if phase == self.0 {
+            panic!("interrupted at {phase} (on purpose)");
+        }
+    }
+}
+
+/// Starts a run and interrupts it in its first accounts chunk, after its
+/// decisions (and the ids they reserve) were written; the connection goes
+/// as a killed process's would. The run's id.
+fn interrupted_run(db: &TestDb, options: &CopyOptions) -> i64 {
+    let mut store = db.store();
+    let mut id = 0;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ferry_copy::run(&mut store, options, &mut StopAt("accounts"), |run| id = run)
+    }));
+    assert!(result.is_err(), "the run was to be interrupted");
+    drop(store);
+    let mut store = db.store();
+    assert_eq!(ferry_copy::status(&mut store, id).unwrap().state, "applying");
+    id
+}
+
+/// Issue 13, 1: ids a run reserved when it planned are never handed out
+/// again, whatever other writers do before it resumes.
+fn a_resumed_run_never_takes_ids_another_writer_took(backend: Backend) {
+    let reference = TestDb::new(backend);
+    let mut undisturbed = reference.store();
+    ferry_snapshot::demo::load_demo(&mut undisturbed, 400, 5, &mut ferry_snapshot::Quiet).unwrap();
+    story(&mut undisturbed);
+    run(&mut undisturbed, &options("demo-src", "demo-dst"));
+    run(&mut undisturbed, &options("eu", "us"));
+
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    ferry_snapshot::demo::load_demo(&mut store, 400, 5, &mut ferry_snapshot::Quiet).unwrap();
+    drop(store);
+    let run_id = interrupted_run(&db, &options("demo-src", "demo-dst"));
+    let mut store = db.store();
+    // Other writers before the resume: imports into other sites (new
+    // accounts, projects, organizations) and another site pair's copy.
+    story(&mut store);
+    run(&mut store, &options("eu", "us"));
+    let data = ferry_copy::resume(&mut store, run_id, &mut Quiet).unwrap();
+    assert_eq!(data.state, "done");
+    for site in ["demo-dst", "us"] {
+        assert_eq!(export(&mut store, site), export(&mut undisturbed, site), "{site}");
+    }
+    ferry_testkit::assert_integrity(&mut store);
+}
+
+/// Issue 13, 2: a run that cannot go on ends `failed` with its error, is
+/// not resumed again, can be rolled back, and blocks nothing after.
+fn a_run_that_cannot_go_on_ends_failed_and_blocks_nothing(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    drop(store);
+    let run_id = interrupted_run(&db, &options("eu", "us"));
+    let mut store = db.store();
+    // While it is unfinished, no other run into the same site starts.
+    match ferry_copy::run(&mut store, &options("eu", "us"), &mut Quiet, |_| panic!("no run may start")) {
+        Err(CopyError::DestinationBusy { run, site }) => assert_eq!((run, site.as_str()), (run_id, "us")),
+        other => panic!("expected the destination to be busy, got {:?}", other.map(|(id, _)| id)),
+    }
+    // The source changes under the run: a request gains a participant the
+    // run never planned for.
+    let changed = tempfile::tempdir().unwrap();
+    std::fs::write(
+        changed.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified\npo-zed,customer,zed@acme.test,Zed,true,true\n",
+    )
+    .unwrap();
+    std::fs::write(
+        changed.path().join("requests.csv"),
+        "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization\n\
+         SUP-1,SUP,Cannot log in,Open,2026-03-01T09:00:00Z,po-alice,po-zed,\n",
+    )
+    .unwrap();
+    import_site(&mut store, "eu", changed.path(), &mut ferry_snapshot::Quiet).unwrap();
+    let error = ferry_copy::resume(&mut store, run_id, &mut Quiet).unwrap_err();
+    assert!(error.to_string().contains("the source changed during the run"), "{error}");
+    let status = ferry_copy::status(&mut store, run_id).unwrap();
+    assert_eq!(status.state, "failed");
+    assert!(status.error.as_deref().unwrap_or_default().contains("the source changed"), "{status:?}");
+    assert!(status.finished_at.is_some());
+    // Resume refuses and writes nothing, not even an audit entry.
+    let audit = |store: &mut Store| store.read(|tx| ferry_store::audit::list(tx, None, None)).unwrap().len();
+    let entries = audit(&mut store);
+    match ferry_copy::resume(&mut store, run_id, &mut Quiet) {
+        Err(CopyError::NotResumable { state, message, .. }) => {
+            assert_eq!(state, "failed");
+            assert!(message.contains(&format!("ferry copy rollback {run_id}")), "{message}");
+        }
+        other => panic!("a failed run was resumed: {:?}", other.map(|d| d.state)),
+    }
+    assert_eq!(audit(&mut store), entries);
+    // A failed run blocks no other work: a new run into the same site
+    // starts and finishes (it builds on the chunks the failed one applied)...
+    let (later, data) = run(&mut store, &options("eu", "us"));
+    assert_eq!(data.state, "done");
+    ferry_testkit::assert_integrity(&mut store);
+    // ...and rollback removes what each wrote, the later run first.
+    assert!(matches!(ferry_copy::rollback(&mut store, run_id), Err(CopyError::RollbackRefused { .. })));
+    ferry_copy::rollback(&mut store, later).unwrap();
+    ferry_copy::rollback(&mut store, run_id).unwrap();
+    let (_, data) = run(&mut store, &options("eu", "us"));
+    assert_eq!(data.state, "done");
+    ferry_testkit::assert_integrity(&mut store);
+}
+
+/// Issue 13, 2: options that cannot work are refused before any run
+/// exists; nothing is written, and the next ordinary run is run 1.
+fn refused_plans_leave_no_run_behind(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let with = |change: &dyn Fn(&mut CopyOptions)| {
+        let mut o = options("eu", "us");
+        change(&mut o);
+        o
+    };
+    let refused = [
+        with(&|o| o.projects = Some(vec!["NOPE".to_owned()])),
+        with(&|o| o.projects = Some(vec![String::new()])),
+        with(&|o| {
+            o.renames.insert("NOPE".to_owned(), "NEW".to_owned());
+        }),
+        with(&|o| {
+            o.renames.insert("SUP".to_owned(), "bad key".to_owned());
+        }),
+        options("eu", "eu"),
+        options("eu", "nowhere"),
+    ];
+    let audit = |store: &mut Store| store.read(|tx| ferry_store::audit::list(tx, None, None)).unwrap().len();
+    let entries = audit(&mut store);
+    for plan in &refused {
+        let result = ferry_copy::run(&mut store, plan, &mut Quiet, |id| panic!("run {id} was started for {plan:?}"));
+        assert!(matches!(result, Err(CopyError::Invalid(_) | CopyError::Store(_))), "{plan:?}");
+        assert!(ferry_copy::list_runs(&mut store).unwrap().is_empty(), "{plan:?} left a run");
+    }
+    assert_eq!(audit(&mut store), entries, "no audit entry for a refused run");
+    let (id, data) = run(&mut store, &options("eu", "us"));
+    assert_eq!((id, data.state.as_str()), (1, "done"));
+}
+
+/// Issue 13, 3: for random demo sites after a copy (its imported group
+/// awaiting review, approved or declined), export then import into a new
+/// site gives every customer exactly the access it had.
+fn export_then_import_gives_every_customer_the_same_access(backend: Backend) {
+    use proptest::test_runner::{Config, TestRunner};
+    let mut runner = TestRunner::new(Config { cases: 4, failure_persistence: None, ..Config::default() });
+    let cases = (1u64..100_000, 11u64..90, 0usize..3);
+    runner
+        .run(&cases, |(seed, customers, decision)| {
+            let db = TestDb::new(backend);
+            let mut store = db.store();
+            ferry_snapshot::demo::load_demo(&mut store, customers, seed, &mut ferry_snapshot::Quiet).unwrap();
+            run(&mut store, &options("demo-src", "demo-dst"));
+            let state = ["awaiting_review", "active", "declined"][decision];
+            store
+                .write(|tx| {
+                    tx.execute("UPDATE groups SET state = $1 WHERE created_by_run IS NOT NULL", &[state.into()])
+                })
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            export_site(&mut store, "demo-dst", dir.path()).unwrap();
+            store.write(|tx| sites::create_site(tx, ferry_snapshot::demo::ORG, "demo-again")).unwrap();
+            import_site(&mut store, "demo-again", dir.path(), &mut ferry_snapshot::Quiet).unwrap();
+            let accounts = store
+                .read(|tx| {
+                    let site = sites::site(tx, "demo-dst")?;
+                    tx.query_all(
+                        "SELECT email, kind FROM accounts WHERE site_id = $1 AND merged_into IS NULL
+                         UNION SELECT a.email, a.kind FROM site_users su JOIN accounts a ON a.id = su.account_id
+                         WHERE su.site_id = $1",
+                        &[site.id.into()],
+                        |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
+                    )
+                })
+                .unwrap();
+            assert!(!accounts.is_empty());
+            let mut seen_access = 0;
+            for (email, kind) in &accounts {
+                let kind = AccountType::from_jira_value(kind);
+                let before = access(&mut store, "demo-dst", email, kind);
+                let after = access(&mut store, "demo-again", email, kind);
+                assert_eq!(before, after, "{email} ({kind:?}), group {state}, seed {seed}, {customers} customers");
+                seen_access += before.len();
+            }
+            assert!(seen_access > 0, "someone can see something");
+            Ok(())
+        })
+        .unwrap();
+}
+
 on_both_backends!(
+    a_resumed_run_never_takes_ids_another_writer_took,
+    a_run_that_cannot_go_on_ends_failed_and_blocks_nothing,
+    refused_plans_leave_no_run_behind,
+    export_then_import_gives_every_customer_the_same_access,
     both_types_on_the_source_show_both_after_copying,
     rollback_removes_what_the_run_created_and_revokes_what_it_granted,
     rollback_refuses_when_later_changes_depend_on_the_run,

@@ -135,7 +135,7 @@ impl Store {
         } else {
             let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
             if path.trim().is_empty() || path == ":memory:" || path.starts_with("file::memory:") {
-                return Err(StoreError::Open {
+                return Err(StoreError::NoDatabase {
                     url: url.to_owned(),
                     reason: "it names no database file (set --db or FERRY_DB to a file path or a postgres:// URL; \
                              an empty or in-memory database would lose every write)"
@@ -146,15 +146,17 @@ impl Store {
             if !create {
                 flags.remove(rusqlite::OpenFlags::SQLITE_OPEN_CREATE);
             }
-            let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| StoreError::Open {
-                url: url.to_owned(),
-                reason: if !create && !std::path::Path::new(path).exists() {
-                    "no such database file (this command never creates one: check --db or FERRY_DB, or create \
-                     an organization or the demo first)"
-                        .to_owned()
+            let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(|e| {
+                if !create && !std::path::Path::new(path).exists() {
+                    StoreError::NoDatabase {
+                        url: url.to_owned(),
+                        reason: "no such database file (this command never creates one: check --db or FERRY_DB, \
+                                 or create an organization or the demo first)"
+                            .to_owned(),
+                    }
                 } else {
-                    e.to_string()
-                },
+                    StoreError::Open { url: url.to_owned(), reason: e.to_string() }
+                }
             })?;
             // Imports and copy planning hold the write lock for seconds at a
             // million rows; other writers wait rather than fail.

@@ -20,6 +20,10 @@ pub use conn::{Backend, IdAllocator, Row, Store, Tx, Val, joined, redact_url};
 pub enum StoreError {
     #[error("cannot open database {url}: {reason}")]
     Open { url: String, reason: String },
+    /// The setting names no database, or one that does not exist where it
+    /// must: bad input, nothing was written.
+    #[error("cannot open database {url}: {reason}")]
+    NoDatabase { url: String, reason: String },
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("PostgreSQL: {}", postgres_message(.0))]
@@ -39,6 +43,7 @@ impl StoreError {
     pub fn code(&self) -> &'static str {
         match self {
             StoreError::Open { .. } => "db_open",
+            StoreError::NoDatabase { .. } => "no_database",
             StoreError::Sqlite(_) | StoreError::Postgres(_) | StoreError::Decode { .. } => "db",
             StoreError::Migration { .. } => "db_migration",
             StoreError::NotFound(_) => "not_found",

@@ -116,3 +116,25 @@ pub fn access(
         })
         .expect("access")
 }
+
+/// Asserts the database's own integrity checks pass: on SQLite
+/// `PRAGMA integrity_check` and `PRAGMA foreign_key_check` (SQLite checks
+/// foreign keys only when told to); PostgreSQL enforces its constraints on
+/// every statement, so there is nothing to ask.
+#[allow(clippy::expect_used, clippy::panic)]
+pub fn assert_integrity(store: &mut Store) {
+    if store.backend() != Backend::Sqlite {
+        return;
+    }
+    let (integrity, foreign_keys) = store
+        .read(|tx| {
+            let integrity = tx.query_all("PRAGMA integrity_check", &[], |r| Ok(r.text(0)?.to_owned()))?;
+            let foreign_keys = tx.query_all("PRAGMA foreign_key_check", &[], |r| {
+                Ok(format!("{} row {:?} -> {}", r.text(0)?, r.opt_int(1)?, r.text(2)?))
+            })?;
+            Ok::<_, ferry_store::StoreError>((integrity, foreign_keys))
+        })
+        .expect("integrity checks");
+    assert_eq!(integrity, ["ok"], "PRAGMA integrity_check");
+    assert!(foreign_keys.is_empty(), "PRAGMA foreign_key_check: {foreign_keys:?}");
+}
