@@ -1055,7 +1055,27 @@ impl Progress for TerminalProgress {
 
 #[cfg(test)]
 mod tests {
-    use super::{MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS, keep_freed_memory};
+    use super::{Failure, MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS, keep_freed_memory};
+    use ferry_store::StoreError;
+
+    /// Issue 13, 11: a failing database is named (password hidden), and a
+    /// full or failing disk says what to do; bad input is left as it is.
+    #[test]
+    fn database_failures_name_the_database_and_what_to_do() {
+        let io = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR), None);
+        let message = Failure::from(StoreError::Sqlite(io)).message_for("/data/ferry.db");
+        assert!(
+            message.starts_with("database /data/ferry.db: SQLite: ") && message.contains("disk I/O error"),
+            "{message}"
+        );
+        assert!(message.contains("free space there"), "{message}");
+        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        let message = Failure::from(StoreError::Sqlite(full)).message_for("postgres://u:secret@h/db");
+        assert!(message.starts_with("database postgres://u:***@h/db: "), "{message}");
+        assert!(message.contains("`df -h`") && !message.contains("secret"), "{message}");
+        let input = Failure::from(StoreError::NotFound("no site named \"x\"".to_owned())).message_for("/data/ferry.db");
+        assert_eq!(input, "no site named \"x\"");
+    }
 
     #[allow(unsafe_code)]
     fn purge_delay() -> std::ffi::c_long {

@@ -264,6 +264,7 @@ fn a_killed_copy_resumes_to_exactly_an_uninterrupted_copy(backend: Backend) {
         let right = std::fs::read_to_string(crashed.cwd.path().join("report").join(file)).unwrap();
         assert!(left == right, "{file} differs");
     }
+    integrity(&crashed);
 }
 
 fn the_story_remediated_from_the_command_line(backend: Backend) {

@@ -33,7 +33,32 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
         "SELECT 'run ' || CAST(l.id AS TEXT) || ' copied between the same sites after this run; roll it back first'
          FROM copy_runs r JOIN copy_runs l ON l.source_site_id = r.source_site_id
               AND l.destination_site_id = r.destination_site_id AND l.id > r.id
-         WHERE r.id = $1 AND l.state IN ('applying', 'done') ORDER BY l.id",
+         WHERE r.id = $1 AND l.state IN ('planning', 'applying', 'done', 'failed') ORDER BY l.id",
+        &run,
+        |r| Ok(r.text(0)?.to_owned()),
+    )?);
+    // Any later run into the same site that is unfinished, or that built
+    // on accounts this run created (a copy from another site matched them
+    // by email): removing them would pull rows from under it.
+    blockers.extend(tx.query_all(
+        "SELECT 'run ' || CAST(l.id AS TEXT) || ' into the same site is unfinished; finish it (ferry copy resume '
+                || CAST(l.id AS TEXT) || ') or roll it back first'
+         FROM copy_runs r JOIN copy_runs l ON l.destination_site_id = r.destination_site_id AND l.id > r.id
+              AND l.source_site_id <> r.source_site_id
+         WHERE r.id = $1 AND l.state IN ('planning', 'applying') ORDER BY l.id",
+        &run,
+        |r| Ok(r.text(0)?.to_owned()),
+    )?);
+    blockers.extend(tx.query_all(
+        "SELECT 'run ' || CAST(l.id AS TEXT) || ' copied customers onto accounts this run created; roll it back first'
+         FROM copy_runs r JOIN copy_runs l ON l.destination_site_id = r.destination_site_id AND l.id > r.id
+              AND l.source_site_id <> r.source_site_id
+         WHERE r.id = $1 AND l.state IN ('done', 'failed')
+           AND EXISTS (SELECT 1 FROM copy_customers lc JOIN copy_customers rc
+                         ON rc.run_id = r.id AND rc.new_account_ext_id IS NOT NULL
+                        AND rc.destination_account_id = lc.destination_account_id
+                       WHERE lc.run_id = l.id)
+         ORDER BY l.id",
         &run,
         |r| Ok(r.text(0)?.to_owned()),
     )?);

@@ -598,7 +598,42 @@ fn export_then_import_gives_every_customer_the_same_access(backend: Backend) {
         .unwrap();
 }
 
+/// Rollback never pulls accounts from under a later run from another
+/// source that matched them by email, nor from under an unfinished one.
+fn rollback_refuses_while_another_sources_run_builds_on_its_accounts(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let (first, _) = run(&mut store, &options("eu", "us"));
+    store.write(|tx| sites::create_site(tx, "acme", "apac")).unwrap();
+    let apac = tempfile::tempdir().unwrap();
+    std::fs::write(
+        apac.path().join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified\npo-alice-apac,customer,ALICE@acme.test,Alice,true,true\n",
+    )
+    .unwrap();
+    std::fs::write(apac.path().join("projects.csv"), "project_key,name\nAP,Asia\n").unwrap();
+    std::fs::write(apac.path().join("customers.csv"), "project_key,account_id\nAP,po-alice-apac\n").unwrap();
+    import_site(&mut store, "apac", apac.path(), &mut ferry_snapshot::Quiet).unwrap();
+    let (second, _) = run(&mut store, &options("apac", "us"));
+    match ferry_copy::rollback(&mut store, first) {
+        Err(CopyError::RollbackRefused { blockers, .. }) => {
+            assert!(
+                blockers
+                    .iter()
+                    .any(|b| b.contains(&format!("run {second} copied customers onto accounts this run created"))),
+                "{blockers:?}"
+            );
+        }
+        other => panic!("rolled back under a later run: {other:?}"),
+    }
+    ferry_copy::rollback(&mut store, second).unwrap();
+    ferry_copy::rollback(&mut store, first).unwrap();
+    ferry_testkit::assert_integrity(&mut store);
+}
+
 on_both_backends!(
+    rollback_refuses_while_another_sources_run_builds_on_its_accounts,
     a_resumed_run_never_takes_ids_another_writer_took,
     a_run_that_cannot_go_on_ends_failed_and_blocks_nothing,
     refused_plans_leave_no_run_behind,
