@@ -427,6 +427,10 @@ fn concurrent_writers_end_as_one_writer_at_a_time(backend: Backend) {
     // Another run into the killed run's destination waits for it.
     let busy = killed.refused(&["copy", "run", "--from", "demo-src", "--to", "demo-dst"]);
     assert!(busy.contains("copy run 1 into site demo-dst is unfinished"), "{busy}");
+    let busy = killed.refused(&["site", "import", "demo-dst", &path(&story_dir().join("us"))]);
+    assert!(busy.contains("before importing into it"), "{busy}");
+    let busy = killed.refused(&["customer", "upgrade", "demo-dst", "--all-duplicates"]);
+    assert!(busy.contains("before upgrading accounts"), "{busy}");
     killed.ok(&["copy", "resume", "1", "--report", "r"]);
     assert_same(&exports(&killed, &sites), &want, "killed, other writes, resumed");
     integrity(&killed);

@@ -100,16 +100,6 @@ pub fn validate_options(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(), Co
     crate::plan::validate_frame(tx, options)
 }
 
-/// The unfinished run (planning or applying) into `destination`, if any.
-fn unfinished_run_into(tx: &mut Tx<'_>, destination: i64) -> Result<Option<i64>, StoreError> {
-    tx.query_opt(
-        "SELECT MIN(id) FROM copy_runs WHERE destination_site_id = $1 AND state IN ('planning', 'applying')",
-        &[Val::I(destination)],
-        |r| r.opt_int(0),
-    )
-    .map(Option::flatten)
-}
-
 /// Carries out a copy plan. `started` receives the run id before any work,
 /// so a script can resume the run if this process dies. Options that are
 /// wrong, and a destination another run is still copying into, are refused
@@ -130,7 +120,7 @@ pub fn run(
         validate_options(tx, options)?;
         let source = sites::site(tx, &options.from)?;
         let destination = sites::site(tx, &options.to)?;
-        if let Some(run) = unfinished_run_into(tx, destination.id)? {
+        if let Some(run) = sites::unfinished_run_into(tx, destination.id)? {
             return Err(CopyError::DestinationBusy { run, site: destination.slug });
         }
         let started_at = now();

@@ -45,10 +45,7 @@ pub enum CopyError {
     /// Another run into the same destination site is unfinished; a second
     /// one would plan against what the first has not written yet. Nothing
     /// was written.
-    #[error(
-        "copy run {run} into site {site} is unfinished; finish it (`ferry copy resume {run}`) or roll it back \
-         (`ferry copy rollback {run}`) before starting another run into {site}"
-    )]
+    #[error("{}", ferry_store::sites::unfinished_run_message(*.run, .site, &format!("starting another run into {}", .site)))]
     DestinationBusy { run: i64, site: String },
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -197,15 +197,8 @@ fn resolve(
     let site = sites::site(tx, site)?;
     // A run still applying maps source accounts to the destination accounts
     // it planned; merging one of those now would strand what it writes next.
-    if let Some(run) = tx.query_opt(
-        "SELECT id FROM copy_runs WHERE destination_site_id = $1 AND state IN ('planning', 'applying') ORDER BY id",
-        &[Val::I(site.id)],
-        |r| r.int(0),
-    )? {
-        return Err(RemedyError::Invalid(format!(
-            "copy run {run} into site {} is unfinished; finish it (`ferry copy resume {run}`) or roll it back before upgrading accounts",
-            site.slug
-        )));
+    if let Some(run) = sites::unfinished_run_into(tx, site.id)? {
+        return Err(RemedyError::Invalid(sites::unfinished_run_message(run, &site.slug, "upgrading accounts")));
     }
     const COLUMNS: &str = "a.id, a.email, a.ext_id, a.merged_into, a.active";
     let emails = match selection {

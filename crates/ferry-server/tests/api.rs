@@ -199,6 +199,15 @@ fn the_story_through_the_api(backend: Backend) {
     assert!(refused.to_string().contains("--rename SUP="), "{refused}");
     let (_, runs) = server.call(&api, Method::GET, "/api/v1/copies", None);
     assert_eq!(runs, json!([]), "no run was started");
+    // Options that cannot work are refused before any run exists too.
+    let nope = json!({"from": "eu", "to": "us", "projects": ["NOPE"]});
+    let (status, refused) = server.call(&api, Method::POST, "/api/v1/copies", Some(nope));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("NOPE"), "{refused}");
+    let (_, runs) = server.call(&api, Method::GET, "/api/v1/copies", None);
+    assert_eq!(runs, json!([]), "no run was started");
+    let (status, unknown) = server.call(&api, Method::POST, "/api/v1/copies/99/resume", None);
+    assert_eq!((status, unknown["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{unknown}");
 
     let (status, started) = server.call(&api, Method::POST, "/api/v1/copies", Some(plan));
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
@@ -206,6 +215,13 @@ fn the_story_through_the_api(backend: Backend) {
     let done = wait_done(&server, &api, run);
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["group_state"], "awaiting_review");
+    assert_eq!(done["error"], Value::Null);
+    // Resuming a finished run changes nothing and says so.
+    let (_, audit_before) = server.call(&api, Method::GET, "/api/v1/audit", None);
+    let (status, again) = server.call(&api, Method::POST, &format!("/api/v1/copies/{run}/resume"), None);
+    assert_eq!((status, again["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("run_done")), "{again}");
+    let (_, audit_after) = server.call(&api, Method::GET, "/api/v1/audit", None);
+    assert_eq!(audit_before, audit_after, "a refused resume was logged");
     let (status, headers, csv) =
         server.raw(&api, Method::GET, &format!("/api/v1/copies/{run}/report/RequiresAttention.csv"), None, &[]);
     assert_eq!(status, StatusCode::OK);

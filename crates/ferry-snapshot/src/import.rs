@@ -105,6 +105,11 @@ pub fn import_into(
     }
     let problems = unknown_files(dir)?;
     let site = sites::site(tx, site)?;
+    // A run still copying into the site planned its new accounts by email:
+    // an import meanwhile could take those emails.
+    if let Some(run) = sites::unfinished_run_into(tx, site.id)? {
+        return Err(StoreError::Conflict(sites::unfinished_run_message(run, &site.slug, "importing into it")).into());
+    }
     let index = SiteIndex::load(tx, site.id)?;
     let (sender, receiver) = sync_channel::<Message>(8);
     std::thread::scope(|scope| {

@@ -104,3 +104,25 @@ pub fn site(tx: &mut Tx<'_>, slug: &str) -> Result<Site> {
         StoreError::NotFound(format!("no site named {slug:?}; create it with `ferry site create <org> {slug}`"))
     })
 }
+
+/// The first copy run into `site_id` that is unfinished (`planning` or
+/// `applying`), if any. While one is, the site takes no other run, import
+/// or upgrade: the run maps its customers onto destination accounts it
+/// planned, and would write onto whatever those writes changed.
+pub fn unfinished_run_into(tx: &mut Tx<'_>, site_id: i64) -> Result<Option<i64>> {
+    tx.query_opt(
+        "SELECT MIN(id) FROM copy_runs WHERE destination_site_id = $1 AND state IN ('planning', 'applying')",
+        &[Val::I(site_id)],
+        |r| r.opt_int(0),
+    )
+    .map(Option::flatten)
+}
+
+/// The message for work refused because run `run` into `site` is
+/// unfinished.
+pub fn unfinished_run_message(run: i64, site: &str, work: &str) -> String {
+    format!(
+        "copy run {run} into site {site} is unfinished; finish it (`ferry copy resume {run}`) or roll it back \
+         (`ferry copy rollback {run}`) before {work}"
+    )
+}
