@@ -105,3 +105,83 @@ pub(crate) fn run(store: &mut Store) -> Result<()> {
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+    use crate::conn::{Store, Val};
+
+    /// Migration 6 rebuilds `copy_runs` on SQLite (to allow `failed`): a
+    /// database migrated by an earlier ferry keeps every run and decision,
+    /// its foreign keys hold, and ids its unfinished runs reserved are kept
+    /// from other writers.
+    #[test]
+    fn an_earlier_database_keeps_its_runs_through_migration_6() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.pragma_update(None, "foreign_keys", "ON").unwrap();
+        old.create_scalar_function("ferry_lower", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |ctx| {
+            Ok(ctx.get::<String>(0)?.to_lowercase())
+        })
+        .unwrap();
+        old.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            .unwrap();
+        for migration in &MIGRATIONS[..5] {
+            old.execute_batch(migration.sqlite).unwrap();
+            old.execute("INSERT INTO schema_migrations VALUES (?1, 'then')", [migration.version]).unwrap();
+        }
+        old.execute_batch(
+            "INSERT INTO orgs (id, name, created_at) VALUES (1, 'acme', 'then');
+             INSERT INTO sites (id, org_id, slug, created_at) VALUES (1, 1, 'eu', 'then'), (2, 1, 'us', 'then');
+             INSERT INTO copy_runs (id, source_site_id, destination_site_id, options, state, phase, cursor,
+                                    group_name, group_id, started_at, requests_copied)
+             VALUES (3, 1, 2, '{}', 'applying', 1, 0, 'customers-from-eu', 7, 'then', 5);
+             INSERT INTO copy_customers VALUES (3, 11, 42, NULL, 1, 'None', 'Portal-only', 0, 'po-x', 0, 0);",
+        )
+        .unwrap();
+        drop(old);
+
+        let mut store = Store::open(path.to_str().unwrap()).unwrap();
+        let run = store
+            .read(|tx| {
+                tx.query_opt(
+                    "SELECT state, phase, group_name, group_id, requests_copied, error FROM copy_runs WHERE id = 3",
+                    &[],
+                    |r| {
+                        Ok((
+                            r.text(0)?.to_owned(),
+                            r.int(1)?,
+                            r.text(2)?.to_owned(),
+                            r.int(3)?,
+                            r.int(4)?,
+                            r.opt_text(5)?.map(str::to_owned),
+                        ))
+                    },
+                )
+            })
+            .unwrap();
+        assert_eq!(run, Some(("applying".to_owned(), 1, "customers-from-eu".to_owned(), 7, 5, None)));
+        let reserved = |store: &mut Store, table: &str| {
+            store
+                .read(|tx| {
+                    tx.query_opt("SELECT last_id FROM id_reservations WHERE table_name = $1", &[Val::T(table)], |r| {
+                        r.int(0)
+                    })
+                })
+                .unwrap()
+        };
+        assert_eq!(reserved(&mut store, "accounts"), Some(42));
+        assert_eq!(reserved(&mut store, "groups"), Some(7));
+        let checks =
+            store.read(|tx| tx.query_all("PRAGMA foreign_key_check", &[], |r| Ok(r.text(0)?.to_owned()))).unwrap();
+        assert!(checks.is_empty(), "{checks:?}");
+        // The decisions still belong to their run, and `failed` is allowed.
+        store
+            .write(|tx| {
+                tx.execute("UPDATE copy_runs SET state = 'failed', error = 'x' WHERE id = 3", &[])?;
+                tx.execute("DELETE FROM copy_runs WHERE id = 3", &[])
+            })
+            .expect_err("the run's decisions refer to it");
+    }
+}
