@@ -94,8 +94,11 @@ fn review(
     // raised, takes part in or shares through an organization, in a project
     // whose role the group holds, that no customer list or other active
     // group already opens to that member.
-    let requests_gained = tx
-        .query_opt(
+    // What approval would change: nothing for a group already active.
+    let requests_gained = if state.grants_customer_role() {
+        0
+    } else {
+        tx.query_opt(
             "WITH related AS (
                  SELECT r.id AS request_id, r.project_id, gm.account_id FROM group_members gm
                  JOIN requests r ON r.reporter_id = gm.account_id WHERE gm.group_id = $1
@@ -119,7 +122,8 @@ fn review(
             &group,
             |r| r.int(0),
         )?
-        .unwrap_or(0) as u64;
+        .unwrap_or(0) as u64
+    };
     Ok(GroupReview { name, state, run, members, projects, requests_gained })
 }
 

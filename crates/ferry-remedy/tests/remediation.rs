@@ -155,6 +155,13 @@ fn requests_gained_is_what_approval_opens(backend: Backend) {
     let after = visible(&mut store);
     assert!(before.is_subset(&after));
     assert_eq!(after.difference(&before).count() as u64, group.requests_gained);
+    // Once active, approving again would change nothing, and says so.
+    let approved = list_groups(&mut store, "demo-dst", false).unwrap().into_iter().find(|g| g.name == group.name);
+    assert_eq!(approved.map(|g| g.requests_gained), Some(0));
+    // Declined, approval would open the same requests again.
+    decide_group(&mut store, "demo-dst", &group.name, GroupDecision::Decline).unwrap();
+    let declined = list_groups(&mut store, "demo-dst", false).unwrap().into_iter().find(|g| g.name == group.name);
+    assert_eq!(declined.map(|g| g.requests_gained), Some(group.requests_gained));
 }
 
 fn only_imported_groups_are_reviewed(backend: Backend) {

@@ -182,6 +182,14 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     }
     click(c, "a[href$='/requests/SUP-3']").await?;
     text_when(c, "h1", |h| h.starts_with("SUP-3")).await?;
+    // An internationalized email (a UTF-8 local part, NFD-spelled in the
+    // snapshot) signs in through the same form, typed as people type it.
+    let jose = set_password(server, INTERNATIONAL, None).await;
+    sign_in(c, &format!("{base}/help/us/sign-in"), INTERNATIONAL, &jose, HELP).await?;
+    let keys = my_requests(c).await?;
+    if keys != ["HR-2"] {
+        return Err(format!("{INTERNATIONAL} sees {keys:?}, not HR-2"));
+    }
     // The duplicate: before the upgrade fay sees SUP-6 only.
     let fay = set_password(server, "fay@acme.test", Some(ferry_core::model::AccountType::Atlassian)).await;
     sign_in(c, &format!("{base}/help/us/sign-in"), "fay@acme.test", &fay, HELP).await?;
@@ -222,10 +230,20 @@ fn screenshot_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots")
 }
 
+/// A customer of the destination whose email is not ASCII.
+const INTERNATIONAL: &str = "josé.müller@acme.test";
+
 pub fn the_story_in_a_browser(backend: Backend) {
     let (server, root, _) = start(backend);
     let admin = server.sign_in("root@acme.test", &root);
     story_sites(&server, &admin);
+    let jose = json!({"files": {
+        "accounts.csv": "account_id,account_type,email,display_name,active,email_verified\npo-jose,customer,Jose\u{301}.Mu\u{308}ller@acme.test,José Müller,true,true\n",
+        "customers.csv": "project_key,account_id\nHR,po-jose\n",
+        "requests.csv": "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization\nHR-2,HR,Zugang,Open,2026-02-02T09:00:00Z,po-jose,,\n",
+    }});
+    let (status, body) = server.call(&admin, reqwest::Method::POST, "/api/v1/sites/us/import", Some(jose));
+    assert!(status.is_success(), "{body}");
     let driver = driver();
     let outcome = server.runtime.block_on(async {
         let c = browser(&driver).await;
