@@ -413,6 +413,16 @@ fn authorization_of_every_route_per_role(backend: Backend) {
     let (status, body) = server.call(&token, Method::POST, "/api/v1/tokens", Some(json!({"name": "second"})));
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["error"]["code"], "session_required");
+    // Organizations: a signed-in admin creates one (and administers it);
+    // a token cannot; a name taken elsewhere says so without naming whose.
+    let (status, body) = server.call(&token, Method::POST, "/api/v1/orgs", Some(json!({"org": "by-token"})));
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("session_required")), "{body}");
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/orgs", Some(json!({"org": "acme-labs"})));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) =
+        server.call(&stranger, Method::POST, "/api/v1/orgs/elsewhere/sites", Some(json!({"site": "us"})));
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(!body.to_string().contains("acme"), "another organization's name leaked: {body}");
     let (status, _) = server.call(
         &admin,
         Method::POST,

@@ -79,8 +79,10 @@ pub fn create_site(tx: &mut Tx<'_>, org: &str, slug: &str) -> Result<Site> {
     let org_id = org_id(tx, org)?.ok_or_else(|| {
         StoreError::NotFound(format!("no organization named {org:?}; create it with `ferry org create {org}`"))
     })?;
-    if let Some(existing) = find_site(tx, slug)? {
-        return Err(StoreError::Conflict(format!("site {slug:?} already exists (in organization {:?})", existing.org)));
+    // Site names are unique in the cloud, so that one is taken is said;
+    // which organization holds it is not (it may be another's).
+    if find_site(tx, slug)?.is_some() {
+        return Err(StoreError::Conflict(format!("site name {slug:?} is already taken; choose another")));
     }
     let now = chrono::Utc::now().to_rfc3339();
     tx.execute(

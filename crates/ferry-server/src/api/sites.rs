@@ -42,14 +42,24 @@ pub async fn list_orgs(caller: AdminCaller) -> Json<Vec<String>> {
     Json(caller.admin.orgs)
 }
 
-/// Creates an organization; the caller becomes its admin.
+/// Creates an organization; the caller becomes its admin. A signed-in
+/// admin only (403 `session_required` with an API token): a token acts in
+/// its admin's organizations and never widens them. Creating one grants
+/// nothing in any other organization.
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "sites", request_body = NewOrg,
-    responses((status = 201, body = Vec<String>), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = Vec<String>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_org(
     State(state): State<AppState>,
     caller: AdminCaller,
     Body(body): Body<NewOrg>,
 ) -> ApiResult<(StatusCode, Json<Vec<String>>)> {
+    if caller.via_token {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "session_required",
+            "organizations are created by a signed-in admin, not with an API token",
+        ));
+    }
     let actor = caller.actor.clone();
     let admin = caller.admin.id;
     let orgs = state
