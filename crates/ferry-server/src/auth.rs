@@ -17,6 +17,39 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
 pub const SESSION_COOKIE: &str = "ferry_session";
+/// The help centers' session cookie, apart from the admins' one (path
+/// `/help`), so that a customer signing in to a help center in the same
+/// browser never signs the admin out of the console, nor the other way.
+pub const HELP_COOKIE: &str = "ferry_help_session";
+
+/// Which session a request's path belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// The console and the API.
+    Admin,
+    /// The help centers under `/help`.
+    Help,
+}
+
+impl SessionKind {
+    pub fn of_path(path: &str) -> SessionKind {
+        if path == "/help" || path.starts_with("/help/") { SessionKind::Help } else { SessionKind::Admin }
+    }
+
+    fn cookie_name(self) -> &'static str {
+        match self {
+            SessionKind::Admin => SESSION_COOKIE,
+            SessionKind::Help => HELP_COOKIE,
+        }
+    }
+
+    fn cookie_path(self) -> &'static str {
+        match self {
+            SessionKind::Admin => "/",
+            SessionKind::Help => "/help",
+        }
+    }
+}
 /// How long a sign-in lasts.
 pub const SESSION_HOURS: i64 = 12;
 
@@ -47,16 +80,16 @@ pub fn secret_hash(secret: &str) -> String {
 /// Prefix of API tokens, so that a leaked one is recognizable.
 pub const TOKEN_PREFIX: &str = "ferry_";
 
-/// The session cookie for `id`: HttpOnly, SameSite=Lax, whole site; it
+/// The session cookie of `kind` for `id`: HttpOnly, SameSite=Lax; it
 /// lasts as long as the browser session, and the server forgets the session
 /// after [`SESSION_HOURS`] whatever the browser keeps.
-pub fn session_cookie(id: String) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, id)).http_only(true).same_site(SameSite::Lax).path("/").build()
+pub fn session_cookie(kind: SessionKind, id: String) -> Cookie<'static> {
+    Cookie::build((kind.cookie_name(), id)).http_only(true).same_site(SameSite::Lax).path(kind.cookie_path()).build()
 }
 
-/// The cookie that tells the browser to drop the session.
-pub fn removal_cookie() -> Cookie<'static> {
-    let mut cookie = session_cookie(String::new());
+/// The cookie that tells the browser to drop the session of `kind`.
+pub fn removal_cookie(kind: SessionKind) -> Cookie<'static> {
+    let mut cookie = session_cookie(kind, String::new());
     cookie.make_removal();
     cookie
 }
@@ -118,7 +151,9 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    pub fn of(headers: &axum::http::HeaderMap) -> ApiResult<Credentials> {
+    /// The credentials of a request to `path`: a bearer token, or the
+    /// session cookie of the part of the site `path` is in.
+    pub fn of(headers: &axum::http::HeaderMap, path: &str) -> ApiResult<Credentials> {
         if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
             let token = value
                 .to_str()
@@ -129,7 +164,8 @@ impl Credentials {
             return Ok(Credentials::Token(token.to_owned()));
         }
         let jar = CookieJar::from_headers(headers);
-        Ok(match jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).filter(|v| !v.is_empty()) {
+        let cookie = SessionKind::of_path(path).cookie_name();
+        Ok(match jar.get(cookie).map(|c| c.value().to_owned()).filter(|v| !v.is_empty()) {
             Some(id) => Credentials::Session(id),
             None => Credentials::None,
         })
@@ -180,7 +216,7 @@ impl FromRequestParts<AppState> for Credentials {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> ApiResult<Credentials> {
-        Credentials::of(&parts.headers)
+        Credentials::of(&parts.headers, parts.uri.path())
     }
 }
 
@@ -188,7 +224,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
-        let credentials = Credentials::of(&parts.headers)?;
+        let credentials = Credentials::of(&parts.headers, parts.uri.path())?;
         if matches!(credentials, Credentials::None) {
             return Ok(Caller::Anonymous);
         }

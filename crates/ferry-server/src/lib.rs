@@ -12,8 +12,6 @@ mod extract;
 mod state;
 pub mod ui;
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::IntoResponse;
@@ -65,7 +63,49 @@ fn security_headers() -> Vec<(HeaderName, HeaderValue)> {
     ]
 }
 
+/// How long a connection may take to send a request's headers, counted
+/// from when it opens or finished its previous request. A client that opens
+/// a connection and sends nothing, or sends headers a byte a minute, is
+/// disconnected then instead of holding a socket and a task forever.
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Serves `state` on `listener` until the process is stopped.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>()).await
+    serve_with(listener, state, HEADER_READ_TIMEOUT).await
+}
+
+/// [`serve`] with another header-read timeout (tests use a short one).
+/// HTTP/1.1 on each accepted connection (a version-sniffing server would
+/// wait for a first byte before any timeout applies); the peer's address
+/// reaches handlers as axum's `ConnectInfo` (sign-in limits).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    header_read_timeout: std::time::Duration,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
+    let app = app(state);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors and the like: the next accept may
+            // succeed once connections close.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                app.clone().oneshot(request)
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+            // A connection that ends badly concerns only its client.
+            let _ = builder.serve_connection(TokioIo::new(stream), service).with_upgrades().await;
+        });
+    }
 }

@@ -29,6 +29,8 @@ on_both_backends!(
     two_servers_share_sessions_and_one_applies_a_run,
     a_rollback_ends_the_sessions_of_the_accounts_it_removes,
     a_name_too_common_to_search_is_left_out_and_said,
+    console_and_help_center_sessions_stay_apart,
+    idle_connections_are_closed,
 );
 
 struct Server {
@@ -667,43 +669,56 @@ fn every_route_as_every_role(backend: Backend) {
     const TO_SIGN_IN: S = S::SEE_OTHER;
     const FORBIDDEN: S = S::FORBIDDEN;
     // Pages: (method, path, form, outcome per role in the order above).
+    // Customers' help-center cookie is never sent to the console (its path
+    // is /help), so there they are anonymous; one forced into the admins'
+    // cookie is refused below.
     let pages: [(&str, &str, &str, [S; 5]); 26] = [
-        ("GET", "/console", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
-        ("GET", "/console/users", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
-        ("GET", "/console/copies", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
-        ("GET", "/console/audit", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
-        ("GET", "/console/tokens", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
-        ("GET", "/console/sites/us/customers", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
-        ("GET", "/console/sites/us/groups/customers-from-eu", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
-        ("GET", "/console/copies/1", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
-        ("GET", "/console/copies/1/progress", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
-        ("GET", "/console/copies/1/details", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
-        ("GET", "/console/copies/1/files/RequiresAttention.csv", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
-        ("GET", "/console/copies/1/report.zip", "", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
-        ("POST", "/console/copies/check", "from=eu&to=us", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK]),
+        ("GET", "/console", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
+        ("GET", "/console/users", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
+        ("GET", "/console/copies", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
+        ("GET", "/console/audit", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
+        ("GET", "/console/tokens", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
+        ("GET", "/console/sites/us/customers", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        ("GET", "/console/sites/us/groups/customers-from-eu", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        ("GET", "/console/copies/1", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        ("GET", "/console/copies/1/progress", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        ("GET", "/console/copies/1/details", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        (
+            "GET",
+            "/console/copies/1/files/RequiresAttention.csv",
+            "",
+            [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK],
+        ),
+        ("GET", "/console/copies/1/report.zip", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        ("POST", "/console/copies/check", "from=eu&to=us", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
         (
             "POST",
             "/console/sites/us/upgrade",
             "email=fay%40acme.test",
-            [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK],
+            [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK],
         ),
         (
             "POST",
             "/console/sites/us/groups/customers-from-eu/approve",
             "",
-            [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, OK],
+            [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK],
         ),
         // Creating a site answers with a redirect to the console.
-        ("POST", "/console/sites", "org=acme&site=extra", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, S::SEE_OTHER]),
+        (
+            "POST",
+            "/console/sites",
+            "org=acme&site=extra",
+            [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, S::SEE_OTHER],
+        ),
         ("GET", "/help/us", "", [TO_SIGN_IN, OK, TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN]),
         ("GET", "/help/us/requests/SUP-3", "", [TO_SIGN_IN, OK, TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN]),
         ("GET", "/help/us/requests/SUP-1", "", [TO_SIGN_IN, S::NOT_FOUND, TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN]),
         ("GET", "/help/eu", "", [TO_SIGN_IN, TO_SIGN_IN, OK, TO_SIGN_IN, TO_SIGN_IN]),
         ("GET", "/help/us/sign-in", "", [OK, OK, OK, OK, OK]),
         // A run from the console answers with a redirect to its page.
-        ("POST", "/console/copies/run", "from=eu&to=us", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, FORBIDDEN, S::SEE_OTHER]),
+        ("POST", "/console/copies/run", "from=eu&to=us", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, S::SEE_OTHER]),
         // Any admin may make its own token; nobody else.
-        ("POST", "/console/tokens", "name=own", [TO_SIGN_IN, FORBIDDEN, FORBIDDEN, OK, OK]),
+        ("POST", "/console/tokens", "name=own", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
         ("GET", "/static/ferry.css", "", [OK, OK, OK, OK, OK]),
         // The root sends everyone to the console (which decides from there).
         ("GET", "/", "", [S::SEE_OTHER, S::SEE_OTHER, S::SEE_OTHER, S::SEE_OTHER, S::SEE_OTHER]),
@@ -742,14 +757,41 @@ fn every_route_as_every_role(backend: Backend) {
             .status()
     });
     assert_eq!(minted, FORBIDDEN, "a token mints no token through the console");
-    // The API: customers get nothing from it, anonymous callers only sign-in.
+    // The API: customers get nothing from it. Their browsers send it no
+    // session (401); a customer's session forced into the admins' cookie
+    // is a customer still (403), on the API and on the console.
+    let forced_id = "forced-customer-session";
+    store
+        .write(|tx| {
+            let site = ferry_store::sites::site(tx, "us")?;
+            let chen = ferry_store::accounts::find_by_email(tx, site.id, "chen@acme.test", None)?.unwrap();
+            let owner = ferry_store::web::SessionOwner::Customer { account_id: chen.id, site_id: site.id };
+            ferry_store::web::create_session(
+                tx,
+                &ferry_server::auth::secret_hash(forced_id),
+                owner,
+                "2999-01-01T00:00:00Z",
+            )
+        })
+        .unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::COOKIE, format!("ferry_session={forced_id}").parse().unwrap());
+    let forced =
+        Client::builder().default_headers(headers).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for path in ["/console", "/console/sites/us/customers"] {
+        assert_eq!(server.raw(&forced, Method::GET, path, None, &[]).0, FORBIDDEN, "forced: GET {path}");
+    }
     for (method, path, concrete) in documented_operations(&server) {
         if path == "/api/v1/session" {
             continue;
         }
-        for (role, client) in [("customer of us", &customer_a), ("customer of eu", &customer_b)] {
+        for (role, client, want) in [
+            ("customer of us", &customer_a, S::UNAUTHORIZED),
+            ("customer of eu", &customer_b, S::UNAUTHORIZED),
+            ("customer session as admin cookie", &forced, FORBIDDEN),
+        ] {
             let (status, body) = server.call(client, method.clone(), &concrete, Some(json!({})));
-            assert_eq!(status, FORBIDDEN, "{role}: {method} {path}: {body}");
+            assert_eq!(status, want, "{role}: {method} {path}: {body}");
         }
     }
 }
@@ -875,4 +917,70 @@ fn a_name_too_common_to_search_is_left_out_and_said(backend: Backend) {
     expected.sort();
     assert_eq!(emails, expected[..500]);
     assert_eq!(search("other"), (false, vec!["zed.other@names.test".to_owned()]));
+}
+
+/// Issue 14, 13: signing in to a help center in the browser an admin uses
+/// for the console signs neither out: the two keep separate cookies.
+fn console_and_help_center_sessions_stay_apart(backend: Backend) {
+    let (server, root, _) = start(backend);
+    let admin = server.sign_in("root@acme.test", &root);
+    story_sites(&server, &admin);
+    let mut store = server.store();
+    let fay = ferry_server::admin::set_customer_password(&mut store, "us", "fay@acme.test", None).unwrap();
+    let browser = browser_like();
+    let form = |email: &str, password: &str| format!("email={}&password={}", urlencode(email), urlencode(password));
+    assert_eq!(form_post(&server, &browser, "/sign-in", &form("root@acme.test", &root)), StatusCode::SEE_OTHER);
+    assert_eq!(form_post(&server, &browser, "/help/us/sign-in", &form("fay@acme.test", &fay)), StatusCode::SEE_OTHER);
+    let get = |path: &str| {
+        server.runtime.block_on(async {
+            let response = browser.get(format!("{}{path}", server.base)).send().await.unwrap();
+            (response.status(), response.text().await.unwrap())
+        })
+    };
+    let (status, page) = get("/console");
+    assert_eq!(status, StatusCode::OK, "the admin was signed out of the console: {page}");
+    let (status, page) = get("/help/us");
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("HR-1"), "the customer was signed out of the help center: {page}");
+    // Signing out of one leaves the other signed in.
+    let status = server
+        .runtime
+        .block_on(async { browser.post(format!("{}/help/us/sign-out", server.base)).send().await.unwrap().status() });
+    assert!(status.is_redirection(), "{status}");
+    assert_eq!(get("/console").0, StatusCode::OK);
+    assert!(get("/help/us").0.is_redirection(), "signed out of the help center");
+}
+
+/// Issue 14, 13: a connection that sends no request is closed once the
+/// header-read timeout passes, instead of being kept forever; requests on
+/// other connections go on.
+fn idle_connections_are_closed(backend: Backend) {
+    use std::io::Read;
+    let (server, _, _) = start(backend);
+    let state = AppState::open(&server.db.url).unwrap();
+    let address = server.runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(ferry_server::serve_with(listener, state, Duration::from_millis(500)));
+        address
+    });
+    let mut idle: Vec<std::net::TcpStream> = (0..50).map(|_| std::net::TcpStream::connect(address).unwrap()).collect();
+    let started = std::time::Instant::now();
+    for connection in &mut idle {
+        connection.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buffer = [0u8; 64];
+        // Closed by the server: end of stream (or a reset), not a time-out.
+        match connection.read(&mut buffer) {
+            Ok(n) => assert_eq!(n, 0, "the server sent {:?}", String::from_utf8_lossy(&buffer[..n])),
+            Err(e) => assert!(
+                !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                "an idle connection was kept open: {e}"
+            ),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let status = server
+        .runtime
+        .block_on(async { reqwest::get(format!("http://{address}/api/v1/openapi.json")).await.unwrap().status() });
+    assert_eq!(status, StatusCode::OK);
 }

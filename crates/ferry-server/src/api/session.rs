@@ -91,7 +91,10 @@ pub async fn sign_in(
         .store(None, move |store| Ok(store.read(|tx| web::admin(tx, id))?))
         .await?
         .ok_or_else(ApiError::unauthorized)?;
-    Ok((jar.add(auth::session_cookie(session)), Json(Me { email: admin.email, orgs: admin.orgs })))
+    Ok((
+        jar.add(auth::session_cookie(auth::SessionKind::Admin, session)),
+        Json(Me { email: admin.email, orgs: admin.orgs }),
+    ))
 }
 
 /// Sign out: ends this browser's session (admin or customer).
@@ -102,7 +105,7 @@ pub async fn sign_out(
     jar: CookieJar,
 ) -> ApiResult<(StatusCode, CookieJar)> {
     auth::end_session(&state, caller).await;
-    Ok((StatusCode::NO_CONTENT, jar.add(auth::removal_cookie())))
+    Ok((StatusCode::NO_CONTENT, jar.add(auth::removal_cookie(auth::SessionKind::Admin))))
 }
 
 /// Who is signed in.

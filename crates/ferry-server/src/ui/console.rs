@@ -78,7 +78,8 @@ async fn sign_in(
 ) -> Response {
     match crate::api::session::admin_sign_in(&state, peer, &form.email, &form.password).await {
         Ok(id) => match auth::start_session(&state, SessionOwner::Admin(id)).await {
-            Ok(session) => (jar.add(auth::session_cookie(session)), Redirect::to("/console")).into_response(),
+            Ok(session) => (jar.add(auth::session_cookie(auth::SessionKind::Admin, session)), Redirect::to("/console"))
+                .into_response(),
             Err(e) => UiError(e).into_response(),
         },
         Err(e) => {
@@ -95,7 +96,7 @@ async fn sign_in(
 
 async fn sign_out(State(state): State<AppState>, caller: Caller, jar: CookieJar) -> Response {
     auth::end_session(&state, caller).await;
-    (jar.add(auth::removal_cookie()), Redirect::to("/sign-in")).into_response()
+    (jar.add(auth::removal_cookie(auth::SessionKind::Admin)), Redirect::to("/sign-in")).into_response()
 }
 
 struct SiteRow {

@@ -115,9 +115,11 @@ async fn sign_in(
     match check_customer(&state, peer, &site, &form.email, &form.password).await {
         Ok((account_id, site_id)) => {
             match auth::start_session(&state, SessionOwner::Customer { account_id, site_id }).await {
-                Ok(session) => {
-                    (jar.add(auth::session_cookie(session)), Redirect::to(&format!("/help/{site}"))).into_response()
-                }
+                Ok(session) => (
+                    jar.add(auth::session_cookie(auth::SessionKind::Help, session)),
+                    Redirect::to(&format!("/help/{site}")),
+                )
+                    .into_response(),
                 Err(e) => UiError(e).into_response(),
             }
         }
@@ -127,7 +129,8 @@ async fn sign_in(
 
 async fn sign_out(State(state): State<AppState>, caller: Caller, Path(site): Path<String>, jar: CookieJar) -> Response {
     auth::end_session(&state, caller).await;
-    (jar.add(auth::removal_cookie()), Redirect::to(&format!("/help/{site}/sign-in"))).into_response()
+    (jar.add(auth::removal_cookie(auth::SessionKind::Help)), Redirect::to(&format!("/help/{site}/sign-in")))
+        .into_response()
 }
 
 #[derive(Template)]
