@@ -743,6 +743,8 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
         }
         CopyCommand::Run(args) => {
             let options = args.options()?;
+            // What run refuses is refused before the report folder is made.
+            store.read(|tx| ferry_copy::check_can_start(tx, &options))?;
             // The report folder must be writable before any work: its
             // default is named after the run, so its parent is checked.
             match &args.report {

@@ -100,6 +100,18 @@ pub fn validate_options(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(), Co
     crate::plan::validate_frame(tx, options)
 }
 
+/// [`validate_options`], and that no other run into the destination is
+/// unfinished: what `run` refuses before it starts, for callers that check
+/// before they prepare anything (a report folder). `run` checks again.
+pub fn check_can_start(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(), CopyError> {
+    validate_options(tx, options)?;
+    let destination = sites::site(tx, &options.to)?;
+    match sites::unfinished_run_into(tx, destination.id)? {
+        Some(run) => Err(CopyError::DestinationBusy { run, site: destination.slug }),
+        None => Ok(()),
+    }
+}
+
 /// Carries out a copy plan. `started` receives the run id before any work,
 /// so a script can resume the run if this process dies. Options that are
 /// wrong, and a destination another run is still copying into, are refused
@@ -147,7 +159,7 @@ pub fn run(
         Ok(run_id)
     })?;
     started(run_id);
-    let data = continue_or_fail(store, run_id, progress)?;
+    let data = continue_run(store, run_id, progress)?;
     Ok((run_id, data))
 }
 
@@ -198,28 +210,38 @@ pub fn resume(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Re
         )?;
         Ok(())
     })?;
-    continue_or_fail(store, run_id, progress)
+    continue_run(store, run_id, progress)
 }
 
-/// [`continue_run`], recording a failure as the run's terminal state
-/// `failed` with its error, so that a run that cannot go on never blocks
-/// other work. Blocking conflicts (state `blocked`), another process's
-/// claim and a rollback meanwhile are not failures of the run. A failure
-/// that cannot even be recorded (the database is gone) leaves the run as
-/// it was, for resume.
-fn continue_or_fail(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
-    let result = continue_run(store, run_id, progress);
-    if let Err(e) = &result
-        && !matches!(e, CopyError::Conflicts(_) | CopyError::Claimed(_) | CopyError::NotResumable { .. })
-    {
-        let error = e.to_string();
-        let _ = store.write(|tx| {
-            tx.execute(
-                "UPDATE copy_runs SET state = 'failed', error = $2, finished_at = $3
-                 WHERE id = $1 AND state IN ('planning', 'applying')",
-                &[Val::I(run_id), Val::T(&error), Val::T(&now())],
-            )
-        });
+/// Records a failure of run `run_id` as its terminal state `failed` with
+/// its error, so that a run that cannot go on never blocks other work; the
+/// result is passed on. Only failures that would repeat on resume count:
+/// the source changed under the run, a constraint the writes break. A
+/// failure that may pass (a full disk, a busy or lost database, a
+/// deadlock) leaves the run `applying` for `copy resume`, as a crash does.
+/// Blocking conflicts (state `blocked`), another process's claim and a
+/// rollback meanwhile are not failures of the run.
+fn record_failure(
+    store: &mut Store,
+    run_id: i64,
+    result: Result<ReportData, CopyError>,
+) -> Result<ReportData, CopyError> {
+    if let Err(e) = &result {
+        let permanent = match e {
+            CopyError::Conflicts(_) | CopyError::Claimed(_) | CopyError::NotResumable { .. } => false,
+            CopyError::Store(store_error) => !store_error.is_transient(),
+            _ => true,
+        };
+        if permanent {
+            let error = e.to_string();
+            let _ = store.write(|tx| {
+                tx.execute(
+                    "UPDATE copy_runs SET state = 'failed', error = $2, finished_at = $3
+                     WHERE id = $1 AND state IN ('planning', 'applying')",
+                    &[Val::I(run_id), Val::T(&error), Val::T(&now())],
+                )
+            });
+        }
     }
     result
 }
@@ -301,7 +323,10 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        // A failure is recorded while the claim is held, so that no other
+        // process takes the run up in between.
         let result = continue_claimed(store, run_id, progress);
+        let result = record_failure(store, run_id, result);
         let released = store.read(|tx| tx.query_opt("SELECT pg_advisory_unlock($1)", &params, |r| r.bool(0)));
         return match (result, released) {
             (Err(e), _) => Err(e),
@@ -313,7 +338,10 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
     // while this one goes on writing: the copying and syncing of each
     // checkpoint then costs the run no time of its own.
     let Some(mut checkpointer) = store.sqlite_sibling()? else {
-        return store.with_checkpoints_every(CHECKPOINT_PAGES, |store| continue_claimed(store, run_id, progress));
+        return store.with_checkpoints_every(CHECKPOINT_PAGES, |store| {
+            let result = continue_claimed(store, run_id, progress);
+            record_failure(store, run_id, result)
+        });
     };
     store.with_checkpoints_every(CHECKPOINT_PAGES_BESIDE, |store| {
         std::thread::scope(|scope| {
@@ -327,7 +355,7 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
             });
             let result = continue_claimed(store, run_id, progress);
             drop(stop);
-            result
+            record_failure(store, run_id, result)
         })
     })
 }
@@ -487,8 +515,21 @@ fn apply_phases_with(
             }
             loop {
                 let row = store.read(|tx| load_run(tx, run_id))?;
-                if row.state == "rolled_back" {
-                    return Err(CopyError::Invalid(format!("run {run_id} was rolled back while it was being applied")));
+                match row.state.as_str() {
+                    "applying" => {}
+                    // Finished by another process meanwhile.
+                    "done" => return Ok(()),
+                    "rolled_back" => {
+                        return Err(CopyError::Invalid(format!(
+                            "run {run_id} was rolled back while it was being applied"
+                        )));
+                    }
+                    // Failed in another process meanwhile: stop, never spin.
+                    _ => {
+                        return Err(store.read(|tx| resumable(tx, run_id)).err().unwrap_or_else(|| {
+                            CopyError::Invalid(format!("run {run_id} is {} and no longer applying", row.state))
+                        }));
+                    }
                 }
                 if row.phase != phase {
                     return Ok(());

@@ -54,10 +54,9 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
          FROM copy_runs r JOIN copy_runs l ON l.destination_site_id = r.destination_site_id AND l.id > r.id
               AND l.source_site_id <> r.source_site_id
          WHERE r.id = $1 AND l.state IN ('done', 'failed')
-           AND EXISTS (SELECT 1 FROM copy_customers lc JOIN copy_customers rc
-                         ON rc.run_id = r.id AND rc.new_account_ext_id IS NOT NULL
-                        AND rc.destination_account_id = lc.destination_account_id
-                       WHERE lc.run_id = l.id)
+           AND EXISTS (SELECT 1 FROM copy_customers lc WHERE lc.run_id = l.id AND lc.destination_account_id IN
+                         (SELECT destination_account_id FROM copy_customers
+                          WHERE run_id = $1 AND new_account_ext_id IS NOT NULL))
          ORDER BY l.id",
         &run,
         |r| Ok(r.text(0)?.to_owned()),
@@ -125,8 +124,9 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
             .query_opt("SELECT state FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| Ok(r.text(0)?.to_owned()))?
             .ok_or_else(|| ferry_store::StoreError::NotFound(format!("no copy run {run_id}")))?;
         match state.as_str() {
-            // A failed run may have applied some chunks: those go.
-            "applying" | "done" | "failed" => {}
+            // A failed run may have applied some chunks: those go. A run
+            // killed while planning wrote no decisions: it just ends.
+            "planning" | "applying" | "done" | "failed" => {}
             "rolled_back" => return Err(CopyError::Invalid(format!("run {run_id} is already rolled back"))),
             other => return Err(CopyError::Invalid(format!("run {run_id} is {other}: it changed nothing to roll back"))),
         }

@@ -4,6 +4,8 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::io::Write as _;
+
 use ferry_copy::CopyError;
 use ferry_remedy::RemedyError;
 use ferry_store::StoreError;
@@ -17,6 +19,9 @@ pub struct ApiError {
     pub message: String,
     /// Extra lines (blocking conflicts, rollback blockers).
     pub details: Vec<String>,
+    /// Seconds after which a refused request may be tried again (sent as
+    /// `Retry-After`).
+    pub retry_after: Option<u64>,
 }
 
 /// The body of every error response.
@@ -28,8 +33,10 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for scripts: `unauthorized`, `forbidden`, `not_found`,
-    /// `invalid`, `conflict`, `blocking_conflicts`, `rollback_refused`, `run_claimed`,
-    /// `rate_limited`, `session_required`, `csrf`, `internal`.
+    /// `invalid`, `unsupported_media_type`, `conflict`, `blocking_conflicts`,
+    /// `rollback_refused`, `run_claimed`, `run_done`, `not_resumable`,
+    /// `run_unfinished`, `rate_limited`, `session_required`, `csrf`,
+    /// `internal`.
     pub code: String,
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -38,7 +45,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: Vec::new() }
+        ApiError { status, code, message: message.into(), details: Vec::new(), retry_after: None }
     }
     pub fn unauthorized() -> ApiError {
         ApiError::new(
@@ -69,7 +76,11 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail { code: self.code.to_owned(), message: self.message, details: self.details },
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -81,7 +92,9 @@ impl From<StoreError> for ApiError {
             _ => {
                 // The detail (which may quote rows) goes to the server's log
                 // only; the caller gets the stable code.
-                eprintln!("ferry serve: database error: {e}");
+                // stderr may be closed (`ferry serve 2>&1 | head`): then
+                // the line is dropped, never a panic.
+                let _ = writeln!(std::io::stderr(), "ferry serve: database error: {e}");
                 ApiError::internal(format!("database error ({}); the server's log has the detail", e.code()))
             }
         }
@@ -97,12 +110,14 @@ impl From<CopyError> for ApiError {
                 code: "blocking_conflicts",
                 message: format!("{} blocking conflict(s); nothing was copied", conflicts.len()),
                 details: conflicts.iter().map(|c| format!("{}: {} ({})", c.kind, c.problem, c.resolution)).collect(),
+                retry_after: None,
             },
             CopyError::RollbackRefused { run, blockers } => ApiError {
                 status: StatusCode::CONFLICT,
                 code: "rollback_refused",
                 message: format!("run {run} cannot be rolled back"),
                 details: blockers,
+                retry_after: None,
             },
             e @ CopyError::Claimed(_) => ApiError::new(StatusCode::CONFLICT, "run_claimed", e.to_string()),
             CopyError::NotResumable { state, message, .. } => {

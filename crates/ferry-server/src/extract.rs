@@ -23,7 +23,14 @@ pub struct Path<T>(pub T);
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> ApiError {
-        ApiError::invalid(format!("the request body is not what this route takes: {}", e.body_text()))
+        match e {
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the request body as JSON with `Content-Type: application/json`",
+            ),
+            e => ApiError::invalid(format!("the request body is not what this route takes: {}", e.body_text())),
+        }
     }
 }
 

@@ -23,7 +23,8 @@ pub use state::AppState;
 
 /// The whole application: API, OpenAPI document, security layers.
 pub fn app(state: AppState) -> Router {
-    let (api, doc) = api::router().split_for_parts();
+    let (api, mut doc) = api::router().split_for_parts();
+    api::document_errors(&mut doc);
     let doc_json = serde_json::to_string(&doc).unwrap_or_else(|_| "{}".to_owned());
     let mut router = api
         .route(

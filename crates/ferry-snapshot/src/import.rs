@@ -221,11 +221,11 @@ static PROJECTS: TableSpec = TableSpec {
     columns: &["id", "site_id", "key", "name"],
     on_conflict: OnConflict::Upsert(&["id"]),
 };
-/// Groups: new ones, and existing ones whose `state` the file sets.
+/// Groups this import creates (a group on the site keeps its row).
 static GROUPS: TableSpec = TableSpec {
     table: "groups",
     columns: &["id", "site_id", "name", "name_key", "state"],
-    on_conflict: OnConflict::Upsert(&["id"]),
+    on_conflict: OnConflict::Ignore,
 };
 static GROUP_MEMBERS: TableSpec =
     TableSpec { table: "group_members", columns: &["group_id", "account_id"], on_conflict: OnConflict::Ignore };
@@ -317,9 +317,10 @@ struct SiteIndex {
     portal_by_email: FxHashMap<Key, Key>,
     projects: FxHashMap<Key, (i64, u64)>,
     groups: FxHashMap<Key, i64>,
-    /// Group id -> the state its first row in this import gave (`None`:
-    /// empty) and that row's line.
-    group_states: FxHashMap<i64, (Option<GroupState>, u64)>,
+    /// Group id -> its state (on the site before, or given by its first
+    /// row in this import, an empty state meaning active) and that row's
+    /// line (0: on the site before).
+    group_states: FxHashMap<i64, (GroupState, u64)>,
     organizations: FxHashMap<Key, i64>,
     requests: FxHashMap<Key, RequestEntry>,
     account_ids: IdAllocator,
@@ -375,8 +376,12 @@ impl SiteIndex {
             index.projects.insert(Key::from(r.text(0)?), (r.int(1)?, 0));
             Ok(())
         })?;
-        tx.query_each("SELECT name_key, id FROM groups WHERE site_id = $1", &site, |r| {
-            index.groups.insert(Key::from(r.text(0)?), r.int(1)?);
+        tx.query_each("SELECT name_key, id, state FROM groups WHERE site_id = $1", &site, |r| {
+            let id = r.int(1)?;
+            index.groups.insert(Key::from(r.text(0)?), id);
+            let state = GroupState::parse(r.text(2)?)
+                .ok_or_else(|| StoreError::Decode { column: 2, reason: format!("group state {:?}", r.text(2)) })?;
+            index.group_states.insert(id, (state, 0));
             Ok(())
         })?;
         tx.query_each("SELECT name, id FROM organizations WHERE site_id = $1", &site, |r| {
@@ -670,39 +675,44 @@ impl Validator {
                         (group_id, false)
                     }
                 };
-                // A group's rows must agree on its state; the first row
-                // that names the group in this import writes it.
+                // A group's rows must agree on its state. A snapshot never
+                // changes the state of a group already on the site: that is
+                // a review decision, made (and audited) by `group approve`
+                // or `decline`; an empty state leaves it as it is.
                 match self.index.group_states.get(&group_id) {
-                    Some((first_state, first_line)) => {
+                    Some((known, first_line)) => {
                         if let Some(state) = state
-                            && Some(state) != *first_state
+                            && state != *known
                         {
-                            return bad(format!(
-                                "group {name:?} has state {} here but {} on line {first_line}",
-                                state.as_str(),
-                                first_state.map_or("(empty)", GroupState::as_str)
-                            ));
+                            let known = known.as_str();
+                            return bad(if existed && *first_line == 0 {
+                                format!(
+                                    "group {name:?} is {known} on site {}; a snapshot does not change a group's \
+                                     review state (use `ferry group approve` or `decline`)",
+                                    self.site_slug
+                                )
+                            } else {
+                                format!(
+                                    "group {name:?} has state {} here but {known} on line {first_line}",
+                                    state.as_str()
+                                )
+                            });
                         }
                     }
                     None => {
+                        // A new group without a state is active (SPEC §7).
+                        let state = state.unwrap_or(GroupState::Active);
                         self.index.group_states.insert(group_id, (state, line));
-                        // A new group without a state is active (SPEC §7);
-                        // an existing one keeps its state unless the file
-                        // names one, so an older two-column file never
-                        // turns a group awaiting review into a granting one.
-                        if !existed || state.is_some() {
-                            let state = state.unwrap_or(GroupState::Active);
-                            self.push(
-                                0,
-                                &[
-                                    Val::I(group_id),
-                                    Val::I(site_id),
-                                    Val::T(name),
-                                    Val::T(&name_key),
-                                    Val::T(state.as_str()),
-                                ],
-                            )?;
-                        }
+                        self.push(
+                            0,
+                            &[
+                                Val::I(group_id),
+                                Val::I(site_id),
+                                Val::T(name),
+                                Val::T(&name_key),
+                                Val::T(state.as_str()),
+                            ],
+                        )?;
                     }
                 }
                 let member = id(1);

@@ -546,7 +546,91 @@ fn the_demo_loads_every_case(backend: Backend) {
     assert!(again.is_err(), "a second demo into the same database is refused");
 }
 
+/// SPEC §7: `state` in groups.csv. Export writes it, import reads it; an
+/// older two-column file still imports; rows of a group agree; a snapshot
+/// never changes the review state of a group already on the site.
+fn group_states_round_trip_and_never_change_by_import(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    sites(&mut store, &["eu", "us"]);
+    let accounts =
+        format!("{ACCOUNTS}aa-1,atlassian,a@acme.test,A,true,true\naa-2,atlassian,b@acme.test,B,true,true\n");
+    let groups =
+        "group_name,account_id,state\npending,aa-1,awaiting_review\npending,aa-2,\nno,aa-1,declined\nplain,aa-2,\n";
+    let dir = folder(&[
+        ("accounts.csv", &accounts),
+        ("projects.csv", PROJECTS),
+        ("groups.csv", groups),
+        ("customer_roles.csv", "project_key,group_name\nSUP,pending\nSUP,no\nSUP,plain\n"),
+    ]);
+    import(&mut store, "eu", dir.path()).unwrap();
+    // Only the active group grants the Customer role.
+    assert!(access(&mut store, "eu", "a@acme.test", None).is_empty());
+    let exported = tempfile::tempdir().unwrap();
+    export_site(&mut store, "eu", exported.path()).unwrap();
+    let written = std::fs::read_to_string(exported.path().join("groups.csv")).unwrap();
+    assert_eq!(
+        written,
+        "group_name,account_id,state\nno,aa-1,declined\npending,aa-1,awaiting_review\npending,aa-2,awaiting_review\nplain,aa-2,active\n"
+    );
+    import(&mut store, "us", exported.path()).unwrap();
+    let again = tempfile::tempdir().unwrap();
+    export_site(&mut store, "us", again.path()).unwrap();
+    assert_eq!(std::fs::read_to_string(again.path().join("groups.csv")).unwrap(), written);
+
+    // The same state, or none, for a group on the site: fine; another: refused.
+    import(
+        &mut store,
+        "eu",
+        folder(&[
+            ("accounts.csv", ACCOUNTS),
+            ("groups.csv", "group_name,account_id,state\npending,,awaiting_review\npending,,\n"),
+        ])
+        .path(),
+    )
+    .unwrap();
+    let found = problems(
+        &mut store,
+        "eu",
+        &[("accounts.csv", ACCOUNTS), ("groups.csv", "group_name,account_id,state\nPending,aa-2,active\n")],
+    );
+    assert_problem(&found, "groups.csv", 2, "is awaiting_review on site eu; a snapshot does not change");
+    // An older file without the column: new groups are active, old ones stay.
+    import(
+        &mut store,
+        "eu",
+        folder(&[("accounts.csv", ACCOUNTS), ("groups.csv", "group_name,account_id\npending,aa-1\nfresh,aa-1\n")])
+            .path(),
+    )
+    .unwrap();
+    export_site(&mut store, "eu", exported.path()).unwrap();
+    let now = std::fs::read_to_string(exported.path().join("groups.csv")).unwrap();
+    assert!(now.contains("fresh,aa-1,active\n") && now.contains("pending,aa-1,awaiting_review\n"), "{now}");
+    // Rows of one new group must agree (empty meaning active); a bad value
+    // is named.
+    let found = problems(
+        &mut store,
+        "us",
+        &[
+            ("accounts.csv", ACCOUNTS),
+            (
+                "groups.csv",
+                "group_name,account_id,state\nnew,aa-1,\nnew,aa-2,active\nnewer,aa-1,\nnewer,aa-2,declined\nodd,aa-1,maybe\n",
+            ),
+        ],
+    );
+    assert_problem(&found, "groups.csv", 5, "has state declined here but active on line 4");
+    assert_problem(
+        &found,
+        "groups.csv",
+        6,
+        "state \"maybe\" of group \"odd\" must be active, awaiting_review or declined",
+    );
+    assert_eq!(found.len(), 2, "{found:#?}");
+}
+
 on_both_backends!(
+    group_states_round_trip_and_never_change_by_import,
     story_imports_and_access_follows_the_rule,
     invalid_email_is_reported_with_file_line_and_reason,
     unknown_account_type_is_refused,

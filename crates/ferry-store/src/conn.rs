@@ -2,6 +2,7 @@
 //! PostgreSQL client; all work happens inside a [`Tx`].
 
 use std::borrow::Cow;
+use std::io::Write as _;
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -632,7 +633,8 @@ pub(crate) fn trace(started: Option<std::time::Instant>, sql: &str, rows: u64) {
         let head: String = sql.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(90).collect();
         static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
         let first = *FIRST.get_or_init(|| started);
-        eprintln!(
+        let _ = writeln!(
+            std::io::stderr(),
             "sql {:>8.3}s {rows:>9} rows  at {:>8.3}s  {head}",
             started.elapsed().as_secs_f64(),
             started.duration_since(first).as_secs_f64()

@@ -39,6 +39,40 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the same work may succeed when tried again: the database was
+    /// busy or locked, the disk full or failing, the connection lost, the
+    /// transaction chosen as a deadlock's victim. Broken constraints, bad
+    /// input and undecodable rows are not: they repeat.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Open { .. } => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::SystemIoFailure
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::CannotOpen
+                    | rusqlite::ErrorCode::OutOfMemory
+                    | rusqlite::ErrorCode::FileLockingProtocolFailed
+            ),
+            StoreError::Sqlite(_) => false,
+            // No server error: the connection or the network failed. Else
+            // by SQLSTATE class: 08 connection, 40 rollback (serialization,
+            // deadlock), 53 insufficient resources (disk full), 57 operator
+            // intervention (shutdown, cancel), 58 system error (I/O).
+            StoreError::Postgres(e) => match e.code() {
+                None => true,
+                Some(state) => matches!(state.code().get(..2), Some("08" | "40" | "53" | "57" | "58")),
+            },
+            StoreError::NoDatabase { .. }
+            | StoreError::Migration { .. }
+            | StoreError::NotFound(_)
+            | StoreError::Conflict(_)
+            | StoreError::Decode { .. } => false,
+        }
+    }
+
     /// A stable code for scripts and the API.
     pub fn code(&self) -> &'static str {
         match self {

@@ -11,6 +11,7 @@ use crate::auth::AdminCaller;
 use crate::{ApiError, ApiResult, AppState, ErrorBody};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only entries of this site.
     pub site: Option<String>,

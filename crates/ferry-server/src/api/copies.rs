@@ -370,7 +370,7 @@ pub(crate) fn report_files(store: &mut Store, run: i64) -> ApiResult<Vec<(&'stat
 /// One file of a run's report folder, exactly as `copy report` writes it.
 #[utoipa::path(get, path = "/api/v1/copies/{run}/report/{file}", tag = "copies",
     params(("run" = i64, Path), ("file" = String, Path, description = "RequiresAttention.csv, Customers.csv, Summary.json or Conflicts.csv")),
-    responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "The file: CSV, or JSON for Summary.json", content((String = "text/csv"), (Object = "application/json"))), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn report_file(
     State(state): State<AppState>,
     caller: AdminCaller,

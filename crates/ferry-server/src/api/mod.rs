@@ -19,6 +19,7 @@ use crate::AppState;
 #[openapi(
     info(title = "ferry", description = "Copy service-desk customers between sites: plans, runs, reports, remediation."),
     modifiers(&Security),
+    components(schemas(sites::AccountTypeParam)),
     security(("token" = []), ("session" = [])),
     tags(
         (name = "session", description = "Sign-in and API tokens"),
@@ -45,6 +46,99 @@ impl Modify for Security {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
         );
+    }
+}
+
+/// Documents, on every operation, the error answers the server's shared
+/// machinery can give whatever the handler says (authentication, path and
+/// query parsing, JSON bodies), and gives every response a description:
+/// one place, so the document cannot miss a status a route can answer.
+/// Run on the finished document (operations are added route by route).
+pub fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |status: &str, description: &str| {
+        let mut response = ResponseBuilder::new().description(description).content(
+            "application/json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+        );
+        if status == "429" {
+            let seconds = utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Integer)
+                .minimum(Some(0))
+                .build();
+            response = response.header(
+                "Retry-After",
+                utoipa::openapi::HeaderBuilder::new()
+                    .schema(Some(seconds))
+                    .description(Some("seconds to wait before trying again"))
+                    .build(),
+            );
+        }
+        RefOr::T(response.build())
+    };
+    for (path, item) in openapi.paths.paths.iter_mut() {
+        let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+        for operation in operations.into_iter().flatten() {
+            let open = path == "/api/v1/session";
+            let has_body = operation.request_body.is_some();
+            let has_query = operation.parameters.iter().flatten().any(|p| match p {
+                RefOr::T(p) => p.parameter_in == ParameterIn::Query,
+                RefOr::Ref(_) => false,
+            });
+            let mut wanted: Vec<(&str, &str)> = Vec::new();
+            if !open {
+                wanted.push(("401", "not signed in, or an unknown or revoked API token"));
+                wanted.push((
+                    "403",
+                    "the caller may not do this here (another organization's site, a customer, a cross-site request)",
+                ));
+            } else {
+                wanted.push(("403", "a cross-site request (CSRF protection)"));
+            }
+            if path.contains('{') {
+                wanted.push(("404", "no such site, run, group or file (or a path parameter that names none)"));
+            }
+            if has_body {
+                wanted.push(("415", "the body is not sent as application/json"));
+            }
+            if has_body || has_query || path.contains('{') {
+                wanted.push(("422", "the body, query or path is not what this route takes; the message says which"));
+            }
+            if open && has_body {
+                wanted.push(("429", "too many sign-in attempts; wait as Retry-After says"));
+            }
+            for (status, description) in wanted {
+                operation.responses.responses.entry(status.to_owned()).or_insert_with(|| error(status, description));
+            }
+            for (status, response) in operation.responses.responses.iter_mut() {
+                if let RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    response.description = describe(status).to_owned();
+                }
+            }
+        }
+    }
+}
+
+/// A response's description by its status, where the route gives none.
+fn describe(status: &str) -> &'static str {
+    match status {
+        "200" => "done; the body is the result",
+        "201" => "created",
+        "202" => "accepted: the work goes on in the background",
+        "204" => "done; no body",
+        "401" => "not signed in, or an unknown or revoked API token",
+        "403" => "the caller may not do this here",
+        "404" => "no such resource",
+        "409" => {
+            "refused by the state of things: the error's code says which (conflict, blocking_conflicts, rollback_refused, run_claimed, run_done, not_resumable, run_unfinished)"
+        }
+        "413" => "the body is larger than the server takes",
+        "422" => "the input is not valid; the message names what and where",
+        "429" => "too many attempts",
+        _ => "see the error's code and message",
     }
 }
 

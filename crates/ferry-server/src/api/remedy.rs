@@ -12,6 +12,7 @@ use crate::auth::AdminCaller;
 use crate::{ApiError, ApiResult, AppState, ErrorBody};
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GroupsQuery {
     /// Only imported groups awaiting review.
     #[serde(default)]

@@ -49,11 +49,13 @@ pub(crate) fn check_rate(state: &AppState, peer: SocketAddr, email_key: &str) ->
     let limited = state.sign_ins_per_address.check_key(&peer.ip()).is_err()
         || state.sign_ins_per_email.check_key(&email_key.to_owned()).is_err();
     if limited {
-        return Err(ApiError::new(
+        let mut error = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             "too many sign-in attempts; wait a minute and try again",
-        ));
+        );
+        error.retry_after = Some(60);
+        return Err(error);
     }
     Ok(())
 }

@@ -200,9 +200,11 @@ pub(crate) fn account_type(value: &str) -> ApiResult<AccountType> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CustomersQuery {
     /// `portal-only` or `atlassian`.
     #[serde(rename = "type")]
+    #[param(value_type = Option<AccountTypeParam>)]
     pub account_type: Option<String>,
     /// Only emails with both a portal-only and an Atlassian account.
     #[serde(default)]
@@ -212,7 +214,16 @@ pub struct CustomersQuery {
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
     /// Rows per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
+}
+
+/// An account type as the API names it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccountTypeParam {
+    PortalOnly,
+    Atlassian,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -315,11 +326,13 @@ fn parse_cursor(value: &str) -> ApiResult<CustomerCursor> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccessQuery {
     pub email: String,
     /// `portal-only` or `atlassian`; by default the Atlassian account when
     /// the site has both.
     #[serde(rename = "type")]
+    #[param(value_type = Option<AccountTypeParam>)]
     pub account_type: Option<String>,
 }
 
