@@ -8,7 +8,7 @@ use ferry_core::plan::{
     imported_group_name,
 };
 use ferry_store::sites::{self, Site};
-use ferry_store::{Store, Tx, Val};
+use ferry_store::{Store, StoreError, Tx, Val};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
@@ -406,7 +406,11 @@ fn plan_frame(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Frame, CopyError
     let source = sites::site(tx, &options.from)?;
     let destination = sites::site(tx, &options.to)?;
     if source.id == destination.id {
-        return Err(CopyError::Invalid(format!("--from and --to both name site {}", source.slug)));
+        return Err(StoreError::Conflict(format!(
+            "--from and --to both name site {}: a site is not copied onto itself",
+            source.slug
+        ))
+        .into());
     }
     let mut conflicts = Vec::new();
     let projects = plan_projects(tx, options, (&source, &destination), &mut conflicts)?;
@@ -436,10 +440,11 @@ fn plan_projects(
                 match all_projects.iter().find(|(_, k, _)| k == key) {
                     Some(project) => chosen.push(project.clone()),
                     None => {
-                        return Err(CopyError::Invalid(format!(
+                        return Err(StoreError::NotFound(format!(
                             "--projects names {key:?}, which is not a project of site {}",
                             source.slug
-                        )));
+                        ))
+                        .into());
                     }
                 }
             }
@@ -450,7 +455,9 @@ fn plan_projects(
     };
     for (old, new) in &options.renames {
         if !selected.iter().any(|(_, key, _)| key == old) {
-            return Err(CopyError::Invalid(format!("--rename {old}={new}: {old} is not a project this plan copies")));
+            return Err(
+                StoreError::Conflict(format!("--rename {old}={new}: {old} is not a project this plan copies")).into()
+            );
         }
         validate_project_key(new).map_err(|e| CopyError::Invalid(format!("--rename {old}={new}: {e}")))?;
     }

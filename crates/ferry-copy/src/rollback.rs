@@ -127,8 +127,16 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
             // A failed run may have applied some chunks: those go. A run
             // killed while planning wrote no decisions: it just ends.
             "planning" | "applying" | "done" | "failed" => {}
-            "rolled_back" => return Err(CopyError::Invalid(format!("run {run_id} is already rolled back"))),
-            other => return Err(CopyError::Invalid(format!("run {run_id} is {other}: it changed nothing to roll back"))),
+            // Refused by the run's state (API 409, CLI exit 2).
+            "rolled_back" => {
+                return Err(ferry_store::StoreError::Conflict(format!("run {run_id} is already rolled back")).into());
+            }
+            other => {
+                return Err(ferry_store::StoreError::Conflict(format!(
+                    "run {run_id} is {other}: it changed nothing to roll back"
+                ))
+                .into());
+            }
         }
         let blockers = rollback_blockers(tx, run_id)?;
         if !blockers.is_empty() {

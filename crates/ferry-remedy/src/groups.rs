@@ -4,7 +4,7 @@
 use ferry_core::model::GroupState;
 use ferry_store::audit::{self, Action};
 use ferry_store::sites::{self, Site};
-use ferry_store::{Store, Tx, Val};
+use ferry_store::{Store, StoreError, Tx, Val};
 
 use crate::RemedyError;
 
@@ -145,20 +145,20 @@ pub fn decide_group(
             |r| Ok((r.int(0)?, r.text(1)?.to_owned(), r.text(2)?.to_owned(), r.opt_int(3)?)),
         )?;
         let Some((group_id, name, state, run)) = found else {
-            return Err(RemedyError::Invalid(format!(
+            return Err(RemedyError::Store(StoreError::NotFound(format!(
                 "site {} has no group named {name:?}; `ferry group list {}` lists its groups",
                 site.slug, site.slug
-            )));
+            ))));
         };
         let before = GroupState::parse(&state).unwrap_or(GroupState::Declined);
         // A group a run imported, or one that arrived awaiting review or
         // declined in a snapshot (exported from a site where a run had
         // imported it); the site's own active groups are not reviewed here.
         if run.is_none() && before == GroupState::Active {
-            return Err(RemedyError::Invalid(format!(
+            return Err(RemedyError::Store(StoreError::Conflict(format!(
                 "group {name} on site {} is not an imported group: only groups a copy run imported are reviewed here",
                 site.slug
-            )));
+            ))));
         }
         let after = decision.target();
         let changed = before != after;

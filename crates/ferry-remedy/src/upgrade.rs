@@ -198,7 +198,7 @@ fn resolve(
     // A run still applying maps source accounts to the destination accounts
     // it planned; merging one of those now would strand what it writes next.
     if let Some(run) = sites::unfinished_run_into(tx, site.id)? {
-        return Err(RemedyError::Invalid(sites::unfinished_run_message(run, &site.slug, "upgrading accounts")));
+        return Err(StoreError::Conflict(sites::unfinished_run_message(run, &site.slug, "upgrading accounts")).into());
     }
     const COLUMNS: &str = "a.id, a.email, a.ext_id, a.merged_into, a.active";
     let emails = match selection {
@@ -228,7 +228,13 @@ fn resolve(
     let mut candidates = Vec::with_capacity(emails.len());
     let mut seen = HashSet::new();
     for raw in emails {
-        let email = Email::parse(raw).map_err(|e| RemedyError::Invalid(e.to_string()))?;
+        // No account can have an address that is not valid.
+        let email = Email::parse(raw).map_err(|e| {
+            StoreError::NotFound(format!(
+                "site {} has no portal-only account with email {raw:?} ({e}); nothing was upgraded",
+                site.slug
+            ))
+        })?;
         if !seen.insert(email.key().to_owned()) {
             continue;
         }
@@ -243,10 +249,11 @@ fn resolve(
         match found {
             Some(c) => candidates.push((email.key().to_owned(), c)),
             None => {
-                return Err(RemedyError::Invalid(format!(
+                return Err(StoreError::NotFound(format!(
                     "site {} has no portal-only account with email {raw}; nothing was upgraded",
                     site.slug
-                )));
+                ))
+                .into());
             }
         }
     }

@@ -179,11 +179,15 @@ fn only_imported_groups_are_reviewed(backend: Backend) {
         .unwrap();
     for decision in [GroupDecision::Approve, GroupDecision::Decline] {
         match decide_group(&mut store, "us", "staff", decision) {
-            Err(RemedyError::Invalid(message)) => assert!(message.contains("not an imported group"), "{message}"),
+            Err(RemedyError::Store(ferry_store::StoreError::Conflict(message))) => {
+                assert!(message.contains("not an imported group"), "{message}")
+            }
             other => panic!("{other:?}"),
         }
         match decide_group(&mut store, "us", "nobody", decision) {
-            Err(RemedyError::Invalid(message)) => assert!(message.contains("no group named"), "{message}"),
+            Err(RemedyError::Store(ferry_store::StoreError::NotFound(message))) => {
+                assert!(message.contains("no group named"), "{message}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -388,7 +392,9 @@ fn an_unverified_atlassian_account_blocks_and_a_missing_one_is_created(backend: 
         false,
         &mut Quiet,
     ) {
-        Err(RemedyError::Invalid(message)) => assert!(message.contains("zed@x.test"), "{message}"),
+        Err(RemedyError::Store(ferry_store::StoreError::NotFound(message))) => {
+            assert!(message.contains("zed@x.test"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(export(&mut store, "x"), before);
@@ -550,7 +556,9 @@ fn no_upgrade_while_a_run_into_the_site_is_unfinished(backend: Backend) {
     };
     set_state(&mut store, "applying");
     match upgrade(&mut store, "us", &Selection::AllDuplicates, false, &mut Quiet) {
-        Err(RemedyError::Invalid(message)) => assert!(message.contains("copy run 1") && message.contains("unfinished")),
+        Err(RemedyError::Store(ferry_store::StoreError::Conflict(message))) => {
+            assert!(message.contains("copy run 1") && message.contains("unfinished"))
+        }
         other => panic!("{other:?}"),
     }
     set_state(&mut store, "done");

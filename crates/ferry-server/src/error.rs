@@ -89,6 +89,9 @@ impl From<StoreError> for ApiError {
         match &e {
             StoreError::NotFound(m) => ApiError::not_found(m.clone()),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m.clone()),
+            _ if e.is_unstorable_text() => {
+                ApiError::invalid("a text value holds a NUL character, which the database cannot store")
+            }
             _ => {
                 // The detail (which may quote rows) goes to the server's log
                 // only; the caller gets the stable code.

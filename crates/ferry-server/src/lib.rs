@@ -25,13 +25,16 @@ pub use state::AppState;
 pub fn app(state: AppState) -> Router {
     let (api, mut doc) = api::router().split_for_parts();
     api::document_errors(&mut doc);
-    let doc_json = serde_json::to_string(&doc).unwrap_or_else(|_| "{}".to_owned());
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    api::refine(&mut doc);
+    let doc_json = doc.to_string();
     let mut router = api
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || async move { ([(header::CONTENT_TYPE, "application/json")], doc_json) }),
         )
         .merge(ui::routes())
+        .fallback(not_found)
         .with_state(state);
     // Browsers say where a request comes from; a state-changing request from
     // another origin is refused. Scripts (no Origin, no Sec-Fetch-Site)
@@ -44,6 +47,17 @@ pub fn app(state: AppState) -> Router {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
     router
+}
+
+/// What answers a path no route serves: under `/api/` the API's JSON error
+/// (code `not_found`), elsewhere a plain page.
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/api/") {
+        ApiError::not_found(format!("no API route {}; the routes are listed at /api/v1/openapi.json", uri.path()))
+            .into_response()
+    } else {
+        (axum::http::StatusCode::NOT_FOUND, "not found").into_response()
+    }
 }
 
 /// Headers on every response: no framing, no sniffing, no referrer to

@@ -204,12 +204,20 @@ fn the_story_through_the_api(backend: Backend) {
     // Options that cannot work are refused before any run exists too.
     let nope = json!({"from": "eu", "to": "us", "projects": ["NOPE"]});
     let (status, refused) = server.call(&api, Method::POST, "/api/v1/copies", Some(nope));
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("NOPE"), "{refused}");
     let (_, runs) = server.call(&api, Method::GET, "/api/v1/copies", None);
     assert_eq!(runs, json!([]), "no run was started");
     let (status, unknown) = server.call(&api, Method::POST, "/api/v1/copies/99/resume", None);
     assert_eq!((status, unknown["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{unknown}");
+    // Unknown API routes answer the same JSON error shape; a body that is
+    // not JSON is 415; both are in the document.
+    let (status, unknown) = server.call(&api, Method::GET, "/api/v1/no-such-route", None);
+    assert_eq!((status, unknown["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{unknown}");
+    let (status, _, text) =
+        server.raw(&api, Method::POST, "/api/v1/copies/check", None, &[("content-type", "text/plain")]);
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{text}");
+    assert!(text.contains("unsupported_media_type"), "{text}");
 
     let (status, started) = server.call(&api, Method::POST, "/api/v1/copies", Some(plan));
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
@@ -475,6 +483,10 @@ fn cross_site_requests_are_refused_and_headers_set(backend: Backend) {
     }
     assert_eq!(statuses[0], StatusCode::UNAUTHORIZED);
     assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    let wrong = Some(json!({"email": "root@acme.test", "password": "wrong"}));
+    let (status, headers, _) = server.raw(&anonymous, Method::POST, "/api/v1/session", wrong, &[]);
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(headers[reqwest::header::RETRY_AFTER], "60", "a refused sign-in says when to try again");
 }
 
 fn secrets_are_stored_hashed_and_tokens_revocable(backend: Backend) {

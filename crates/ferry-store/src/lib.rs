@@ -39,6 +39,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database refused a text value it cannot hold (PostgreSQL:
+    /// a NUL character, SQLSTATE 22021): bad input, not a failure.
+    pub fn is_unstorable_text(&self) -> bool {
+        matches!(self, StoreError::Postgres(e) if e.code().is_some_and(|c| c.code() == "22021"))
+    }
+
     /// Whether the same work may succeed when tried again: the database was
     /// busy or locked, the disk full or failing, the connection lost, the
     /// transaction chosen as a deadlock's victim. Broken constraints, bad

@@ -15,7 +15,7 @@ use crate::{ApiError, ApiResult, AppState, ErrorBody};
 pub struct AuditQuery {
     /// Only entries of this site.
     pub site: Option<String>,
-    /// Only entries at or after this time (RFC 3339, or a date).
+    /// Only entries at or after this time (RFC 3339).
     pub since: Option<String>,
 }
 
@@ -40,10 +40,15 @@ pub async fn audit(
     caller: AdminCaller,
     Query(query): Query<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
+    // The API takes an RFC 3339 time (as its document says); the CLI's
+    // `--since` also takes a bare date.
     let since = query
         .since
         .as_deref()
-        .map(ferry_store::audit::parse_since)
+        .map(|value| match chrono::DateTime::parse_from_rfc3339(value) {
+            Ok(_) => ferry_store::audit::parse_since(value),
+            Err(e) => Err(format!("{value:?} is not an RFC 3339 time like 2026-11-25T10:00:00Z ({e})")),
+        })
         .transpose()
         .map_err(|e| ApiError::invalid(format!("since {e}")))?;
     Ok(Json(visible_entries(&state, caller, query.site, since).await?))

@@ -96,8 +96,12 @@ pub fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
             } else {
                 wanted.push(("403", "a cross-site request (CSRF protection)"));
             }
-            if path.contains('{') {
-                wanted.push(("404", "no such site, run, group or file (or a path parameter that names none)"));
+            if path.contains('{') || has_query {
+                wanted
+                    .push(("404", "no such site, run, group, file or customer (a path or query parameter names none)"));
+            }
+            if has_body && !open {
+                wanted.push(("409", "refused by the state of things: the error's code says which"));
             }
             if has_body {
                 wanted.push(("415", "the body is not sent as application/json"));
@@ -139,6 +143,67 @@ fn describe(status: &str) -> &'static str {
         "422" => "the input is not valid; the message names what and where",
         "429" => "too many attempts",
         _ => "see the error's code and message",
+    }
+}
+
+/// What JSON Schema can say of the server's rules that the Rust types do
+/// not carry: names and keys by their patterns, the values of the enums,
+/// lengths, the snapshot's file names, that an upgrade names emails or all
+/// duplicates. With these, a request the document allows is one the server
+/// takes (or answers 404/409 for, by the state of things), and one it
+/// forbids is refused: schemathesis checks both in CI.
+pub fn refine(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let slug = json!({"pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "maxLength": 63});
+    let key = json!({"type": "string", "pattern": "^[A-Z][A-Z0-9]{1,9}$"});
+    let files: Vec<&str> = ferry_snapshot::FILES.iter().map(|(name, _)| *name).collect();
+    let merges = [
+        ("/components/schemas/PlanRequest/properties/from", slug.clone()),
+        ("/components/schemas/PlanRequest/properties/to", slug.clone()),
+        ("/components/schemas/PlanRequest/properties/customers", json!({"enum": ["related", "all", null]})),
+        ("/components/schemas/PlanRequest/properties/organizations", json!({"enum": ["block", "merge", null]})),
+        ("/components/schemas/PlanRequest/properties/projects/items", key.clone()),
+        (
+            "/components/schemas/PlanRequest/properties/renames",
+            json!({"propertyNames": key, "additionalProperties": key}),
+        ),
+        ("/components/schemas/NewOrg/properties/org", slug.clone()),
+        ("/components/schemas/NewSite/properties/site", slug),
+        ("/components/schemas/NewToken/properties/name", json!({"minLength": 1, "maxLength": 100})),
+        ("/components/schemas/SignIn/properties/email", json!({"minLength": 1})),
+        ("/components/schemas/UpgradeRequest/properties/emails/items", json!({"minLength": 1})),
+        (
+            "/components/schemas/UpgradeRequest",
+            json!({"oneOf": [
+                {"required": ["emails"], "properties": {"emails": {"minItems": 1}}},
+                {"required": ["all_duplicates"], "properties": {"all_duplicates": {"const": true}}}
+            ]}),
+        ),
+        ("/components/schemas/Snapshot/properties/files", json!({"propertyNames": {"enum": files}})),
+    ];
+    for (pointer, extra) in merges {
+        merge(doc.pointer_mut(pointer), extra);
+    }
+    let parameters = [
+        ("/api/v1/audit", "get", "since", json!({"format": "date-time"})),
+        ("/api/v1/sites/{site}/access", "get", "email", json!({"minLength": 1})),
+        ("/api/v1/sites/{site}/groups/{group}/{decision}", "post", "decision", json!({"enum": ["approve", "decline"]})),
+        ("/api/v1/copies/{run}/report/{file}", "get", "file", json!({"enum": crate::api::copies::REPORT_FILES})),
+    ];
+    for (path, method, name, extra) in parameters {
+        let pointer = format!("/paths/{}/{method}/parameters", path.replace('/', "~1"));
+        if let Some(serde_json::Value::Array(list)) = doc.pointer_mut(&pointer) {
+            for parameter in list.iter_mut().filter(|p| p["name"] == name) {
+                merge(parameter.get_mut("schema"), extra.clone());
+            }
+        }
+    }
+}
+
+/// Adds the members of `extra` to the object at `target`, if there is one.
+fn merge(target: Option<&mut serde_json::Value>, extra: serde_json::Value) {
+    if let (Some(serde_json::Value::Object(object)), serde_json::Value::Object(extra)) = (target, extra) {
+        object.extend(extra);
     }
 }
 

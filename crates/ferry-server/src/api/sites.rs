@@ -211,7 +211,8 @@ pub struct CustomersQuery {
     pub duplicates: bool,
     /// Only emails starting with this.
     pub q: Option<String>,
-    /// The `next` cursor of the previous page.
+    /// The `next` cursor of the previous page (any text is a position:
+    /// the page starts after the emails that sort at or before it).
     pub after: Option<String>,
     /// Rows per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -318,11 +319,18 @@ impl PageQuery {
     }
 }
 
+/// A cursor is a position in the order of the list (normalized email,
+/// then type): the `next` this API gave (`<email>|<type>`), or any other
+/// text, which starts the page after every email that sorts at or before
+/// it. So every string is a cursor, and none is an error.
 fn parse_cursor(value: &str) -> ApiResult<CustomerCursor> {
-    let bad = || ApiError::invalid(format!("after {value:?} is not a cursor this API gave"));
-    let (key, kind) = value.rsplit_once('|').ok_or_else(bad)?;
-    let account_type = AccountType::from_cli(kind).ok_or_else(bad)?;
-    Ok(CustomerCursor { email_key: key.to_owned(), account_type })
+    if let Some((key, kind)) = value.rsplit_once('|')
+        && let Some(account_type) = AccountType::from_cli(kind)
+    {
+        return Ok(CustomerCursor { email_key: key.to_owned(), account_type });
+    }
+    // The type that sorts last: past every row with this email.
+    Ok(CustomerCursor { email_key: value.to_owned(), account_type: AccountType::PortalOnly })
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -352,7 +360,12 @@ pub async fn access(
     Path(site): Path<String>,
     Query(query): Query<AccessQuery>,
 ) -> ApiResult<Json<Access>> {
-    let email = Email::parse(&query.email).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if query.email.is_empty() {
+        return Err(ApiError::invalid("email is empty"));
+    }
+    // No customer can have an address that is not valid: that is "none".
+    let email = Email::parse(&query.email)
+        .map_err(|e| ApiError::not_found(format!("no customer with email {:?} on site {site} ({e})", query.email)))?;
     let prefer = query.account_type.as_deref().map(account_type).transpose()?;
     state
         .store(None, move |store| {
