@@ -24,6 +24,13 @@ pub struct Path<T>(pub T);
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> ApiError {
         match e {
+            JsonRejection::BytesRejection(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the request body is larger than this route takes ({})", e.body_text()),
+                )
+            }
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

@@ -23,7 +23,7 @@ pub use state::AppState;
 
 /// The whole application: API, OpenAPI document, security layers.
 pub fn app(state: AppState) -> Router {
-    let (api, mut doc) = api::router().split_for_parts();
+    let (api, mut doc) = api::router(state.max_import_bytes).split_for_parts();
     api::document_errors(&mut doc);
     let mut doc = serde_json::to_value(&doc).unwrap_or_default();
     api::refine(&mut doc);

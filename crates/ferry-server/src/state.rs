@@ -71,7 +71,15 @@ pub struct AppState {
     pub(crate) sign_ins_per_email: Arc<DefaultKeyedRateLimiter<String>>,
     /// Sign-in attempts per client address (an office shares one).
     pub(crate) sign_ins_per_address: Arc<DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// The largest snapshot body an import takes, in bytes.
+    pub(crate) max_import_bytes: usize,
 }
+
+/// The largest snapshot an import over the API takes by default: 1 GiB of
+/// JSON, a 2,000,000-customer demo's snapshot with room to spare (the
+/// 1,000,000-customer one is about 420 MB). `FERRY_MAX_IMPORT_BYTES`
+/// changes it. Other bodies keep axum's 2 MB.
+pub const MAX_IMPORT_BYTES: usize = 1 << 30;
 
 /// Store work at once: a few per core (SQLite reads are CPU work; more at
 /// once only adds switching), within the pool's connections.
@@ -109,7 +117,17 @@ impl AppState {
             pool: Arc::new(Pool(Some(pool))),
             sign_ins_per_email: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_EMAIL))),
             sign_ins_per_address: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_ADDRESS))),
+            max_import_bytes: std::env::var("FERRY_MAX_IMPORT_BYTES")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(MAX_IMPORT_BYTES),
         })
+    }
+
+    /// The same state with another import body limit.
+    pub fn with_max_import_bytes(mut self, bytes: usize) -> AppState {
+        self.max_import_bytes = bytes;
+        self
     }
 
     /// Runs `work` with a store connection on a blocking thread, admitted

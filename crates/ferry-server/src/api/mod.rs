@@ -207,7 +207,12 @@ fn merge(target: Option<&mut serde_json::Value>, extra: serde_json::Value) {
     }
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
+/// The API's routes. Snapshot imports take bodies up to
+/// `max_import_bytes`; every other route axum's default (2 MB).
+pub fn router(max_import_bytes: usize) -> OpenApiRouter<AppState> {
+    let import = OpenApiRouter::new()
+        .routes(routes!(sites::import_site))
+        .layer(axum::extract::DefaultBodyLimit::max(max_import_bytes));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(session::sign_in, session::sign_out))
         .routes(routes!(session::me))
@@ -216,7 +221,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sites::list_orgs, sites::create_org))
         .routes(routes!(sites::list_sites))
         .routes(routes!(sites::create_site))
-        .routes(routes!(sites::import_site))
+        .merge(import)
         .routes(routes!(sites::export_site))
         .routes(routes!(sites::customers))
         .routes(routes!(sites::access))

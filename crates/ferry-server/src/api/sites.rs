@@ -126,13 +126,23 @@ pub struct ImportResult {
 /// Imports a snapshot into a site: all of it, or, with any bad row,
 /// nothing (422 lists every problem as `file:line: reason`).
 #[utoipa::path(post, path = "/api/v1/sites/{site}/import", tag = "sites", request_body = Snapshot, params(("site" = String, Path)),
-    responses((status = 200, body = ImportResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ImportResult), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, description = "the snapshot is larger than the server takes (the message says the limit)", body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn import_site(
     State(state): State<AppState>,
     caller: AdminCaller,
     Path(site): Path<String>,
-    Body(body): Body<Snapshot>,
+    body: Result<Body<Snapshot>, ApiError>,
 ) -> ApiResult<Json<ImportResult>> {
+    let Body(body) = body.map_err(|mut e| {
+        if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            e.message = format!(
+                "the snapshot is larger than this server takes ({} bytes of JSON; FERRY_MAX_IMPORT_BYTES sets it); \
+                 import it with `ferry site import` on the server's database",
+                state.max_import_bytes
+            );
+        }
+        e
+    })?;
     for name in body.files.keys() {
         if !ferry_snapshot::FILES.iter().any(|(file, _)| file == name) {
             let known: Vec<&str> = ferry_snapshot::FILES.iter().map(|(f, _)| *f).collect();
