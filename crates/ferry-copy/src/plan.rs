@@ -407,7 +407,7 @@ fn plan_frame(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Frame, CopyError
     let destination = sites::site(tx, &options.to)?;
     if source.id == destination.id {
         return Err(StoreError::Conflict(format!(
-            "--from and --to both name site {}: a site is not copied onto itself",
+            "the plan copies site {} onto itself: choose another destination site",
             source.slug
         ))
         .into());
@@ -441,7 +441,7 @@ fn plan_projects(
                     Some(project) => chosen.push(project.clone()),
                     None => {
                         return Err(StoreError::NotFound(format!(
-                            "--projects names {key:?}, which is not a project of site {}",
+                            "project {key:?} is not a project of site {}",
                             source.slug
                         ))
                         .into());
@@ -456,10 +456,10 @@ fn plan_projects(
     for (old, new) in &options.renames {
         if !selected.iter().any(|(_, key, _)| key == old) {
             return Err(
-                StoreError::Conflict(format!("--rename {old}={new}: {old} is not a project this plan copies")).into()
+                StoreError::Conflict(format!("rename {old}={new}: {old} is not a project this plan copies")).into()
             );
         }
-        validate_project_key(new).map_err(|e| CopyError::Invalid(format!("--rename {old}={new}: {e}")))?;
+        validate_project_key(new).map_err(|e| CopyError::Invalid(format!("rename {old}={new}: {e}")))?;
     }
     let project_links = links(tx, source.id, destination.id, "project")?;
     let destination_projects: HashMap<String, i64> = tx

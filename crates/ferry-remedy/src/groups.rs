@@ -18,6 +18,9 @@ pub struct GroupReview {
     pub run: Option<i64>,
     /// Members' emails, sorted by normalized email.
     pub members: Vec<String>,
+    /// Members' display names, in the order of `members` (group members
+    /// are Atlassian accounts: SPEC §1).
+    pub member_names: Vec<String>,
     /// Keys of the projects whose Customer role the group holds (approval
     /// makes it effective), sorted.
     pub projects: Vec<String>,
@@ -79,12 +82,15 @@ fn review(
     run: Option<i64>,
 ) -> Result<GroupReview, RemedyError> {
     let group = [Val::I(group_id)];
-    let members = tx.query_all(
-        "SELECT a.email FROM group_members gm JOIN accounts a ON a.id = gm.account_id
-         WHERE gm.group_id = $1 ORDER BY a.email_key, a.ext_id",
-        &group,
-        |r| Ok(r.text(0)?.to_owned()),
-    )?;
+    let (members, member_names): (Vec<String>, Vec<String>) = tx
+        .query_all(
+            "SELECT a.email, a.display_name FROM group_members gm JOIN accounts a ON a.id = gm.account_id
+             WHERE gm.group_id = $1 ORDER BY a.email_key, a.ext_id",
+            &group,
+            |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
+        )?
+        .into_iter()
+        .unzip();
     let projects = tx.query_all(
         "SELECT p.key FROM customer_roles cr JOIN projects p ON p.id = cr.project_id WHERE cr.group_id = $1 ORDER BY p.key",
         &group,
@@ -124,7 +130,7 @@ fn review(
         )?
         .unwrap_or(0) as u64
     };
-    Ok(GroupReview { name, state, run, members, projects, requests_gained })
+    Ok(GroupReview { name, state, run, members, member_names, projects, requests_gained })
 }
 
 /// Approves or declines imported group `name` of `site`. Returns the group

@@ -40,13 +40,37 @@ pub fn app(state: AppState) -> Router {
     // another origin is refused. Scripts (no Origin, no Sec-Fetch-Site)
     // authenticate with a token, which no other site can make a browser send.
     router = router.layer(CsrfLayer::new().with_rejection_response(|_: tower_http::csrf::ProtectionError| {
-        ApiError::forbidden_code("csrf", "this request came from another site; ferry refuses it (CSRF protection)")
-            .into_response()
+        let mut response = csrf_refusal().into_response();
+        response.headers_mut().insert(CSRF_MARK, HeaderValue::from_static("1"));
+        response
     }));
+    // The console and help centers answer that refusal with a page, the
+    // API with its JSON error.
+    router = router.layer(axum::middleware::from_fn(
+        |request: axum::extract::Request, next: axum::middleware::Next| async move {
+            let page = !request.uri().path().starts_with("/api/");
+            let mut response = next.run(request).await;
+            if response.headers_mut().remove(CSRF_MARK).is_some() && page {
+                return ui::UiError(csrf_refusal()).into_response();
+            }
+            response
+        },
+    ));
     for (name, value) in security_headers() {
         router = router.layer(SetResponseHeaderLayer::if_not_present(name, value));
     }
     router
+}
+
+/// Marks the CSRF layer's refusal, for the layer above to render as a page
+/// outside the API (never sent to the client).
+const CSRF_MARK: &str = "x-ferry-csrf-refused";
+
+fn csrf_refusal() -> ApiError {
+    ApiError::forbidden_code(
+        "csrf",
+        "this form was sent from another site, so ferry refused it (CSRF protection); open the page in ferry and send it from there",
+    )
 }
 
 /// What answers a path no route serves: under `/api/` the API's JSON error

@@ -73,7 +73,14 @@ pub struct AppState {
     pub(crate) sign_ins_per_address: Arc<DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// The largest snapshot body an import takes, in bytes.
     pub(crate) max_import_bytes: usize,
+    /// New API tokens waiting to be shown once on the page the console's
+    /// form redirects to: reveal id -> (admin, token, when). In memory
+    /// only (a token's text is never stored), for a few minutes.
+    pub(crate) reveals: Arc<std::sync::Mutex<std::collections::HashMap<String, Reveal>>>,
 }
+
+/// A new token waiting to be shown: its admin, its text, when it was made.
+pub(crate) type Reveal = (i64, String, std::time::Instant);
 
 /// The largest snapshot an import over the API takes by default: 1 GiB of
 /// JSON, a 2,000,000-customer demo's snapshot with room to spare (the
@@ -117,6 +124,7 @@ impl AppState {
             pool: Arc::new(Pool(Some(pool))),
             sign_ins_per_email: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_EMAIL))),
             sign_ins_per_address: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_ADDRESS))),
+            reveals: Arc::default(),
             max_import_bytes: std::env::var("FERRY_MAX_IMPORT_BYTES")
                 .ok()
                 .and_then(|v| v.parse().ok())

@@ -468,6 +468,12 @@ fn cross_site_requests_are_refused_and_headers_set(backend: Backend) {
     let (status, _, text) = server.raw(&client, Method::POST, "/api/v1/orgs", body.clone(), &from_elsewhere);
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(text.contains("\"csrf\""), "{text}");
+    // The console answers the same refusal with a page, never raw JSON.
+    let (status, headers, text) = server.raw(&client, Method::POST, "/console/tokens", None, &from_elsewhere);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(headers[reqwest::header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"), "{text}");
+    assert!(text.contains("sent from another site") && !text.contains("x-ferry"), "{text}");
+    assert!(!headers.contains_key("x-ferry-csrf-refused"));
     let (status, _, text) =
         server.raw(&client, Method::POST, "/api/v1/orgs", body.clone(), &[("origin", "http://evil.example")]);
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
@@ -685,7 +691,7 @@ fn every_route_as_every_role(backend: Backend) {
     // Customers' help-center cookie is never sent to the console (its path
     // is /help), so there they are anonymous; one forced into the admins'
     // cookie is refused below.
-    let pages: [(&str, &str, &str, [S; 5]); 26] = [
+    let pages: [(&str, &str, &str, [S; 5]); 31] = [
         ("GET", "/console", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
         ("GET", "/console/users", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
         ("GET", "/console/copies", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
@@ -703,19 +709,31 @@ fn every_route_as_every_role(backend: Backend) {
             [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK],
         ),
         ("GET", "/console/copies/1/report.zip", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
-        ("POST", "/console/copies/check", "from=eu&to=us", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        // A check and an upgrade's dry run change nothing: pages.
+        ("GET", "/console/copies/check?from=eu&to=us", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
         (
-            "POST",
-            "/console/sites/us/upgrade",
-            "email=fay%40acme.test",
+            "GET",
+            "/console/sites/us/upgrade?email=fay%40acme.test",
+            "",
+            [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK],
+        ),
+        ("GET", "/console/sites/us/upgrade/done?upgraded=1", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        // Approve asks first, then redirects to the group's page.
+        (
+            "GET",
+            "/console/sites/us/groups/customers-from-eu/approve",
+            "",
             [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK],
         ),
         (
             "POST",
             "/console/sites/us/groups/customers-from-eu/approve",
             "",
-            [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK],
+            [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, S::SEE_OTHER],
         ),
+        // A run's rollback asks first; resuming a done run is refused.
+        ("GET", "/console/copies/1/rollback", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        ("POST", "/console/copies/1/resume", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, S::CONFLICT]),
         // Creating a site answers with a redirect to the console.
         (
             "POST",
@@ -730,8 +748,10 @@ fn every_route_as_every_role(backend: Backend) {
         ("GET", "/help/us/sign-in", "", [OK, OK, OK, OK, OK]),
         // A run from the console answers with a redirect to its page.
         ("POST", "/console/copies/run", "from=eu&to=us", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, S::SEE_OTHER]),
-        // Any admin may make its own token; nobody else.
-        ("POST", "/console/tokens", "name=own", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
+        // Any admin may make its own token (then sent to the page that
+        // shows it once); nobody else.
+        ("POST", "/console/tokens", "name=own", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, S::SEE_OTHER, S::SEE_OTHER]),
+        ("GET", "/console/tokens/created/nothing", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
         ("GET", "/static/ferry.css", "", [OK, OK, OK, OK, OK]),
         // The root sends everyone to the console (which decides from there).
         ("GET", "/", "", [S::SEE_OTHER, S::SEE_OTHER, S::SEE_OTHER, S::SEE_OTHER, S::SEE_OTHER]),

@@ -29,20 +29,24 @@ pub fn routes() -> Router<AppState> {
         .route("/console", get(home))
         .route("/console/sites", post(create_site))
         .route("/console/sites/{site}/customers", get(customers))
-        .route("/console/sites/{site}/upgrade", post(upgrade))
+        .route("/console/sites/{site}/upgrade", get(upgrade_preview).post(upgrade_confirm))
+        .route("/console/sites/{site}/upgrade/done", get(upgrade_done))
         .route("/console/users", get(users))
         .route("/console/sites/{site}/groups/{group}", get(group))
-        .route("/console/sites/{site}/groups/{group}/{decision}", post(decide))
+        .route("/console/sites/{site}/groups/{group}/{decision}", get(confirm_decision).post(decide))
         .route("/console/copies", get(copies))
-        .route("/console/copies/check", post(check))
+        .route("/console/copies/check", get(check))
         .route("/console/copies/run", post(run))
         .route("/console/copies/{run}", get(run_page))
         .route("/console/copies/{run}/progress", get(progress))
+        .route("/console/copies/{run}/resume", post(resume_run))
+        .route("/console/copies/{run}/rollback", get(confirm_rollback).post(rollback_run))
         .route("/console/copies/{run}/details", get(details))
         .route("/console/copies/{run}/files/{file}", get(file))
         .route("/console/copies/{run}/report.zip", get(zip))
         .route("/console/audit", get(audit))
         .route("/console/tokens", get(tokens).post(create_token))
+        .route("/console/tokens/created/{reveal}", get(token_created))
         .route("/console/tokens/{id}/revoke", post(revoke_token))
 }
 
@@ -235,20 +239,22 @@ async fn customers(
     }))
 }
 
+/// `value`, percent-encoded for a URL's path or query.
+fn percent(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// `key=value&…`, percent-encoded.
 fn url_query(pairs: &[(&str, &str)]) -> String {
-    let encode = |v: &str| -> String {
-        v.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                    (b as char).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect()
-    };
-    pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={}", percent(v))).collect::<Vec<_>>().join("&")
 }
 
 #[derive(Deserialize)]
@@ -257,8 +263,6 @@ struct UpgradeForm {
     email: Vec<String>,
     #[serde(default)]
     all_duplicates: bool,
-    #[serde(default)]
-    confirm: bool,
 }
 
 struct UpgradeRow {
@@ -284,22 +288,97 @@ struct UpgradePage {
     lines: Vec<UpgradeRow>,
 }
 
-/// Bulk "Upgrade to Atlassian account": first a dry run listing exactly
-/// what would change, with a Confirm button; the confirmed form upgrades.
-async fn upgrade(
+/// The accounts an upgrade form selects.
+fn upgrade_selection(form: &UpgradeForm) -> Result<Selection, UiError> {
+    if form.all_duplicates {
+        Ok(Selection::AllDuplicates)
+    } else if form.email.is_empty() {
+        Err(ApiError::invalid("select at least one portal-only account to upgrade").into())
+    } else {
+        Ok(Selection::Emails(form.email.clone()))
+    }
+}
+
+/// Bulk "Upgrade to Atlassian account", first step: the dry run, listing
+/// exactly what would change, with a Confirm button (a page that changes
+/// nothing, so it can be reloaded and bookmarked).
+async fn upgrade_preview(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(site): Path<String>,
+    axum_extra::extract::Query(form): axum_extra::extract::Query<UpgradeForm>,
+) -> UiResult {
+    upgrade_page(&state, &admin, site, form, true).await
+}
+
+/// The confirmed upgrade: done, then sent to a page with its counts.
+async fn upgrade_confirm(
     State(state): State<AppState>,
     admin: ConsoleAdmin,
     Path(site): Path<String>,
     Form(form): Form<UpgradeForm>,
 ) -> UiResult {
-    let selection = if form.all_duplicates {
-        Selection::AllDuplicates
-    } else if form.email.is_empty() {
-        return Err(ApiError::invalid("select at least one portal-only account to upgrade").into());
-    } else {
-        Selection::Emails(form.email.clone())
-    };
-    let dry_run = !form.confirm;
+    let selection = upgrade_selection(&form)?;
+    let caller = admin.as_api();
+    let slug = site.clone();
+    let report = state
+        .store_long(Some(admin.actor.clone()), move |store| {
+            admin_site(store, &caller, &slug)?;
+            Ok(ferry_remedy::upgrade(store, &slug, &selection, false, &mut ferry_remedy::Quiet)?)
+        })
+        .await?;
+    let counts = [
+        ("upgraded", report.upgraded()),
+        ("created", report.created()),
+        ("blocked", report.blocked()),
+        ("already", report.already()),
+    ];
+    let query: Vec<String> = counts.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    Ok(Redirect::to(&format!("/console/sites/{site}/upgrade/done?{}", query.join("&"))).into_response())
+}
+
+#[derive(Deserialize)]
+struct UpgradeCounts {
+    #[serde(default)]
+    upgraded: usize,
+    #[serde(default)]
+    created: usize,
+    #[serde(default)]
+    blocked: usize,
+    #[serde(default)]
+    already: usize,
+}
+
+#[derive(Template)]
+#[template(path = "upgrade_done.html")]
+struct UpgradeDonePage {
+    layout: Layout,
+    site: String,
+    counts: UpgradeCounts,
+}
+
+/// What a confirmed upgrade did (every account's line is in the audit log).
+async fn upgrade_done(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(site): Path<String>,
+    Query(counts): Query<UpgradeCounts>,
+) -> UiResult {
+    let caller = admin.as_api();
+    let slug = site.clone();
+    state.store(None, move |store| admin_site(store, &caller, &slug).map(|_| ())).await?;
+    let layout = admin.layout(&state).await?;
+    Ok(render(&UpgradeDonePage { layout, site, counts }))
+}
+
+async fn upgrade_page(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    site: String,
+    form: UpgradeForm,
+    dry_run: bool,
+) -> UiResult {
+    let selection = upgrade_selection(&form)?;
     let caller = admin.as_api();
     let slug = site.clone();
     let report = state
@@ -308,7 +387,7 @@ async fn upgrade(
             Ok(ferry_remedy::upgrade(store, &slug, &selection, dry_run, &mut ferry_remedy::Quiet)?)
         })
         .await?;
-    let layout = admin.layout(&state).await?;
+    let layout = admin.layout(state).await?;
     let count = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
     let lines = report
         .lines
@@ -367,10 +446,20 @@ async fn upgrade(
     }))
 }
 
+/// A group's review state in the console's words.
+pub(crate) fn group_state_label(state: ferry_core::model::GroupState) -> &'static str {
+    match state {
+        ferry_core::model::GroupState::Active => "active",
+        ferry_core::model::GroupState::AwaitingReview => "awaiting review",
+        ferry_core::model::GroupState::Declined => "declined",
+    }
+}
+
 struct GroupRow {
     site: String,
     name: String,
     state: String,
+    state_label: &'static str,
     run: String,
     members: usize,
 }
@@ -397,6 +486,7 @@ async fn users(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult {
                         rows.push(GroupRow {
                             site: site.slug.clone(),
                             state: g.state.as_str().to_owned(),
+                            state_label: group_state_label(g.state),
                             run: run.to_string(),
                             members: g.members.len(),
                             name: g.name,
@@ -422,7 +512,7 @@ struct GroupPage {
     run: Option<i64>,
     projects: String,
     requests_gained: u64,
-    members: Vec<String>,
+    members: Vec<(String, String)>,
     notice: Option<String>,
 }
 
@@ -451,15 +541,11 @@ async fn group_page(
         site,
         name: review.name,
         state: review.state.as_str().to_owned(),
-        state_label: match review.state {
-            ferry_core::model::GroupState::Active => "active",
-            ferry_core::model::GroupState::AwaitingReview => "awaiting review",
-            ferry_core::model::GroupState::Declined => "declined",
-        },
+        state_label: group_state_label(review.state),
         run: review.run,
         projects: review.projects.join(", "),
         requests_gained: review.requests_gained,
-        members: review.members,
+        members: review.member_names.into_iter().zip(review.members).collect(),
         notice,
     }))
 }
@@ -468,8 +554,67 @@ async fn group(
     State(state): State<AppState>,
     admin: ConsoleAdmin,
     Path((site, name)): Path<(String, String)>,
+    Query(done): Query<Done>,
 ) -> UiResult {
-    group_page(&state, &admin, site, name, None).await
+    let notice = match done.done.as_deref() {
+        Some("approved") => Some("Approved: members now hold the Customer role on the copied projects."),
+        Some("declined") => Some("Declined: members do not get the Customer role."),
+        Some("unchanged") => Some("Nothing changed: the group already had this decision."),
+        _ => None,
+    };
+    group_page(&state, &admin, site, name, notice.map(str::to_owned)).await
+}
+
+/// `?done=…` on the page a form redirects to: what the form did.
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "confirm_decision.html")]
+struct ConfirmDecisionPage {
+    layout: Layout,
+    site: String,
+    name: String,
+    decision: &'static str,
+    members: usize,
+    projects: String,
+    requests_gained: u64,
+}
+
+/// Approve or Decline, asked once more, saying what will change.
+async fn confirm_decision(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path((site, name, decision)): Path<(String, String, String)>,
+) -> UiResult {
+    let decision = match decision.as_str() {
+        "approve" => "approve",
+        "decline" => "decline",
+        other => return Err(ApiError::not_found(format!("no action {other:?}")).into()),
+    };
+    let caller = admin.as_api();
+    let (slug, wanted) = (site.clone(), name.clone());
+    let review = state
+        .store_long(None, move |store| {
+            admin_site(store, &caller, &slug)?;
+            ferry_remedy::list_groups(store, &slug, false)?
+                .into_iter()
+                .find(|g| g.name.eq_ignore_ascii_case(&wanted))
+                .ok_or_else(|| ApiError::not_found(format!("site {slug} has no group {wanted:?}")))
+        })
+        .await?;
+    let layout = admin.layout(&state).await?;
+    Ok(render(&ConfirmDecisionPage {
+        layout,
+        site,
+        name: review.name,
+        decision,
+        members: review.members.len(),
+        projects: review.projects.join(", "),
+        requests_gained: review.requests_gained,
+    }))
 }
 
 async fn decide(
@@ -490,12 +635,12 @@ async fn decide(
             Ok(ferry_remedy::decide_group(store, &slug, &group, decision)?)
         })
         .await?;
-    let notice = match (decision, changed) {
-        (GroupDecision::Approve, true) => "Approved: members now hold the Customer role on the copied projects.",
-        (GroupDecision::Decline, true) => "Declined: members do not get the Customer role.",
-        (_, false) => "Nothing changed: the group already had this decision.",
+    let done = match (decision, changed) {
+        (GroupDecision::Approve, true) => "approved",
+        (GroupDecision::Decline, true) => "declined",
+        (_, false) => "unchanged",
     };
-    group_page(&state, &admin, site, review.name, Some(notice.to_owned())).await
+    Ok(Redirect::to(&format!("/console/sites/{site}/groups/{}?done={done}", percent(&review.name))).into_response())
 }
 
 struct RunRow {
@@ -658,7 +803,9 @@ struct CheckPage {
     with_state: bool,
 }
 
-async fn check(State(state): State<AppState>, admin: ConsoleAdmin, Form(form): Form<PlanForm>) -> UiResult {
+/// A check is a prediction: nothing is written, so it is a page with the
+/// plan in its address, to reload, bookmark and come back to.
+async fn check(State(state): State<AppState>, admin: ConsoleAdmin, Query(form): Query<PlanForm>) -> UiResult {
     let options = form.request()?.options()?;
     let caller = admin.as_api();
     let data = state
@@ -697,6 +844,12 @@ struct RunPage {
     layout: Layout,
     run: RunStatus,
     finished: bool,
+    state_label: &'static str,
+    phase_label: &'static str,
+    notice: Option<String>,
+    /// The review banner again, for the page to swap in once the run is
+    /// done (`None` inside a full page, which has it already).
+    banner: Option<Layout>,
 }
 
 #[derive(Template)]
@@ -704,6 +857,79 @@ struct RunPage {
 struct ProgressPartial {
     run: RunStatus,
     finished: bool,
+    state_label: &'static str,
+    phase_label: &'static str,
+    banner: Option<Layout>,
+}
+
+/// A run's state in the console's words.
+fn run_state_label(state: &str) -> &'static str {
+    match state {
+        "planning" => "planning",
+        "applying" => "copying",
+        "done" => "done",
+        "blocked" => "stopped by blocking conflicts",
+        "failed" => "failed",
+        "rolled_back" => "rolled back",
+        _ => "unknown",
+    }
+}
+
+/// Where an unfinished run is, in the console's words.
+fn run_phase_label(run: &RunStatus) -> &'static str {
+    match (run.state.as_str(), run.phase) {
+        ("planning", _) => "deciding every customer's outcome",
+        (_, 1) => "copying accounts",
+        (_, 2) => "copying projects, customer lists and organizations",
+        (_, 3) => "copying requests and comments",
+        _ => "finishing",
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm_rollback.html")]
+struct ConfirmRollbackPage {
+    layout: Layout,
+    run: RunStatus,
+}
+
+async fn confirm_rollback(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+    let run = admin_run(&state, &admin, id).await?;
+    let layout = admin.layout(&state).await?;
+    Ok(render(&ConfirmRollbackPage { layout, run }))
+}
+
+/// Rollback, as `copy rollback`: refused with every reason (shown as a
+/// page) when later changes depend on the run.
+async fn rollback_run(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+    let caller = admin.as_api();
+    state
+        .store_long(Some(admin.actor.clone()), move |store| {
+            crate::api::copies::admin_run(store, &caller, id)?;
+            ferry_copy::rollback(store, id).map(|_| ()).map_err(ApiError::from)
+        })
+        .await?;
+    Ok(Redirect::to(&format!("/console/copies/{id}?done=rolled_back")).into_response())
+}
+
+/// Resume, as `copy resume`: refused (a page saying why) for a run that is
+/// finished or being applied elsewhere; else it goes on in the background.
+async fn resume_run(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+    let caller = admin.as_api();
+    let actor = admin.actor.clone();
+    state
+        .store(None, move |store| {
+            crate::api::copies::admin_run(store, &caller, id)?;
+            ferry_copy::check_resumable(store, id)?;
+            if ferry_copy::is_claimed(store, id)? { Err(ferry_copy::CopyError::Claimed(id).into()) } else { Ok(()) }
+        })
+        .await?;
+    state.spawn_store(actor, move |store| {
+        if let Ok(store) = store {
+            let _ = ferry_copy::resume(store, id, &mut ferry_copy::Quiet);
+        }
+    });
+    Ok(Redirect::to(&format!("/console/copies/{id}?done=resumed")).into_response())
 }
 
 async fn admin_run(state: &AppState, admin: &ConsoleAdmin, run: i64) -> UiResult<RunStatus> {
@@ -715,11 +941,24 @@ fn finished(run: &RunStatus) -> bool {
     !matches!(run.state.as_str(), "planning" | "applying")
 }
 
-async fn run_page(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+async fn run_page(
+    State(state): State<AppState>,
+    admin: ConsoleAdmin,
+    Path(id): Path<i64>,
+    Query(done): Query<Done>,
+) -> UiResult {
     let run = admin_run(&state, &admin, id).await?;
     let layout = admin.layout(&state).await?;
     let finished = finished(&run);
-    Ok(render(&RunPage { layout, run, finished }))
+    let notice = match done.done.as_deref() {
+        Some("rolled_back") => {
+            Some("Rolled back: what the run created is removed and what it granted revoked.".to_owned())
+        }
+        Some("resumed") => Some("Resumed: the run goes on from where it stopped.".to_owned()),
+        _ => None,
+    };
+    let (state_label, phase_label) = (run_state_label(&run.state), run_phase_label(&run));
+    Ok(render(&RunPage { layout, run, finished, state_label, phase_label, notice, banner: None }))
 }
 
 async fn progress(
@@ -730,11 +969,15 @@ async fn progress(
 ) -> UiResult {
     let run = admin_run(&state, &admin, id).await?;
     let finished = finished(&run);
+    let (state_label, phase_label) = (run_state_label(&run.state), run_phase_label(&run));
     if is_htmx(&headers) {
-        Ok(render(&ProgressPartial { run, finished }))
+        // Once the run is done, the review banner comes along, so that it
+        // shows without a reload.
+        let banner = if finished { Some(admin.layout(&state).await?) } else { None };
+        Ok(render(&ProgressPartial { run, finished, state_label, phase_label, banner }))
     } else {
         let layout = admin.layout(&state).await?;
-        Ok(render(&RunPage { layout, run, finished }))
+        Ok(render(&RunPage { layout, run, finished, state_label, phase_label, notice: None, banner: None }))
     }
 }
 
@@ -889,9 +1132,38 @@ struct NewToken {
     name: String,
 }
 
+/// How long a new token waits to be shown on the page after its form.
+const REVEAL_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Makes a token, then sends the browser to a page that shows it once: a
+/// reload or Back never makes a second token.
 async fn create_token(State(state): State<AppState>, admin: ConsoleAdmin, Form(form): Form<NewToken>) -> UiResult {
     let token = crate::api::session::new_token(&state, admin.admin.id, &form.name).await?;
-    tokens_page(&state, &admin, Some(token.token)).await
+    let reveal = crate::auth::random_secret()?;
+    {
+        let mut reveals = state.reveals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        reveals.retain(|_, (_, _, at)| at.elapsed() < REVEAL_FOR);
+        reveals.insert(reveal.clone(), (admin.admin.id, token.token, std::time::Instant::now()));
+    }
+    Ok(Redirect::to(&format!("/console/tokens/created/{reveal}")).into_response())
+}
+
+/// The new token, shown once to the admin who made it; after that (or on
+/// another server) the page says it is not shown again.
+async fn token_created(State(state): State<AppState>, admin: ConsoleAdmin, Path(reveal): Path<String>) -> UiResult {
+    let token = {
+        let mut reveals = state.reveals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match reveals.get(&reveal) {
+            Some((owner, _, at)) if *owner == admin.admin.id && at.elapsed() < REVEAL_FOR => {
+                reveals.remove(&reveal).map(|(_, token, _)| token)
+            }
+            _ => None,
+        }
+    };
+    match token {
+        Some(token) => tokens_page(&state, &admin, Some(token)).await,
+        None => tokens_page(&state, &admin, Some(String::new())).await,
+    }
 }
 
 async fn revoke_token(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {

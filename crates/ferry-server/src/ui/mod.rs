@@ -31,6 +31,9 @@ const CSS: &str = include_str!("../../static/ferry.css");
 pub struct Layout {
     pub admin: Option<String>,
     pub pending: usize,
+    /// Where the banner's Review now goes: the one group waiting, or the
+    /// list when several are.
+    pub review_link: String,
 }
 
 /// A page that could not be shown, as a page.
@@ -151,9 +154,15 @@ impl ConsoleAdmin {
 pub fn layout_of(store: &mut ferry_store::Store, admin: &Admin) -> Result<Layout, ApiError> {
     let groups = ferry_remedy::pending_groups(store)?;
     let sites = store.read(ferry_store::sites::list_sites)?;
-    let pending =
-        groups.iter().filter(|(site, _)| sites.iter().any(|s| &s.slug == site && admin.orgs.contains(&s.org))).count();
-    Ok(Layout { admin: Some(admin.email.clone()), pending })
+    let mine: Vec<&(String, String)> = groups
+        .iter()
+        .filter(|(site, _)| sites.iter().any(|s| &s.slug == site && admin.orgs.contains(&s.org)))
+        .collect();
+    let review_link = match mine.as_slice() {
+        [(site, group)] => format!("/console/sites/{site}/groups/{group}"),
+        _ => "/console/users".to_owned(),
+    };
+    Ok(Layout { admin: Some(admin.email.clone()), pending: mine.len(), review_link })
 }
 
 /// Whether a request came from htmx (and wants a partial).

@@ -142,7 +142,15 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
         return Err(format!("the check predicts no duplicate: {predicted}"));
     }
     click(c, "#run").await?;
-    // Live progress, then View details.
+    // Live progress; the review banner appears once the run is done, without
+    // a reload; the check is a page Back returns to.
+    let banner = text_when(c, "#review-banner", |b| b.contains("needs review")).await?;
+    if !banner.contains("1 imported group needs review") {
+        return Err(format!("banner on the run page: {banner}"));
+    }
+    c.back().await.map_err(fail("back"))?;
+    text_when(c, "h1", |h| h.starts_with("Check: eu → us")).await?;
+    c.forward().await.map_err(fail("forward"))?;
     click(c, "#view-details").await?;
     let rows = text(c, "#attention").await?;
     if !(rows.contains("Chen@Acme.test") && rows.contains("fay@acme.test") && rows.contains("open")) {
@@ -159,9 +167,21 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     if !banner.contains("1 imported group needs review") {
         return Err(format!("banner: {banner}"));
     }
+    // One group waits: Review now opens it. Approve asks first.
     click(c, "#review-banner a").await?;
-    click(c, "a[href$='/groups/customers-from-eu']").await?;
+    let members = text(c, "#members").await?;
+    if !(members.contains("Chen") && members.contains("chen@acme.test") && members.contains("Atlassian account")) {
+        return Err(format!("the members list lacks name, email or type: {members}"));
+    }
     click(c, "#approve").await?;
+    let asked = text(c, "main").await?;
+    if !asked.contains("gain access to 1 request") {
+        return Err(format!("the confirmation does not say what changes: {asked}"));
+    }
+    click(c, "#confirm-decision").await?;
+    text_when(c, "#group-state", |state| state == "active").await?;
+    // The page after the form reloads without sending it again.
+    c.refresh().await.map_err(fail("refresh"))?;
     text_when(c, "#group-state", |state| state == "active").await?;
     // View details now shows chen's row resolved, fay's still open.
     c.goto(&format!("{base}/console/copies/1/details")).await.map_err(fail("details"))?;
@@ -203,6 +223,24 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     click(c, "#upgrade-selected").await?;
     click(c, "#confirm-upgrade").await?;
     text_when(c, "h1", |h| h == "Upgrade done").await?;
+    let counts = text(c, "#upgrade-counts").await?;
+    if !counts.contains("Upgraded to an Atlassian account 1") {
+        return Err(format!("the upgrade's counts: {counts}"));
+    }
+    // A token is shown once; reloading its page makes no second one.
+    c.goto(&format!("{base}/console/tokens")).await.map_err(fail("tokens"))?;
+    fill(c, "#name", "browser").await?;
+    click(c, "#create-token").await?;
+    let token = text(c, "#new-token").await?;
+    if !token.starts_with("ferry_") {
+        return Err(format!("no token shown: {token}"));
+    }
+    c.refresh().await.map_err(fail("refresh"))?;
+    text(c, "#token-gone").await?;
+    let rows = c.find_all(Locator::Css("td form[action$='/revoke']")).await.map_err(fail("tokens"))?;
+    if rows.len() != 1 {
+        return Err(format!("{} live tokens after a reload, not 1", rows.len()));
+    }
     c.goto(&format!("{base}/console/copies/1/details")).await.map_err(fail("details"))?;
     text_when(c, "#attention", |rows| state_of(rows, "fay@acme.test").as_deref() == Some("resolved")).await?;
     sign_in(c, &format!("{base}/help/us/sign-in"), "fay@acme.test", &fay, HELP).await?;
