@@ -227,6 +227,12 @@ fn the_story_through_the_api(backend: Backend) {
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["group_state"], "awaiting_review");
     assert_eq!(done["error"], Value::Null);
+    // Organization-level entries (no site) show to that organization's
+    // admins only.
+    let (_, log) = server.call(&api, Method::GET, "/api/v1/audit", None);
+    let text = log.to_string();
+    assert!(text.contains("\"admin.create\"") && text.contains("root@acme.test"), "{text}");
+    assert!(!text.contains("else@other.test"), "another organization's admin leaked: {text}");
     // Resuming a finished run changes nothing and says so.
     let (_, audit_before) = server.call(&api, Method::GET, "/api/v1/audit", None);
     let (status, again) = server.call(&api, Method::POST, &format!("/api/v1/copies/{run}/resume"), None);

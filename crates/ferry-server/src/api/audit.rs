@@ -75,9 +75,26 @@ pub(crate) async fn visible_entries(
                 None => false,
             };
             let own_actors = [format!("console:{}", caller.admin.email), format!("api:{}", caller.admin.email)];
+            // An entry without a site concerns an organization (creating
+            // it, the demo, an admin of it): visible to that
+            // organization's admins, and to whoever acted.
+            let organization_of = |e: &ferry_store::audit::AuditEntry| -> Option<String> {
+                match e.action.as_str() {
+                    "org.create" | "demo.create" => Some(e.target.clone()),
+                    "admin.create" => e
+                        .after
+                        .as_deref()
+                        .and_then(|after| serde_json::from_str::<serde_json::Value>(after).ok())
+                        .and_then(|after| after["organization"].as_str().map(str::to_owned)),
+                    _ => None,
+                }
+            };
+            let mine = |e: &ferry_store::audit::AuditEntry| {
+                own_actors.contains(&e.actor) || organization_of(e).is_some_and(|org| caller.admin.orgs.contains(&org))
+            };
             Ok(entries
                 .into_iter()
-                .filter(|e| visible(&e.site) || (e.site.is_none() && own_actors.contains(&e.actor)))
+                .filter(|e| visible(&e.site) || (e.site.is_none() && site_id.is_none() && mine(e)))
                 .map(|e| AuditEntry {
                     at: e.at,
                     actor: e.actor,

@@ -1070,26 +1070,78 @@ struct AuditRow {
 struct AuditPage {
     layout: Layout,
     entries: Vec<AuditRow>,
+    filter: AuditFilter,
+    sites: Vec<String>,
+    actions: Vec<String>,
 }
 
-async fn audit(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult {
+#[derive(Deserialize, Default)]
+struct AuditFilter {
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    actor: String,
+    /// From this time on: a date (its start, UTC) or an RFC 3339 time.
+    #[serde(default)]
+    since: String,
+}
+
+/// The audit log as a table, newest first, with filters (site, action,
+/// actor, time) and each entry's before and after on demand.
+async fn audit(State(state): State<AppState>, admin: ConsoleAdmin, Query(filter): Query<AuditFilter>) -> UiResult {
     let layout = admin.layout(&state).await?;
     let caller = admin.as_api();
-    let entries = crate::api::audit::visible_entries(&state, caller, None, None).await?;
-    let entries = entries
+    let since = Some(filter.since.trim())
+        .filter(|s| !s.is_empty())
+        .map(ferry_store::audit::parse_since)
+        .transpose()
+        .map_err(|e| ApiError::invalid(format!("From: {e}")))?;
+    let site = Some(filter.site.clone()).filter(|s| !s.is_empty());
+    let all = crate::api::audit::visible_entries(&state, caller, site, since).await?;
+    let mut actions: Vec<String> = all.iter().map(|e| e.action.clone()).collect();
+    actions.sort();
+    actions.dedup();
+    let actor = filter.actor.trim().to_lowercase();
+    let pretty = |json: Option<String>| -> String {
+        json.map(|text| {
+            serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or(text)
+        })
+        .unwrap_or_default()
+    };
+    let entries: Vec<AuditRow> = all
         .into_iter()
         .rev()
+        .filter(|e| filter.action.is_empty() || e.action == filter.action)
+        .filter(|e| actor.is_empty() || e.actor.to_lowercase().contains(&actor))
         .map(|e| AuditRow {
             at: e.at,
             actor: e.actor,
             action: e.action,
             site: e.site.unwrap_or_default(),
             target: e.target,
-            before: e.before.unwrap_or_default(),
-            after: e.after.unwrap_or_default(),
+            before: pretty(e.before),
+            after: pretty(e.after),
         })
         .collect();
-    Ok(render(&AuditPage { layout, entries }))
+    let sites = {
+        let orgs = admin.admin.orgs.clone();
+        state
+            .store(None, move |store| {
+                Ok(store
+                    .read(ferry_store::sites::list_sites)?
+                    .into_iter()
+                    .filter(|s| orgs.contains(&s.org))
+                    .map(|s| s.slug)
+                    .collect::<Vec<_>>())
+            })
+            .await?
+    };
+    Ok(render(&AuditPage { layout, entries, filter, sites, actions }))
 }
 
 struct TokenRow {

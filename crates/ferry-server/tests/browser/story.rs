@@ -227,6 +227,19 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     if !counts.contains("Upgraded to an Atlassian account 1") {
         return Err(format!("the upgrade's counts: {counts}"));
     }
+    // The audit log: a table with filters; organization-level entries too.
+    c.goto(&format!("{base}/console/audit?action=group.approve")).await.map_err(fail("audit"))?;
+    let rows = text(c, "#audit").await?;
+    if !(rows.contains("group.approve") && !rows.contains("customer.upgrade")) {
+        return Err(format!("the audit filter by action: {rows}"));
+    }
+    click(c, "#audit details summary").await?;
+    let entry = text(c, "#audit details").await?;
+    if !entry.contains("\"state\": \"active\"") {
+        return Err(format!("the entry's after, on demand: {entry}"));
+    }
+    c.goto(&format!("{base}/console/audit?actor=nobody-at-all")).await.map_err(fail("audit"))?;
+    text(c, "#no-entries").await?;
     // A token is shown once; reloading its page makes no second one.
     c.goto(&format!("{base}/console/tokens")).await.map_err(fail("tokens"))?;
     fill(c, "#name", "browser").await?;
