@@ -219,6 +219,9 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     }
     sign_in(c, &format!("{base}/sign-in"), "root@acme.test", root, CONSOLE).await?;
     c.goto(&format!("{base}/console/sites/us/customers?duplicates=true")).await.map_err(fail("customers"))?;
+    c.goto(&format!("{base}/console/sites/us/customers?q=nobody-here")).await.map_err(fail("customers"))?;
+    text(c, "#no-matches").await?;
+    c.goto(&format!("{base}/console/sites/us/customers?duplicates=true")).await.map_err(fail("customers"))?;
     click(c, "input[value='fay@acme.test']").await?;
     click(c, "#upgrade-selected").await?;
     click(c, "#confirm-upgrade").await?;
