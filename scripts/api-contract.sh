@@ -32,6 +32,7 @@ contract() {
   port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   "$ferry" --db "${db:-$work/ferry.db}" serve --demo --listen "127.0.0.1:$port" > "$work/serve.log" 2>&1 &
   server=$!
+  servers="${servers:-} $server"
   for _ in $(seq 1 240); do
     grep -q "ferry serving on" "$work/serve.log" && break
     kill -0 $server 2>/dev/null || { cat "$work/serve.log" >&2; return 1; }
@@ -71,6 +72,8 @@ PY
   return $status
 }
 
+# Servers still running when this script stops (a failed step) go with it.
+trap 'for pid in ${servers:-}; do kill "$pid" 2>/dev/null || true; done' EXIT
 echo "API contract on SQLite"
 contract ""
 # PostgreSQL too, when the suite's server is known (scripts/test exports
@@ -78,7 +81,8 @@ contract ""
 if [ -n "${FERRY_TEST_PG:-}" ]; then
   name=ferry_api_contract_$$
   psql "$FERRY_TEST_PG" -qc "CREATE DATABASE $name" >/dev/null
-  trap 'psql "$FERRY_TEST_PG" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+  trap 'for pid in ${servers:-}; do kill "$pid" 2>/dev/null || true; done
+        psql "$FERRY_TEST_PG" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
   echo "API contract on PostgreSQL"
   contract "${FERRY_TEST_PG%/*}/$name"
 fi

@@ -306,7 +306,10 @@ struct Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
         let (code, database) = match e {
-            StoreError::NotFound(_) | StoreError::Conflict(_) | StoreError::NoDatabase { .. } => (2, false),
+            StoreError::NotFound(_)
+            | StoreError::Invalid(_)
+            | StoreError::Conflict(_)
+            | StoreError::NoDatabase { .. } => (2, false),
             StoreError::Open { .. } => (1, false),
             _ => (1, true),
         };

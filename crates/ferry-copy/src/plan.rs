@@ -437,6 +437,7 @@ fn plan_projects(
         Some(keys) => {
             let mut chosen = Vec::new();
             for key in keys {
+                validate_project_key(key).map_err(|e| CopyError::Invalid(format!("project {key:?}: {e}")))?;
                 match all_projects.iter().find(|(_, k, _)| k == key) {
                     Some(project) => chosen.push(project.clone()),
                     None => {
@@ -454,6 +455,7 @@ fn plan_projects(
         }
     };
     for (old, new) in &options.renames {
+        validate_project_key(old).map_err(|e| CopyError::Invalid(format!("rename {old}={new}: {e}")))?;
         if !selected.iter().any(|(_, key, _)| key == old) {
             return Err(
                 StoreError::Conflict(format!("rename {old}={new}: {old} is not a project this plan copies")).into()

@@ -88,6 +88,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match &e {
             StoreError::NotFound(m) => ApiError::not_found(m.clone()),
+            StoreError::Invalid(m) => ApiError::invalid(m.clone()),
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m.clone()),
             _ if e.is_unstorable_text() => {
                 ApiError::invalid("a text value holds a NUL character, which the database cannot store")

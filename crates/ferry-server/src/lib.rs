@@ -12,6 +12,8 @@ mod extract;
 mod state;
 pub mod ui;
 
+use std::io::Write as _;
+
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::IntoResponse;
@@ -108,6 +110,10 @@ fn security_headers() -> Vec<(HeaderName, HeaderValue)> {
 /// disconnected then instead of holding a socket and a task forever.
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Connections one server serves at once (each holds a task and a socket;
+/// the rest wait in the listen queue).
+pub const MAX_CONNECTIONS: usize = 4096;
+
 /// Serves `state` on `listener` until the process is stopped.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     serve_with(listener, state, HEADER_READ_TIMEOUT).await
@@ -124,19 +130,32 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
-    let app = app(state);
+    // A body must arrive as promptly as headers: a client that announces a
+    // body and sends none is cut off, not waited for.
+    let app = app(state).layer(tower_http::timeout::RequestBodyTimeoutLayer::new(header_read_timeout));
+    // Connections served at once; more wait in the listen queue.
+    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = match open.clone().acquire_owned().await {
+            Ok(permit) => permit,
+            Err(_) => return Ok(()), // never closed
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
-            // Out of file descriptors and the like: the next accept may
-            // succeed once connections close.
-            Err(_) => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Err(e) => {
+                // Out of file descriptors: wait for connections to close.
+                // A connection that failed while being accepted concerns
+                // only its client: go on at once.
+                if matches!(e.raw_os_error(), Some(23 | 24)) {
+                    let _ = writeln!(std::io::stderr(), "ferry serve: cannot accept connections: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
                 continue;
             }
         };
         let app = app.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = hyper::service::service_fn(move |mut request: axum::http::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 app.clone().oneshot(request)

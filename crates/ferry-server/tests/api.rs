@@ -32,6 +32,7 @@ on_both_backends!(
     console_and_help_center_sessions_stay_apart,
     idle_connections_are_closed,
     large_snapshots_round_trip_through_the_api,
+    group_names_never_leave_their_links,
 );
 
 struct Server {
@@ -234,6 +235,13 @@ fn the_story_through_the_api(backend: Backend) {
     assert!(text.contains("\"admin.create\"") && text.contains("root@acme.test"), "{text}");
     assert!(!text.contains("else@other.test"), "another organization's admin leaked: {text}");
     // Resuming a finished run changes nothing and says so.
+    // The run page's progress, once done, brings the review banner along
+    // (an out-of-band swap), so it shows without a reload.
+    let (status, _, partial) =
+        server.raw(&session, Method::GET, &format!("/console/copies/{run}/progress"), None, &[("hx-request", "true")]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(partial.contains("id=\"review-banner\" hx-swap-oob=\"true\""), "{partial}");
+    assert!(partial.contains("1 imported group needs review"), "{partial}");
     let (_, audit_before) = server.call(&api, Method::GET, "/api/v1/audit", None);
     let (status, again) = server.call(&api, Method::POST, &format!("/api/v1/copies/{run}/resume"), None);
     assert_eq!((status, again["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("run_done")), "{again}");
@@ -1053,11 +1061,41 @@ fn large_snapshots_round_trip_through_the_api(backend: Backend) {
         tokio::spawn(ferry_server::serve(listener, small));
         format!("http://{address}")
     });
+    // Just over the limit, so the server's answer never races a reset
+    // over a large unread rest.
+    let over = json!({"files": {"accounts.csv": "x".repeat(100_100)}});
     let (status, body) = server.runtime.block_on(async {
-        let response = admin.post(format!("{base}/api/v1/sites/again/import")).json(&exported).send().await.unwrap();
+        let response = admin.post(format!("{base}/api/v1/sites/again/import")).json(&over).send().await.unwrap();
         (response.status(), response.json::<Value>().await.unwrap())
     });
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["error"]["code"], "too_large");
     assert!(body["error"]["message"].as_str().unwrap().contains("100000 bytes"), "{body}");
+}
+
+/// A group's name (a snapshot may give it any text) is percent-encoded in
+/// every link and form: a name like `x/../../copies/1/rollback?` never
+/// turns Approve into another action.
+fn group_names_never_leave_their_links(backend: Backend) {
+    let (server, root, _) = start(backend);
+    let admin = server.sign_in("root@acme.test", &root);
+    story_sites(&server, &admin);
+    let evil = "x/../../../../copies/1/rollback?";
+    let groups = format!("group_name,account_id,state\n\"{evil}\",aa-chen,awaiting_review\n");
+    let (status, body) = server.call(
+        &admin,
+        Method::POST,
+        "/api/v1/sites/us/import",
+        Some(json!({"files": {"accounts.csv": "account_id,account_type,email,display_name,active,email_verified\n", "groups.csv": groups}})),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let encoded = "x%2F..%2F..%2F..%2F..%2Fcopies%2F1%2Frollback%3F";
+    for page in ["/console/users", "/console", &format!("/console/sites/us/groups/{encoded}")] {
+        let (status, _, html) = server.raw(&admin, Method::GET, page, None, &[]);
+        assert_eq!(status, StatusCode::OK, "{page}: {html}");
+        assert!(!html.contains("href=\"/console/sites/us/groups/x/"), "{page} links the raw name: {html}");
+    }
+    let (_, _, html) =
+        server.raw(&admin, Method::GET, &format!("/console/sites/us/groups/{encoded}/approve"), None, &[]);
+    assert!(html.contains(&format!("action=\"/console/sites/us/groups/{encoded}/approve\"")), "{html}");
 }

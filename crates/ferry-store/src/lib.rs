@@ -32,6 +32,9 @@ pub enum StoreError {
     Migration { version: u32, reason: String },
     #[error("{0}")]
     NotFound(String),
+    /// A value that is not of its kind (a name, a key): bad input.
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Conflict(String),
     #[error("unexpected value in column {column}: {reason}")]
@@ -74,6 +77,7 @@ impl StoreError {
             StoreError::NoDatabase { .. }
             | StoreError::Migration { .. }
             | StoreError::NotFound(_)
+            | StoreError::Invalid(_)
             | StoreError::Conflict(_)
             | StoreError::Decode { .. } => false,
         }
@@ -87,6 +91,7 @@ impl StoreError {
             StoreError::Sqlite(_) | StoreError::Postgres(_) | StoreError::Decode { .. } => "db",
             StoreError::Migration { .. } => "db_migration",
             StoreError::NotFound(_) => "not_found",
+            StoreError::Invalid(_) => "invalid",
             StoreError::Conflict(_) => "conflict",
         }
     }

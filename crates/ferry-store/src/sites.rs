@@ -15,7 +15,7 @@ pub fn validate_slug(what: &str, value: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!(
+        Err(StoreError::Invalid(format!(
             "{what} name {value:?} is not valid: use 1 to 63 lowercase letters, digits and inner hyphens"
         )))
     }

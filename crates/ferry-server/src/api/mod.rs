@@ -78,6 +78,7 @@ pub fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
         RefOr::T(response.build())
     };
     for (path, item) in openapi.paths.paths.iter_mut() {
+        let changes = item.post.is_some() || item.delete.is_some();
         let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
         for operation in operations.into_iter().flatten() {
             let open = path == "/api/v1/session";
@@ -87,8 +88,8 @@ pub fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
                 RefOr::Ref(_) => false,
             });
             let mut wanted: Vec<(&str, &str)> = Vec::new();
+            wanted.push(("401", "not signed in, or an unknown or revoked API token"));
             if !open {
-                wanted.push(("401", "not signed in, or an unknown or revoked API token"));
                 wanted.push((
                     "403",
                     "the caller may not do this here (another organization's site, a customer, a cross-site request)",
@@ -100,10 +101,11 @@ pub fn document_errors(openapi: &mut utoipa::openapi::OpenApi) {
                 wanted
                     .push(("404", "no such site, run, group, file or customer (a path or query parameter names none)"));
             }
-            if has_body && !open {
+            if !open && (has_body || (changes && path.contains('{'))) {
                 wanted.push(("409", "refused by the state of things: the error's code says which"));
             }
             if has_body {
+                wanted.push(("413", "the body is larger than this route takes"));
                 wanted.push(("415", "the body is not sent as application/json"));
             }
             if has_body || has_query || path.contains('{') {

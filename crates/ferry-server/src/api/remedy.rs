@@ -83,7 +83,7 @@ pub async fn decide(
     let decision = match decision.as_str() {
         "approve" => GroupDecision::Approve,
         "decline" => GroupDecision::Decline,
-        other => return Err(ApiError::not_found(format!("no action {other:?}; use approve or decline"))),
+        other => return Err(ApiError::invalid(format!("decision {other:?} is not approve or decline"))),
     };
     let actor = caller.actor.clone();
     state

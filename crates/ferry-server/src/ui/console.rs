@@ -239,8 +239,9 @@ async fn customers(
     }))
 }
 
-/// `value`, percent-encoded for a URL's path or query.
-fn percent(v: &str) -> String {
+/// `value`, percent-encoded for a URL's path or query (every byte but
+/// letters, digits and `-._~`: a name can never add a path segment).
+pub(crate) fn percent(v: &str) -> String {
     v.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

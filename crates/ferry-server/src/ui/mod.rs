@@ -159,7 +159,7 @@ pub fn layout_of(store: &mut ferry_store::Store, admin: &Admin) -> Result<Layout
         .filter(|(site, _)| sites.iter().any(|s| &s.slug == site && admin.orgs.contains(&s.org)))
         .collect();
     let review_link = match mine.as_slice() {
-        [(site, group)] => format!("/console/sites/{site}/groups/{group}"),
+        [(site, group)] => format!("/console/sites/{site}/groups/{}", console::percent(group)),
         _ => "/console/users".to_owned(),
     };
     Ok(Layout { admin: Some(admin.email.clone()), pending: mine.len(), review_link })

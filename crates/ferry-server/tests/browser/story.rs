@@ -174,6 +174,7 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
         return Err(format!("the members list lacks name, email or type: {members}"));
     }
     click(c, "#approve").await?;
+    text_when(c, "h1", |h| h.starts_with("Approve group customers-from-eu?")).await?;
     let asked = text(c, "main").await?;
     if !asked.contains("gain access to 1 request") {
         return Err(format!("the confirmation does not say what changes: {asked}"));
