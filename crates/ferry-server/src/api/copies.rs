@@ -282,6 +282,14 @@ pub async fn resume(
     caller: AdminCaller,
     Path(run): Path<i64>,
 ) -> ApiResult<(StatusCode, Json<Started>)> {
+    start_resume(&state, caller, run).await?;
+    Ok((StatusCode::ACCEPTED, Json(Started { run })))
+}
+
+/// Resumes run `run` in the background, once it is the caller's, can be
+/// resumed and no other process applies it (each refusal as the CLI's);
+/// the outcome is the run's state, which status reports.
+pub(crate) async fn start_resume(state: &AppState, caller: AdminCaller, run: i64) -> ApiResult<()> {
     let actor = caller.actor.clone();
     state
         .store(None, move |store| {
@@ -291,12 +299,11 @@ pub async fn resume(
         })
         .await?;
     state.spawn_store(actor, move |store| {
-        // The outcome is the run's state, which status reports.
         if let Ok(store) = store {
             let _ = ferry_copy::resume(store, run, &mut ferry_copy::Quiet);
         }
     });
-    Ok((StatusCode::ACCEPTED, Json(Started { run })))
+    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

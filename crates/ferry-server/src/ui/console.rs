@@ -289,6 +289,26 @@ struct UpgradePage {
     lines: Vec<UpgradeRow>,
 }
 
+/// The upgrade (or its dry run) a form asks for, on a site the admin
+/// administers.
+async fn run_upgrade(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    site: &str,
+    form: &UpgradeForm,
+    dry_run: bool,
+) -> UiResult<ferry_remedy::UpgradeReport> {
+    let selection = upgrade_selection(form)?;
+    let caller = admin.as_api();
+    let slug = site.to_owned();
+    Ok(state
+        .store_long(Some(admin.actor.clone()), move |store| {
+            admin_site(store, &caller, &slug)?;
+            Ok(ferry_remedy::upgrade(store, &slug, &selection, dry_run, &mut ferry_remedy::Quiet)?)
+        })
+        .await?)
+}
+
 /// The accounts an upgrade form selects.
 fn upgrade_selection(form: &UpgradeForm) -> Result<Selection, UiError> {
     if form.all_duplicates {
@@ -319,15 +339,7 @@ async fn upgrade_confirm(
     Path(site): Path<String>,
     Form(form): Form<UpgradeForm>,
 ) -> UiResult {
-    let selection = upgrade_selection(&form)?;
-    let caller = admin.as_api();
-    let slug = site.clone();
-    let report = state
-        .store_long(Some(admin.actor.clone()), move |store| {
-            admin_site(store, &caller, &slug)?;
-            Ok(ferry_remedy::upgrade(store, &slug, &selection, false, &mut ferry_remedy::Quiet)?)
-        })
-        .await?;
+    let report = run_upgrade(&state, &admin, &site, &form, false).await?;
     let counts = [
         ("upgraded", report.upgraded()),
         ("created", report.created()),
@@ -379,15 +391,7 @@ async fn upgrade_page(
     form: UpgradeForm,
     dry_run: bool,
 ) -> UiResult {
-    let selection = upgrade_selection(&form)?;
-    let caller = admin.as_api();
-    let slug = site.clone();
-    let report = state
-        .store_long(Some(admin.actor.clone()), move |store| {
-            admin_site(store, &caller, &slug)?;
-            Ok(ferry_remedy::upgrade(store, &slug, &selection, dry_run, &mut ferry_remedy::Quiet)?)
-        })
-        .await?;
+    let report = run_upgrade(state, admin, &site, &form, dry_run).await?;
     let layout = admin.layout(state).await?;
     let count = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_default();
     let lines = report
@@ -445,6 +449,27 @@ async fn upgrade_page(
         all_duplicates: form.all_duplicates,
         lines,
     }))
+}
+
+/// Group `name` of `site` (matched case-insensitively), as its review
+/// shows it, on a site the admin administers.
+async fn group_review(
+    state: &AppState,
+    admin: &ConsoleAdmin,
+    site: &str,
+    name: &str,
+) -> UiResult<ferry_remedy::GroupReview> {
+    let caller = admin.as_api();
+    let (slug, wanted) = (site.to_owned(), name.to_owned());
+    Ok(state
+        .store_long(None, move |store| {
+            admin_site(store, &caller, &slug)?;
+            ferry_remedy::list_groups(store, &slug, false)?
+                .into_iter()
+                .find(|g| g.name.eq_ignore_ascii_case(&wanted))
+                .ok_or_else(|| ApiError::not_found(format!("site {slug} has no group {wanted:?}")))
+        })
+        .await?)
 }
 
 /// A group's review state in the console's words.
@@ -524,18 +549,7 @@ async fn group_page(
     name: String,
     notice: Option<String>,
 ) -> UiResult {
-    let caller = admin.as_api();
-    let slug = site.clone();
-    let wanted = name.clone();
-    let review = state
-        .store_long(None, move |store| {
-            admin_site(store, &caller, &slug)?;
-            ferry_remedy::list_groups(store, &slug, false)?
-                .into_iter()
-                .find(|g| g.name.eq_ignore_ascii_case(&wanted))
-                .ok_or_else(|| ApiError::not_found(format!("site {slug} has no group {wanted:?}")))
-        })
-        .await?;
+    let review = group_review(state, admin, &site, &name).await?;
     let layout = admin.layout(state).await?;
     Ok(render(&GroupPage {
         layout,
@@ -595,17 +609,7 @@ async fn confirm_decision(
         "decline" => "decline",
         other => return Err(ApiError::not_found(format!("no action {other:?}")).into()),
     };
-    let caller = admin.as_api();
-    let (slug, wanted) = (site.clone(), name.clone());
-    let review = state
-        .store_long(None, move |store| {
-            admin_site(store, &caller, &slug)?;
-            ferry_remedy::list_groups(store, &slug, false)?
-                .into_iter()
-                .find(|g| g.name.eq_ignore_ascii_case(&wanted))
-                .ok_or_else(|| ApiError::not_found(format!("site {slug} has no group {wanted:?}")))
-        })
-        .await?;
+    let review = group_review(&state, &admin, &site, &name).await?;
     let layout = admin.layout(&state).await?;
     Ok(render(&ConfirmDecisionPage {
         layout,
@@ -916,20 +920,7 @@ async fn rollback_run(State(state): State<AppState>, admin: ConsoleAdmin, Path(i
 /// Resume, as `copy resume`: refused (a page saying why) for a run that is
 /// finished or being applied elsewhere; else it goes on in the background.
 async fn resume_run(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
-    let caller = admin.as_api();
-    let actor = admin.actor.clone();
-    state
-        .store(None, move |store| {
-            crate::api::copies::admin_run(store, &caller, id)?;
-            ferry_copy::check_resumable(store, id)?;
-            if ferry_copy::is_claimed(store, id)? { Err(ferry_copy::CopyError::Claimed(id).into()) } else { Ok(()) }
-        })
-        .await?;
-    state.spawn_store(actor, move |store| {
-        if let Ok(store) = store {
-            let _ = ferry_copy::resume(store, id, &mut ferry_copy::Quiet);
-        }
-    });
+    crate::api::copies::start_resume(&state, admin.as_api(), id).await?;
     Ok(Redirect::to(&format!("/console/copies/{id}?done=resumed")).into_response())
 }
 
