@@ -705,7 +705,7 @@ fn every_route_as_every_role(backend: Backend) {
     // Customers' help-center cookie is never sent to the console (its path
     // is /help), so there they are anonymous; one forced into the admins'
     // cookie is refused below.
-    let pages: [(&str, &str, &str, [S; 5]); 31] = [
+    let pages: [(&str, &str, &str, [S; 5]); 33] = [
         ("GET", "/console", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
         ("GET", "/console/users", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
         ("GET", "/console/copies", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, OK, OK]),
@@ -723,6 +723,9 @@ fn every_route_as_every_role(backend: Backend) {
             [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK],
         ),
         ("GET", "/console/copies/1/report.zip", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
+        // Saving a plan sends the browser to the saved plan, checked.
+        ("POST", "/console/plans", "from=eu&to=us", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, S::SEE_OTHER]),
+        ("GET", "/console/plans/1", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
         // A check and an upgrade's dry run change nothing: pages.
         ("GET", "/console/copies/check?from=eu&to=us", "", [TO_SIGN_IN, TO_SIGN_IN, TO_SIGN_IN, FORBIDDEN, OK]),
         (

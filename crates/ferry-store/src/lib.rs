@@ -9,6 +9,7 @@ pub mod audit;
 pub mod bulk;
 mod conn;
 mod migrate;
+pub mod plans;
 pub mod sites;
 pub mod web;
 

@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_trust.sql"),
         postgres: include_str!("../migrations/postgres/0006_trust.sql"),
     },
+    Migration {
+        version: 7,
+        sqlite: include_str!("../migrations/sqlite/0007_plans.sql"),
+        postgres: include_str!("../migrations/postgres/0007_plans.sql"),
+    },
 ];
 
 /// Tables a SQLite migration rebuilds (to change a constraint), and the

@@ -37,6 +37,9 @@ pub fn routes() -> Router<AppState> {
         .route("/console/copies", get(copies))
         .route("/console/copies/check", get(check))
         .route("/console/copies/run", post(run))
+        .route("/console/plans", post(save_plan))
+        .route("/console/plans/{plan}", get(plan_page))
+        .route("/console/plans/{plan}/run", post(run_plan))
         .route("/console/copies/{run}", get(run_page))
         .route("/console/copies/{run}/progress", get(progress))
         .route("/console/copies/{run}/resume", post(resume_run))
@@ -663,12 +666,13 @@ struct CopiesPage {
     layout: Layout,
     sites: Vec<String>,
     runs: Vec<RunRow>,
+    plans: Vec<ferry_store::plans::SavedPlan>,
 }
 
 async fn copies(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult {
     let layout = admin.layout(&state).await?;
     let orgs = admin.admin.orgs.clone();
-    let (sites, runs) = state
+    let (sites, runs, plans) = state
         .store_long(None, move |store| {
             let sites: Vec<_> =
                 store.read(ferry_store::sites::list_sites)?.into_iter().filter(|s| orgs.contains(&s.org)).collect();
@@ -685,14 +689,16 @@ async fn copies(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult 
                     started_at: r.started_at,
                 })
                 .collect();
-            Ok((sites.into_iter().map(|s| s.slug).collect(), runs))
+            let plans: Vec<_> =
+                store.read(ferry_store::plans::list)?.into_iter().filter(|p| mine(&p.from) && mine(&p.to)).collect();
+            Ok((sites.into_iter().map(|s| s.slug).collect(), runs, plans))
         })
         .await?;
-    Ok(render(&CopiesPage { layout, sites, runs }))
+    Ok(render(&CopiesPage { layout, sites, runs, plans }))
 }
 
-/// The plan form, as typed.
-#[derive(Debug, Clone, Deserialize)]
+/// The plan form, as typed (and as a saved plan keeps it).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 struct PlanForm {
     from: String,
     to: String,
@@ -795,6 +801,8 @@ fn attention_rows(data: &ReportData, states: Option<&[ferry_remedy::RowState]>) 
 #[template(path = "check.html")]
 struct CheckPage {
     layout: Layout,
+    /// The saved plan this check is of, if any.
+    plan: Option<i64>,
     from: String,
     to: String,
     projects: String,
@@ -811,6 +819,56 @@ struct CheckPage {
 /// A check is a prediction: nothing is written, so it is a page with the
 /// plan in its address, to reload, bookmark and come back to.
 async fn check(State(state): State<AppState>, admin: ConsoleAdmin, Query(form): Query<PlanForm>) -> UiResult {
+    check_page(&state, &admin, form, None).await
+}
+
+/// Saves the plan form as a copy plan (after the checks a run makes of its
+/// options), then shows it checked.
+async fn save_plan(State(state): State<AppState>, admin: ConsoleAdmin, Form(form): Form<PlanForm>) -> UiResult {
+    let options = form.request()?.options()?;
+    let json = serde_json::to_string(&form).map_err(|e| ApiError::internal(e.to_string()))?;
+    let caller = admin.as_api();
+    let actor = admin.actor.clone();
+    let id = state
+        .store(None, move |store| {
+            crate::api::copies::require_both(store, &caller, &options.from, &options.to)?;
+            store.write(|tx| -> Result<i64, ApiError> {
+                ferry_copy::validate_options(tx, &options)?;
+                Ok(ferry_store::plans::save(tx, &options.from, &options.to, &json, &actor)?)
+            })
+        })
+        .await?;
+    Ok(Redirect::to(&format!("/console/plans/{id}")).into_response())
+}
+
+/// Saved plan `id`, as the caller may see it (both sites its own), with
+/// its form.
+async fn saved_plan(state: &AppState, admin: &ConsoleAdmin, id: i64) -> UiResult<PlanForm> {
+    let caller = admin.as_api();
+    let plan = state
+        .store(None, move |store| {
+            let plan = store.read(|tx| ferry_store::plans::plan(tx, id))?;
+            crate::api::copies::require_both(store, &caller, &plan.from, &plan.to)?;
+            Ok(plan)
+        })
+        .await?;
+    Ok(serde_json::from_str(&plan.options).map_err(|e| ApiError::internal(format!("plan {id} cannot be read: {e}")))?)
+}
+
+/// A saved plan, checked again now.
+async fn plan_page(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+    let form = saved_plan(&state, &admin, id).await?;
+    check_page(&state, &admin, form, Some(id)).await
+}
+
+/// Runs a saved plan; the browser goes to the run's page.
+async fn run_plan(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): Path<i64>) -> UiResult {
+    let form = saved_plan(&state, &admin, id).await?;
+    let started = crate::api::copies::start(&state, admin.as_api(), form.request()?).await?;
+    Ok(Redirect::to(&format!("/console/copies/{started}")).into_response())
+}
+
+async fn check_page(state: &AppState, admin: &ConsoleAdmin, form: PlanForm, plan: Option<i64>) -> UiResult {
     let options = form.request()?.options()?;
     let caller = admin.as_api();
     let data = state
@@ -820,9 +878,10 @@ async fn check(State(state): State<AppState>, admin: ConsoleAdmin, Query(form): 
             Ok(ReportData::from_plan(&plan, ferry_copy::ReportKind::Prediction))
         })
         .await?;
-    let layout = admin.layout(&state).await?;
+    let layout = admin.layout(state).await?;
     Ok(render(&CheckPage {
         layout,
+        plan,
         chart: chart(&data),
         requests: data.requests,
         conflicts: data.conflicts.iter().map(|c| format!("{}: {} ({})", c.kind, c.problem, c.resolution)).collect(),

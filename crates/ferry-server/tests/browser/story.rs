@@ -137,6 +137,8 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
         .map_err(fail("select eu"))?;
     c.find(Locator::Css("#to")).await.map_err(fail("to"))?.select_by_value("us").await.map_err(fail("select us"))?;
     click(c, "#check").await?;
+    // The plan is saved, to come back to.
+    text(c, "#saved-plan").await?;
     let predicted = text(c, "#attention").await?;
     if !predicted.contains("Found duplicate accounts on destination") {
         return Err(format!("the check predicts no duplicate: {predicted}"));
@@ -151,6 +153,12 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     c.back().await.map_err(fail("back"))?;
     text_when(c, "h1", |h| h.starts_with("Check: eu → us")).await?;
     c.forward().await.map_err(fail("forward"))?;
+    c.goto(&format!("{base}/console/copies")).await.map_err(fail("copies"))?;
+    let plans = text(c, "#plans").await?;
+    if !(plans.contains("eu") && plans.contains("us") && plans.contains("Check again")) {
+        return Err(format!("the saved plan is not listed: {plans}"));
+    }
+    c.back().await.map_err(fail("back"))?;
     click(c, "#view-details").await?;
     let rows = text(c, "#attention").await?;
     if !(rows.contains("Chen@Acme.test") && rows.contains("fay@acme.test") && rows.contains("open")) {
