@@ -301,6 +301,8 @@ struct Failure {
     message: String,
     /// The database itself failed (not the input): the message names it.
     database: bool,
+    /// ...because its disk is full or failing: the message says what to do.
+    disk: bool,
 }
 
 impl From<StoreError> for Failure {
@@ -313,13 +315,13 @@ impl From<StoreError> for Failure {
             StoreError::Open { .. } => (1, false),
             _ => (1, true),
         };
-        Failure { code, message: e.to_string(), database }
+        Failure { code, message: e.to_string(), database, disk: e.is_disk_failure() }
     }
 }
 
 impl Failure {
     fn new(code: u8, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into(), database: false }
+        Failure { code, message: message.into(), database: false, disk: false }
     }
 
     /// The message as printed: a database failure names the database (its
@@ -329,12 +331,7 @@ impl Failure {
             return self.message.clone();
         }
         let name = ferry_store::redact_url(db);
-        let lower = self.message.to_lowercase();
-        let hint = if lower.contains("disk i/o error")
-            || lower.contains("disk is full")
-            || lower.contains("no space left")
-            || lower.contains("could not extend file")
-        {
+        let hint = if self.disk {
             format!(
                 "; the disk holding {name} is probably full or failing: free space there (`df -h`), then run the command \
                  again (a failed command wrote nothing; an interrupted copy continues with `ferry copy resume <run>`)"
@@ -474,31 +471,30 @@ impl<W: Write> Output<W> {
     }
 }
 
-impl<W: Write> Write for Output<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+impl<W: Write> Output<W> {
+    /// `io` on the inner writer, unless the reader has gone; a broken pipe
+    /// marks it gone and counts as `done`.
+    fn unless_closed<T>(&mut self, done: T, io: impl FnOnce(&mut W) -> std::io::Result<T>) -> std::io::Result<T> {
         if self.closed {
-            return Ok(buf.len());
+            return Ok(done);
         }
-        match self.inner.write(buf) {
+        match io(&mut self.inner) {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
                 self.closed = true;
-                Ok(buf.len())
+                Ok(done)
             }
             other => other,
         }
     }
+}
+
+impl<W: Write> Write for Output<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.unless_closed(buf.len(), |w| w.write(buf))
+    }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        if self.closed {
-            return Ok(());
-        }
-        match self.inner.flush() {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                self.closed = true;
-                Ok(())
-            }
-            other => other,
-        }
+        self.unless_closed((), Write::flush)
     }
 }
 

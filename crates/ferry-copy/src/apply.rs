@@ -15,7 +15,7 @@ use ferry_store::sites::{self, Site};
 use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val, joined};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::plan::{CopyOptions, CopyPlan, plan_copy_beside};
+use crate::plan::{CopyOptions, CopyPlan, plan_copy_beside, validate_options};
 use crate::report::{CustomerLine, ReportData, ReportKind, write_report};
 use crate::{CopyError, Progress};
 
@@ -93,22 +93,14 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Checks everything about `options` that can be checked before a run
-/// exists: both sites, that they differ, the projects and the renames.
-/// Blocking conflicts are not errors here: a run records them.
-pub fn validate_options(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(), CopyError> {
-    crate::plan::validate_frame(tx, options)
-}
-
 /// [`validate_options`], and that no other run into the destination is
-/// unfinished: what `run` refuses before it starts, for callers that check
-/// before they prepare anything (a report folder). `run` checks again.
-pub fn check_can_start(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(), CopyError> {
-    validate_options(tx, options)?;
-    let destination = sites::site(tx, &options.to)?;
+/// unfinished: everything `run` refuses before it starts (callers that
+/// prepare something first, a report folder, check it too); the two sites.
+pub fn check_can_start(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(Site, Site), CopyError> {
+    let (source, destination) = validate_options(tx, options)?;
     match sites::unfinished_run_into(tx, destination.id)? {
         Some(run) => Err(CopyError::DestinationBusy { run, site: destination.slug }),
-        None => Ok(()),
+        None => Ok((source, destination)),
     }
 }
 
@@ -129,12 +121,7 @@ pub fn run(
         // Under the writers' lock: two runs started at once into one site
         // see each other.
         tx.lock_for_writing_ids()?;
-        validate_options(tx, options)?;
-        let source = sites::site(tx, &options.from)?;
-        let destination = sites::site(tx, &options.to)?;
-        if let Some(run) = sites::unfinished_run_into(tx, destination.id)? {
-            return Err(CopyError::DestinationBusy { run, site: destination.slug });
-        }
+        let (source, destination) = check_can_start(tx, options)?;
         let started_at = now();
         let run_id = tx
             .query_opt(
@@ -171,23 +158,27 @@ pub fn check_resumable(store: &mut Store, run_id: i64) -> Result<(), CopyError> 
 
 fn resumable(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
     let row = load_run(tx, run_id)?;
+    match refusal(run_id, &row) {
+        Some(refused) => Err(refused),
+        None => Ok(row),
+    }
+}
+
+/// Why run `run_id`, as `row` stands, cannot be resumed (or go on being
+/// applied): `None` while it is planning or applying.
+fn refusal(run_id: i64, row: &RunRow) -> Option<CopyError> {
     let message = match row.state.as_str() {
-        "planning" | "applying" => return Ok(row),
+        "planning" | "applying" => return None,
         "done" => format!("run {run_id} is already done; there is nothing to resume and nothing was changed"),
         "rolled_back" => format!("run {run_id} was rolled back; start a new run (`ferry copy run`)"),
         "blocked" => format!("run {run_id} was stopped by blocking conflicts; fix them and start a new run"),
-        "failed" => {
-            let error = tx
-                .query_opt("SELECT error FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| {
-                    Ok(r.opt_text(0)?.map(str::to_owned))
-                })?
-                .flatten()
-                .unwrap_or_default();
-            format!("run {run_id} failed ({error}); roll it back (`ferry copy rollback {run_id}`) and start a new run")
-        }
+        "failed" => format!(
+            "run {run_id} failed ({}); roll it back (`ferry copy rollback {run_id}`) and start a new run",
+            row.error.as_deref().unwrap_or("no reason recorded")
+        ),
         other => format!("run {run_id} is {other}; it cannot be resumed"),
     };
-    Err(CopyError::NotResumable { run: run_id, state: row.state, message })
+    Some(CopyError::NotResumable { run: run_id, state: row.state.clone(), message })
 }
 
 /// Finishes an interrupted run. A finished one (done, failed, blocked,
@@ -255,11 +246,13 @@ struct RunRow {
     cursor: i64,
     source_request_limit: i64,
     group_id: Option<i64>,
+    /// Why the run failed (state `failed`).
+    error: Option<String>,
 }
 
 fn load_run(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
     let row = tx.query_opt(
-        "SELECT r.options, r.state, r.phase, r.cursor, r.source_request_limit, r.group_id, s.slug, d.slug
+        "SELECT r.options, r.state, r.phase, r.cursor, r.source_request_limit, r.group_id, s.slug, d.slug, r.error
          FROM copy_runs r JOIN sites s ON s.id = r.source_site_id JOIN sites d ON d.id = r.destination_site_id
          WHERE r.id = $1",
         &[Val::I(run_id)],
@@ -273,10 +266,11 @@ fn load_run(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
                 r.opt_int(5)?,
                 r.text(6)?.to_owned(),
                 r.text(7)?.to_owned(),
+                r.opt_text(8)?.map(str::to_owned),
             ))
         },
     )?;
-    let Some((options, state, phase, cursor, source_request_limit, group_id, from, to)) = row else {
+    let Some((options, state, phase, cursor, source_request_limit, group_id, from, to, error)) = row else {
         return Err(StoreError::NotFound(format!("no copy run {run_id}")).into());
     };
     let options: CopyOptions = serde_json::from_str(&options)
@@ -290,6 +284,7 @@ fn load_run(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
         cursor,
         source_request_limit,
         group_id,
+        error,
     })
 }
 
@@ -323,10 +318,7 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        // A failure is recorded while the claim is held, so that no other
-        // process takes the run up in between.
         let result = continue_claimed(store, run_id, progress);
-        let result = record_failure(store, run_id, result);
         let released = store.read(|tx| tx.query_opt("SELECT pg_advisory_unlock($1)", &params, |r| r.bool(0)));
         return match (result, released) {
             (Err(e), _) => Err(e),
@@ -338,10 +330,7 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
     // while this one goes on writing: the copying and syncing of each
     // checkpoint then costs the run no time of its own.
     let Some(mut checkpointer) = store.sqlite_sibling()? else {
-        return store.with_checkpoints_every(CHECKPOINT_PAGES, |store| {
-            let result = continue_claimed(store, run_id, progress);
-            record_failure(store, run_id, result)
-        });
+        return store.with_checkpoints_every(CHECKPOINT_PAGES, |store| continue_claimed(store, run_id, progress));
     };
     store.with_checkpoints_every(CHECKPOINT_PAGES_BESIDE, |store| {
         std::thread::scope(|scope| {
@@ -355,7 +344,7 @@ fn continue_run(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> 
             });
             let result = continue_claimed(store, run_id, progress);
             drop(stop);
-            record_failure(store, run_id, result)
+            result
         })
     })
 }
@@ -376,7 +365,15 @@ pub fn is_claimed(store: &mut Store, run_id: i64) -> Result<bool, CopyError> {
     Ok(!free)
 }
 
+/// Plans (if need be) and applies run `run_id`, its claim held; a failure
+/// is recorded before the claim goes (see [`record_failure`]), so no other
+/// process takes the run up in between.
 fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
+    let result = plan_and_apply(store, run_id, progress);
+    record_failure(store, run_id, result)
+}
+
+fn plan_and_apply(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
     let mut timings = std::collections::BTreeMap::new();
     let row = store.read(|tx| load_run(tx, run_id))?;
     match row.state.as_str() {
@@ -387,9 +384,7 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
         }
         // Done: another process finished it meanwhile; its report is read.
         "applying" | "done" => {}
-        _ => {
-            store.read(|tx| resumable(tx, run_id))?;
-        }
+        _ => return Err(refusal(run_id, &row).unwrap_or_else(|| CopyError::Invalid(format!("run {run_id}")))),
     }
     // SQLite: the report's customer lines depend only on the decisions
     // persisted above; a second connection reads them on another core
@@ -526,9 +521,8 @@ fn apply_phases_with(
                     }
                     // Failed in another process meanwhile: stop, never spin.
                     _ => {
-                        return Err(store.read(|tx| resumable(tx, run_id)).err().unwrap_or_else(|| {
-                            CopyError::Invalid(format!("run {run_id} is {} and no longer applying", row.state))
-                        }));
+                        return Err(refusal(run_id, &row)
+                            .unwrap_or_else(|| CopyError::Invalid(format!("run {run_id} is {}", row.state))));
                     }
                 }
                 if row.phase != phase {

@@ -14,11 +14,11 @@ mod plan;
 mod report;
 mod rollback;
 
-pub use apply::{
-    RunStatus, check_can_start, check_resumable, is_claimed, list_runs, resume, run, run_report, status,
+pub use apply::{RunStatus, check_can_start, check_resumable, is_claimed, list_runs, resume, run, run_report, status};
+pub use plan::{
+    Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope, check_conflicts, plan_copy,
     validate_options,
 };
-pub use plan::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope, check_conflicts, plan_copy};
 pub use report::{ReportData, ReportKind, prepare_report_dir, write_plan_report, write_report, write_run_report};
 pub use rollback::{RollbackSummary, rollback, rollback_blockers};
 

@@ -542,10 +542,12 @@ fn plan_organizations(
     Ok(organizations)
 }
 
-/// Checks the plan's sites, projects and renames, as planning would,
-/// without reading its organizations or customers.
-pub(crate) fn validate_frame(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(), CopyError> {
-    plan_frame(tx, options).map(|_| ())
+/// Checks everything about `options` that can be checked before a run
+/// exists, as planning does (both sites, that they differ, the projects and
+/// the renames), without reading organizations or customers; the two
+/// sites. Blocking conflicts are not errors here: a run records them.
+pub fn validate_options(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(Site, Site), CopyError> {
+    plan_frame(tx, options).map(|frame| (frame.source, frame.destination))
 }
 
 /// The blocking conflicts of a plan (and its invalid options, as errors),

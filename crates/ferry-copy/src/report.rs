@@ -178,21 +178,24 @@ fn write_csv<const N: usize>(
     out.flush().map_err(|e| failure(&e))
 }
 
-/// Writes the report folder for `data` into `dir` (created if missing).
 /// Makes sure report folder `dir` can be created and written, before any
 /// work: a folder that cannot be written is found out before a copy, not
 /// after it. Creates the folder (and its parents) if missing.
 pub fn prepare_report_dir(dir: &Path) -> Result<(), CopyError> {
-    let fail = |e: std::io::Error| CopyError::Report { path: dir.display().to_string(), reason: e.to_string() };
-    std::fs::create_dir_all(dir).map_err(fail)?;
+    std::fs::create_dir_all(dir).map_err(report_error(dir))?;
     let probe = dir.join(format!(".ferry-write-check-{}", std::process::id()));
-    std::fs::write(&probe, b"ferry").map_err(fail)?;
-    std::fs::remove_file(&probe).map_err(fail)
+    std::fs::write(&probe, b"ferry").map_err(report_error(dir))?;
+    std::fs::remove_file(&probe).map_err(report_error(dir))
 }
 
+/// An IO failure on report folder `dir`, as the copy engine reports it.
+fn report_error(dir: &Path) -> impl Fn(std::io::Error) -> CopyError + '_ {
+    move |e| CopyError::Report { path: dir.display().to_string(), reason: e.to_string() }
+}
+
+/// Writes the report folder for `data` into `dir` (created if missing).
 pub fn write_report(data: &ReportData, dir: &Path) -> Result<(), CopyError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CopyError::Report { path: dir.display().to_string(), reason: e.to_string() })?;
+    std::fs::create_dir_all(dir).map_err(report_error(dir))?;
     let group = data.group_name.as_deref().unwrap_or("");
     // The two large files (a million customers make 200 MB) are written at
     // once, one on another thread.

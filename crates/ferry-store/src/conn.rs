@@ -610,20 +610,13 @@ impl IdAllocator {
     /// caller's transaction, for ids whose rows are written by later
     /// transactions (a copy plan's new accounts, projects, organizations
     /// and group). Ids whose rows the same transaction writes need not be
-    /// reserved: `MAX(id)` already covers them.
+    /// reserved: `MAX(id)` already covers them. Every allocated table has
+    /// its row (migration 6).
     pub fn reserve(&self, tx: &mut Tx<'_>) -> Result<()> {
-        let last = self.next - 1;
-        let changed = tx.execute(
+        tx.execute(
             "UPDATE id_reservations SET last_id = $2 WHERE table_name = $1 AND last_id < $2",
-            &[Val::T(self.table), Val::I(last)],
+            &[Val::T(self.table), Val::I(self.next - 1)],
         )?;
-        if changed == 0 {
-            tx.execute(
-                "INSERT INTO id_reservations (table_name, last_id)
-                 SELECT $1, $2 WHERE NOT EXISTS (SELECT 1 FROM id_reservations WHERE table_name = $1)",
-                &[Val::T(self.table), Val::I(last)],
-            )?;
-        }
         Ok(())
     }
 }

@@ -49,6 +49,19 @@ impl StoreError {
         matches!(self, StoreError::Postgres(e) if e.code().is_some_and(|c| c.code() == "22021"))
     }
 
+    /// Whether the disk under the database is full or failing (SQLite's
+    /// I/O and full errors; PostgreSQL's SQLSTATE classes 53 and 58): the
+    /// admin frees space or mends the disk, then runs the command again.
+    pub fn is_disk_failure(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::DiskFull)
+            }
+            StoreError::Postgres(e) => e.code().is_some_and(|c| matches!(c.code().get(..2), Some("53" | "58"))),
+            _ => false,
+        }
+    }
+
     /// Whether the same work may succeed when tried again: the database was
     /// busy or locked, the disk full or failing, the connection lost, the
     /// transaction chosen as a deadlock's victim. Broken constraints, bad

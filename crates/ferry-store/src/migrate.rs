@@ -9,42 +9,25 @@ struct Migration {
     postgres: &'static str,
 }
 
+/// Migration `version`, from the files of that name in both folders.
+macro_rules! migration {
+    ($version:literal, $name:literal) => {
+        Migration {
+            version: $version,
+            sqlite: include_str!(concat!("../migrations/sqlite/", $name, ".sql")),
+            postgres: include_str!(concat!("../migrations/postgres/", $name, ".sql")),
+        }
+    };
+}
+
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
-        postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
-    },
-    Migration {
-        version: 2,
-        sqlite: include_str!("../migrations/sqlite/0002_copy.sql"),
-        postgres: include_str!("../migrations/postgres/0002_copy.sql"),
-    },
-    Migration {
-        version: 3,
-        sqlite: include_str!("../migrations/sqlite/0003_remediation.sql"),
-        postgres: include_str!("../migrations/postgres/0003_remediation.sql"),
-    },
-    Migration {
-        version: 4,
-        sqlite: include_str!("../migrations/sqlite/0004_server.sql"),
-        postgres: include_str!("../migrations/postgres/0004_server.sql"),
-    },
-    Migration {
-        version: 5,
-        sqlite: include_str!("../migrations/sqlite/0005_run_counts.sql"),
-        postgres: include_str!("../migrations/postgres/0005_run_counts.sql"),
-    },
-    Migration {
-        version: 6,
-        sqlite: include_str!("../migrations/sqlite/0006_trust.sql"),
-        postgres: include_str!("../migrations/postgres/0006_trust.sql"),
-    },
-    Migration {
-        version: 7,
-        sqlite: include_str!("../migrations/sqlite/0007_plans.sql"),
-        postgres: include_str!("../migrations/postgres/0007_plans.sql"),
-    },
+    migration!(1, "0001_foundation"),
+    migration!(2, "0002_copy"),
+    migration!(3, "0003_remediation"),
+    migration!(4, "0004_server"),
+    migration!(5, "0005_run_counts"),
+    migration!(6, "0006_trust"),
+    migration!(7, "0007_plans"),
 ];
 
 /// Tables a SQLite migration rebuilds (to change a constraint), and the

@@ -30,16 +30,15 @@ fn row(r: &crate::Row<'_>) -> Result<SavedPlan> {
     })
 }
 
-/// Saves a plan from site `from` to site `to`, audited as `copy.plan` on
-/// the destination; its id.
-pub fn save(tx: &mut Tx<'_>, from: &str, to: &str, options: &str, actor: &str) -> Result<i64> {
-    let (source, destination) = (crate::sites::site(tx, from)?, crate::sites::site(tx, to)?);
+/// Saves a plan from site `source` to site `destination` (their ids),
+/// audited as `copy.plan` on the destination; its id.
+pub fn save(tx: &mut Tx<'_>, source: i64, destination: i64, options: &str, actor: &str) -> Result<i64> {
     let now = audit::timestamp(chrono::Utc::now());
     let id = tx
         .query_opt(
             "INSERT INTO copy_plans (source_site_id, destination_site_id, options, created_by, created_at)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
-            &[Val::I(source.id), Val::I(destination.id), Val::T(options), Val::T(actor), Val::T(&now)],
+            &[Val::I(source), Val::I(destination), Val::T(options), Val::T(actor), Val::T(&now)],
             |r| r.int(0),
         )?
         .ok_or_else(|| StoreError::Conflict("the plan was given no id".to_owned()))?;
@@ -48,7 +47,7 @@ pub fn save(tx: &mut Tx<'_>, from: &str, to: &str, options: &str, actor: &str) -
         audit::Action {
             actor,
             action: "copy.plan",
-            site_id: Some(destination.id),
+            site_id: Some(destination),
             target: &format!("plan {id}"),
             before: None,
             after: Some(options),

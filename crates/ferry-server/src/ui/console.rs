@@ -242,18 +242,14 @@ async fn customers(
     }))
 }
 
-/// `value`, percent-encoded for a URL's path or query (every byte but
-/// letters, digits and `-._~`: a name can never add a path segment).
+/// Every byte but letters, digits and `-._~` (RFC 3986's unreserved).
+const UNRESERVED_KEPT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// `value`, percent-encoded for a URL's path or query: a name can never
+/// add a path segment.
 pub(crate) fn percent(v: &str) -> String {
-    v.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(v, UNRESERVED_KEPT).to_string()
 }
 
 /// `key=value&…`, percent-encoded.
@@ -833,8 +829,8 @@ async fn save_plan(State(state): State<AppState>, admin: ConsoleAdmin, Form(form
         .store(None, move |store| {
             crate::api::copies::require_both(store, &caller, &options.from, &options.to)?;
             store.write(|tx| -> Result<i64, ApiError> {
-                ferry_copy::validate_options(tx, &options)?;
-                Ok(ferry_store::plans::save(tx, &options.from, &options.to, &json, &actor)?)
+                let (source, destination) = ferry_copy::validate_options(tx, &options)?;
+                Ok(ferry_store::plans::save(tx, source.id, destination.id, &json, &actor)?)
             })
         })
         .await?;
