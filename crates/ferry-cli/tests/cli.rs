@@ -518,9 +518,64 @@ fn refusals_and_closed_pipes_leave_everything_usable(backend: Backend) {
     // And the next ordinary command works.
     ferry.ok(&["copy", "run", "--from", "demo-src", "--to", "demo-dst", "--report", "again"]);
     ferry.ok(&["customer", "upgrade", "demo-dst", "--all-duplicates"]);
+    // Long listings read by `head -1`: the command ends as usual.
+    for args in [["customer", "list", "demo-dst"].as_slice(), &["audit"], &["group", "list", "demo-dst"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .env("FERRY_DB", &ferry.db.url)
+            .current_dir(ferry.cwd.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        drop(child.stderr.take());
+        let exit = child.wait().unwrap();
+        assert!(exit.success(), "{args:?} | head -1: {exit:?}");
+    }
+}
+
+/// Non-ASCII emails in every form the CLI takes them: an IDNA domain in
+/// Unicode or `xn--`, NFD or NFC, any case, all one customer.
+fn non_ascii_emails_are_one_customer_in_every_form(backend: Backend) {
+    let ferry = Ferry::new(backend);
+    ferry.story();
+    let dir = ferry.cwd.path().join("zoe");
+    std::fs::create_dir_all(&dir).unwrap();
+    // NFD in the snapshot, a Unicode domain; an Atlassian account with the
+    // same address in NFC and the domain's `xn--` form.
+    std::fs::write(
+        dir.join("accounts.csv"),
+        "account_id,account_type,email,display_name,active,email_verified\n\
+         po-zoe,customer,Zoe\u{308}.A\u{30a}ngstro\u{308}m@exämple.test,Zoë Ångström,true,true\n\
+         aa-zoe,atlassian,zoë.ångström@xn--exmple-cua.test,Zoë Ångström,true,true\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("customers.csv"), "project_key,account_id\nHR,po-zoe\n").unwrap();
+    std::fs::write(
+        dir.join("requests.csv"),
+        "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization\n\
+         HR-7,HR,Tjänst,Open,2026-02-07T09:00:00Z,po-zoe,,\n",
+    )
+    .unwrap();
+    ferry.ok(&["site", "import", "us", &path(&dir)]);
+    for spelling in ["ZOË.ÅNGSTRÖM@EXÄMPLE.TEST", "zoe\u{308}.a\u{30a}ngstro\u{308}m@xn--exmple-cua.test"] {
+        assert_eq!(ferry.ok(&["access", "us", spelling, "--type", "portal-only"]), "HR-7\n", "{spelling}");
+    }
+    let duplicates = ferry.ok(&["customer", "list", "us", "--duplicates"]);
+    assert_eq!(duplicates.lines().filter(|l| l.contains("ngstr")).count(), 2, "{duplicates}");
+    let upgraded = ferry.ok(&["customer", "upgrade", "us", "ZOË.ÅNGSTRÖM@xn--exmple-cua.test"]);
+    assert!(upgraded.contains("upgraded 1 accounts"), "{upgraded}");
+    assert_eq!(ferry.ok(&["access", "us", "zoë.ångström@exämple.test"]), "HR-7\n");
+    // The copy carries the customer to another site in the same way.
+    ferry.ok(&["site", "create", "acme", "far"]);
+    ferry.ok(&["copy", "run", "--from", "us", "--to", "far", "--report", "far"]);
+    assert_eq!(ferry.ok(&["access", "far", "ZOE\u{308}.ÅNGSTRÖM@XN--EXMPLE-CUA.TEST"]), "HR-7\n");
 }
 
 on_both_backends!(
+    non_ascii_emails_are_one_customer_in_every_form,
     concurrent_writers_end_as_one_writer_at_a_time,
     refusals_and_closed_pipes_leave_everything_usable,
     a_database_from_a_newer_ferry_is_refused_by_name,
