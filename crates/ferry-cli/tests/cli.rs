@@ -467,7 +467,6 @@ fn concurrent_writers_end_as_one_writer_at_a_time(backend: Backend) {
 /// stdout; a closed stdout never fails a run; resuming a finished run
 /// changes nothing. Each is followed by the next ordinary command.
 fn refusals_and_closed_pipes_leave_everything_usable(backend: Backend) {
-    use std::io::{BufRead, BufReader};
     let ferry = Ferry::new(backend);
     ferry.story();
     // A report folder that cannot be written: found out before any work.
@@ -490,20 +489,8 @@ fn refusals_and_closed_pipes_leave_everything_usable(backend: Backend) {
 
     // `| head -1`: the reader goes away after the first line, stderr too.
     ferry.ok(&["demo", "--customers", "3000", "--seed", "2"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["copy", "run", "--from", "demo-src", "--to", "demo-dst"])
-        .env("FERRY_DB", &ferry.db.url)
-        .env("FERRY_COPY_CHUNK", "500")
-        .current_dir(ferry.cwd.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-    drop(child.stderr.take());
+    let (first, exit) = head_1(&ferry, &["copy", "run", "--from", "demo-src", "--to", "demo-dst"]);
     let run = first.trim().strip_prefix("run ").unwrap().to_owned();
-    let exit = child.wait().unwrap();
     assert!(exit.success(), "a closed stdout failed the run: {exit:?}");
     assert!(ferry.ok(&["copy", "status", &run]).contains("state: done"));
 
@@ -520,20 +507,28 @@ fn refusals_and_closed_pipes_leave_everything_usable(backend: Backend) {
     ferry.ok(&["customer", "upgrade", "demo-dst", "--all-duplicates"]);
     // Long listings read by `head -1`: the command ends as usual.
     for args in [["customer", "list", "demo-dst"].as_slice(), &["audit"], &["group", "list", "demo-dst"]] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(args)
-            .env("FERRY_DB", &ferry.db.url)
-            .current_dir(ferry.cwd.path())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
-        drop(child.stderr.take());
-        let exit = child.wait().unwrap();
+        let (_, exit) = head_1(&ferry, args);
         assert!(exit.success(), "{args:?} | head -1: {exit:?}");
     }
+}
+
+/// `ferry <args> | head -1` with stderr closed too: the first line, and how
+/// the command ended once its reader had gone.
+fn head_1(ferry: &Ferry, args: &[&str]) -> (String, std::process::ExitStatus) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .env("FERRY_DB", &ferry.db.url)
+        .env("FERRY_COPY_CHUNK", "500")
+        .current_dir(ferry.cwd.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    drop(child.stderr.take());
+    (first, child.wait().unwrap())
 }
 
 /// Non-ASCII emails in every form the CLI takes them: an IDNA domain in
