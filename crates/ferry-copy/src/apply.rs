@@ -12,7 +12,7 @@ use ferry_core::model::AccountType;
 use ferry_core::plan::{Outcome, Problem, Target, TypesHeld};
 use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec, write_batch};
 use ferry_store::sites::{self, Site};
-use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val, joined};
+use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val, accounts, joined};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::plan::{CopyOptions, CopyPlan, plan_copy_beside, validate_options};
@@ -727,14 +727,19 @@ fn apply_step(
                 )?
                 .flatten();
             let Some(end) = end else {
+                // Every account is written: the destination's duplicates
+                // can be counted again.
+                accounts::recount(tx, row.destination.id)?;
                 set_cursor(tx, run_id, PHASE_STRUCTURE, 0)?;
                 return Ok(());
             };
             let range = [run, Val::I(row.cursor), Val::I(end), d, s];
-            tx.execute(
-                "INSERT INTO accounts (id, kind, site_id, ext_id, email, email_key, display_name, name_key, active, email_verified)
+            // The new accounts have the emails and names of source
+            // accounts, whose search terms are indexed already.
+            let portal_only = tx.execute(
+                "INSERT INTO accounts (id, kind, site_id, ext_id, email, email_key, display_name, active, email_verified)
                  SELECT cc.destination_account_id, 'customer', CAST($4 AS BIGINT), cc.new_account_ext_id, a.email, a.email_key,
-                        a.display_name, a.name_key, a.active, a.email_verified
+                        a.display_name, a.active, a.email_verified
                  FROM copy_customers cc JOIN accounts a ON a.id = cc.source_account_id
                  WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3
                    AND cc.new_account_ext_id IS NOT NULL",
@@ -748,11 +753,12 @@ fn apply_step(
                 &range[..4],
             )?;
             // As for every membership: the grants are exactly the new rows.
-            tx.execute(
+            let site_users = tx.execute(
                 "INSERT INTO site_users (site_id, account_id)
                  SELECT a, b FROM copy_grants WHERE run_id = $1 AND kind = 'site_user' AND b > $2 AND b <= $3",
                 &range[..3],
             )?;
+            accounts::count_copied(tx, row.destination.id, portal_only, site_users)?;
             tx.execute(
                 "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
                  SELECT CAST($5 AS BIGINT), CAST($4 AS BIGINT), 'account', cc.source_account_id, cc.destination_account_id, CAST($1 AS BIGINT) FROM copy_customers cc

@@ -208,6 +208,7 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
         let destination = tx
             .query_opt("SELECT destination_site_id FROM copy_runs WHERE id = $1", &run, |r| r.int(0))?
             .unwrap_or_default();
+        ferry_store::accounts::recount(tx, destination)?;
         let after = serde_json::json!({
             "state": "rolled_back",
             "requests_removed": summary.requests,

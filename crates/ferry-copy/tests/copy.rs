@@ -28,7 +28,9 @@ fn story(store: &mut Store) {
 }
 
 fn run(store: &mut Store, options: &CopyOptions) -> (i64, ferry_copy::ReportData) {
-    ferry_copy::run(store, options, &mut Quiet, |_| {}).unwrap()
+    let done = ferry_copy::run(store, options, &mut Quiet, |_| {}).unwrap();
+    ferry_testkit::assert_counts_kept(store);
+    done
 }
 
 fn read_folder(dir: &Path) -> BTreeMap<String, String> {
@@ -422,6 +424,7 @@ fn interrupted_run(db: &TestDb, options: &CopyOptions) -> i64 {
     drop(store);
     let mut store = db.store();
     assert_eq!(ferry_copy::status(&mut store, id).unwrap().state, "applying");
+    ferry_testkit::assert_counts_kept(&mut store);
     id
 }
 

@@ -9,3 +9,4 @@ pub mod csv_guard;
 pub mod email;
 pub mod model;
 pub mod plan;
+pub mod search;

@@ -112,7 +112,6 @@ static NEW_ATLASSIAN: TableSpec = TableSpec {
         "email",
         "email_key",
         "display_name",
-        "name_key",
         "active",
         "email_verified",
         "invitation_pending",
@@ -166,6 +165,9 @@ pub fn upgrade(
                 done += batch.len() as u64;
                 apply_batch(tx, &site, batch, dry_run, &actor, &mut report.lines)?;
                 progress.step(done, total);
+            }
+            if !dry_run {
+                ferry_store::accounts::recount(tx, site.id)?;
             }
             Ok(report)
         })
@@ -405,7 +407,6 @@ fn apply_batch(
                             |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
                         )?
                         .ok_or_else(|| RemedyError::Invalid(format!("account {} vanished", c.portal_ext_id)))?;
-                    let name_key = display_name.to_lowercase();
                     let id = ids.next_id();
                     new_accounts.push(&[
                         Val::I(id),
@@ -415,7 +416,6 @@ fn apply_batch(
                         Val::T(&c.email),
                         Val::T(&email_key),
                         Val::T(&display_name),
-                        Val::T(&name_key),
                         Val::B(true),
                         Val::B(false),
                         Val::B(true),

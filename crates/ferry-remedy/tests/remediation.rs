@@ -214,6 +214,7 @@ fn upgrading_the_story_duplicate_shows_requests_under_either_account(backend: Ba
     assert_eq!(access(&mut store, "us", "fay@acme.test", Some(AccountType::PortalOnly)), keys(&["HR-1"]), "dry run");
 
     let done = upgrade(&mut store, "us", &Selection::Emails(vec!["FAY@acme.test".into()]), false, &mut Quiet).unwrap();
+    ferry_testkit::assert_counts_kept(&mut store);
     assert_eq!(done.upgraded(), 1);
     assert_eq!(access(&mut store, "us", "fay@acme.test", None), keys(&["HR-1", "SUP-6"]));
     assert!(access(&mut store, "us", "fay@acme.test", Some(AccountType::PortalOnly)).is_empty());
@@ -305,6 +306,7 @@ fn an_upgrade_moves_every_reference_and_collapses_duplicates(backend: Backend) {
     assert_eq!(export(&mut store, "x"), untouched);
 
     let done = upgrade(&mut store, "x", &Selection::Emails(vec!["kim@x.test".into()]), false, &mut Quiet).unwrap();
+    ferry_testkit::assert_counts_kept(&mut store);
     assert_eq!(done.upgraded(), 1);
     assert_eq!(access(&mut store, "x", "kim@x.test", None), keys(&["PX-1", "PX-2"]));
     assert!(access(&mut store, "x", "kim@x.test", Some(AccountType::PortalOnly)).is_empty());
@@ -336,6 +338,7 @@ fn an_upgrade_moves_every_reference_and_collapses_duplicates(backend: Backend) {
 
     // Idempotent.
     let again = upgrade(&mut store, "x", &Selection::Emails(vec!["kim@x.test".into()]), false, &mut Quiet).unwrap();
+    ferry_testkit::assert_counts_kept(&mut store);
     assert_eq!(again.lines[0].status, UpgradeStatus::AlreadyUpgraded { atlassian_ext_id: "aa-kim".into() });
     assert_eq!(export(&mut store, "x"), files);
 }
@@ -374,6 +377,7 @@ fn an_unverified_atlassian_account_blocks_and_a_missing_one_is_created(backend: 
     // and lee (blocked), not ned.
     // An inactive portal-only account is not handed to an active one.
     let oli = upgrade(&mut store, "x", &Selection::Emails(vec!["oli@x.test".into()]), false, &mut Quiet).unwrap();
+    ferry_testkit::assert_counts_kept(&mut store);
     match &oli.lines[0].status {
         UpgradeStatus::Blocked { reason } => assert!(reason.contains("inactive"), "{reason}"),
         other => panic!("oli: {other:?}"),
@@ -441,6 +445,7 @@ fn copies_after_an_upgrade_follow_the_upgraded_account(backend: Backend) {
     // creates one (unverified) and merges the portal-only account into it.
     let report =
         upgrade(&mut store, "us", &Selection::Emails(vec!["bruno@acme.test".into()]), false, &mut Quiet).unwrap();
+    ferry_testkit::assert_counts_kept(&mut store);
     assert!(matches!(report.lines[0].status, UpgradeStatus::ToNew { .. }), "{:?}", report.lines[0].status);
     assert_eq!(access(&mut store, "us", "bruno@acme.test", None), keys(&["SUP-2"]));
 
@@ -470,6 +475,7 @@ OPS-1,OPS,Ops question,Open,2026-03-02T00:00:00Z,po-bruno,,
     // unverified, so it is not linked) and fay's Atlassian account, whose
     // portal-only twin on us is upgraded before this run.
     upgrade(&mut store, "us", &Selection::Emails(vec!["fay@acme.test".into()]), false, &mut Quiet).unwrap();
+    ferry_testkit::assert_counts_kept(&mut store);
     store
         .write(|tx| {
             sites::create_site(tx, "acme", "apac")?;
@@ -542,6 +548,7 @@ PX-6,PX,Pat,Open,2026-01-06T00:00:00Z,po-pat,,
     let all = upgrade(&mut store, "x", &Selection::AllDuplicates, true, &mut Quiet).unwrap();
     assert!(all.lines.iter().all(|l| l.email != "pat@x.test"));
     let report = upgrade(&mut store, "x", &Selection::Emails(vec!["pat@x.test".into()]), false, &mut Quiet).unwrap();
+    ferry_testkit::assert_counts_kept(&mut store);
     assert_eq!(report.lines[0].status, UpgradeStatus::ToExisting { atlassian_ext_id: "aa-pat".into() });
     assert_eq!(access(&mut store, "x", "pat@x.test", Some(AccountType::Atlassian)), keys(&["PX-6"]));
     assert_eq!(access(&mut store, "y", "pat@x.test", Some(AccountType::Atlassian)), Vec::<String>::new());

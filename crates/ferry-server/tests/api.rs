@@ -28,7 +28,7 @@ on_both_backends!(
     every_route_as_every_role,
     two_servers_share_sessions_and_one_applies_a_run,
     a_rollback_ends_the_sessions_of_the_accounts_it_removes,
-    a_name_too_common_to_search_is_left_out_and_said,
+    a_search_too_common_lists_email_starts_and_says_so,
     console_and_help_center_sessions_stay_apart,
     idle_connections_are_closed,
     large_snapshots_round_trip_through_the_api,
@@ -567,71 +567,104 @@ fn customer_pages_walk_every_customer_once(backend: Backend) {
                 })
             })
             .unwrap();
-        let mut seen = Vec::new();
-        let mut after = String::new();
-        loop {
-            let path = format!("/api/v1/sites/demo-dst/customers?limit=7&duplicates={duplicates}{filter}{after}");
-            let (status, page) = server.call(&admin, Method::GET, &path, None);
-            assert_eq!(status, StatusCode::OK, "{page}");
-            for c in page["customers"].as_array().unwrap() {
-                seen.push((c["email"].as_str().unwrap().to_owned(), c["type"].as_str().unwrap().to_owned()));
-            }
-            match page["next"].as_str() {
-                Some(next) => after = format!("&after={}", urlencode(next)),
-                None => break,
-            }
-        }
+        let query = format!("limit=7&duplicates={duplicates}{filter}");
+        let (seen, total) = walk_pages(&server, &admin, "demo-dst", &query);
         assert!(!expected.is_empty());
         assert_eq!(seen, expected, "filter {filter} duplicates {duplicates}");
+        assert_eq!(total, Some(expected.len() as u64), "filter {filter} duplicates {duplicates}");
     }
-    // Search: every customer whose email starts with the prefix.
-    let (status, page) = server.call(&admin, Method::GET, "/api/v1/sites/demo-dst/customers?q=ALICE&limit=500", None);
-    assert_eq!(status, StatusCode::OK, "{page}");
-    let found = page["customers"].as_array().unwrap();
-    assert!(!found.is_empty());
-    let starts = |c: &Value, field: &str, prefix: &str| c[field].as_str().unwrap().to_lowercase().starts_with(prefix);
-    assert!(found.iter().all(|c| starts(c, "email", "alice") || starts(c, "display_name", "alice")), "{page}");
-    // A search pages like the list: the pages of three add up to the one
-    // page of five hundred.
-    for q in ["a", "%C3%B8yvind"] {
-        let (_, whole) =
-            server.call(&admin, Method::GET, &format!("/api/v1/sites/demo-dst/customers?q={q}&limit=500"), None);
-        let whole: Vec<Value> = whole["customers"].as_array().unwrap().clone();
-        let (mut paged, mut after) = (Vec::new(), String::new());
-        loop {
-            let path = format!("/api/v1/sites/demo-dst/customers?q={q}&limit=3{after}");
-            let (status, page) = server.call(&admin, Method::GET, &path, None);
-            assert_eq!(status, StatusCode::OK, "{page}");
-            paged.extend(page["customers"].as_array().unwrap().iter().cloned());
-            match page["next"].as_str() {
-                Some(next) => after = format!("&after={}", urlencode(next)),
-                None => break,
-            }
-        }
-        assert!(!whole.is_empty());
-        assert_eq!(paged, whole, "search {q} paged");
-    }
-    // By name, whatever its case: Unicode lowercase on both backends.
-    let mut store = server.store();
-    let (email, name) = store
+    // Search: exactly the customers ferry_core::search::matches finds (a
+    // word of the name or email starts the search, accents and case
+    // aside), paged three at a time forwards and back, with their total.
+    let mut everyone = Vec::new();
+    store
         .read(|tx| {
-            tx.query_opt(
-                "SELECT email, display_name FROM accounts a JOIN sites s ON s.id = a.site_id
-                 WHERE s.slug = 'demo-dst' AND display_name LIKE 'Ø%' ORDER BY a.id",
-                &[],
-                |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
-            )
+            let site = ferry_store::sites::site(tx, "demo-dst")?;
+            ferry_store::accounts::each_customer(tx, site.id, Default::default(), |c| {
+                everyone.push(c);
+                Ok(())
+            })
         })
-        .unwrap()
-        .expect("a customer named Ø…");
+        .unwrap();
+    let (ascii_name, accented) = {
+        let accented = everyone
+            .iter()
+            .find(|c| c.display_name != ferry_core::search::fold(&c.display_name) && !c.display_name.is_ascii())
+            .expect("a customer with an accented name");
+        let last_word = accented.display_name.split(' ').next_back().unwrap().to_owned();
+        (ferry_core::search::fold(&last_word), accented.email.clone())
+    };
+    let domain = everyone[0].email.rsplit_once('@').unwrap().1.to_owned();
+    for q in ["ALICE", "a", "%C3%B8yvind", &urlencode(&ascii_name), &urlencode(&domain), "zzzz-nobody"] {
+        let search = ferry_core::search::Query::parse(&percent_encoding::percent_decode_str(q).decode_utf8_lossy());
+        let oracle: Vec<(String, String)> = everyone
+            .iter()
+            .filter(|c| search.as_ref().is_some_and(|s| ferry_core::search::matches(s, &c.email, &c.display_name)))
+            .map(|c| (c.email.clone(), c.account_type.cli_value().to_owned()))
+            .collect();
+        let (status, page) =
+            server.call(&admin, Method::GET, &format!("/api/v1/sites/demo-dst/customers?q={q}&limit=1"), None);
+        assert_eq!(status, StatusCode::OK, "{page}");
+        if page["search_too_common"].as_bool().unwrap() {
+            // Then the pages hold the emails starting with it.
+            assert!(oracle.len() > ferry_store::accounts::SEARCH_LIMIT, "search {q}: {}", oracle.len());
+            continue;
+        }
+        let (paged, total) = walk_pages(&server, &admin, "demo-dst", &format!("q={q}&limit=3"));
+        assert_eq!(paged, oracle, "search {q}");
+        assert_eq!(total, Some(oracle.len() as u64), "search {q}");
+    }
+    // A customer with an accented name is found by the name without accents.
     let (status, page) = server.call(
         &admin,
         Method::GET,
-        &format!("/api/v1/sites/demo-dst/customers?q={}&limit=500", urlencode(&name.to_lowercase())),
+        &format!("/api/v1/sites/demo-dst/customers?q={}&limit=500", urlencode(&ascii_name.to_uppercase())),
         None,
     );
     assert_eq!(status, StatusCode::OK);
-    assert!(page["customers"].as_array().unwrap().iter().any(|c| c["email"] == email.as_str()), "{name}: {page}");
+    assert!(
+        page["customers"].as_array().unwrap().iter().any(|c| c["email"] == accented.as_str()),
+        "{ascii_name}: {page}"
+    );
+    // `after` and `before` together are refused.
+    let (status, _) = server.call(&admin, Method::GET, "/api/v1/sites/demo-dst/customers?after=a&before=b", None);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Walks a site's customer pages forwards (by `next`) to the end and back
+/// (by `previous`) to the start: every customer once each way, in list
+/// order; the first page has no `previous`. Returns the customers and the
+/// total every page gave (one value, or the walk fails).
+fn walk_pages(server: &Server, admin: &Client, site: &str, query: &str) -> (Vec<(String, String)>, Option<u64>) {
+    let customer = |c: &Value| (c["email"].as_str().unwrap().to_owned(), c["type"].as_str().unwrap().to_owned());
+    let get = |cursor: &str| {
+        let (status, page) =
+            server.call(admin, Method::GET, &format!("/api/v1/sites/{site}/customers?{query}{cursor}"), None);
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page
+    };
+    let first = get("");
+    assert!(first["previous"].is_null(), "the first page has no previous: {first}");
+    let total = first["total"].as_u64();
+    let (mut pages, mut page) = (Vec::new(), first);
+    loop {
+        assert_eq!(page["total"].as_u64(), total);
+        pages.push(page["customers"].as_array().unwrap().iter().map(customer).collect::<Vec<_>>());
+        match page["next"].as_str().map(str::to_owned) {
+            Some(next) => page = get(&format!("&after={}", urlencode(&next))),
+            None => break,
+        }
+    }
+    // Back from the last page: each previous page is the one before.
+    let mut back = pages.len() - 1;
+    while let Some(previous) = page["previous"].as_str().map(str::to_owned) {
+        page = get(&format!("&before={}", urlencode(&previous)));
+        back -= 1;
+        let rows: Vec<(String, String)> = page["customers"].as_array().unwrap().iter().map(customer).collect();
+        assert_eq!(rows, pages[back], "page {back} going back");
+    }
+    assert_eq!(back, 0, "going back stopped before the first page");
+    (pages.concat(), total)
 }
 
 fn urlencode(value: &str) -> String {
@@ -919,15 +952,15 @@ fn a_rollback_ends_the_sessions_of_the_accounts_it_removes(backend: Backend) {
     assert!(headers[reqwest::header::LOCATION].to_str().unwrap().ends_with("/help/us/sign-in"));
 }
 
-fn a_name_too_common_to_search_is_left_out_and_said(backend: Backend) {
+fn a_search_too_common_lists_email_starts_and_says_so(backend: Backend) {
     let (server, root, _) = start(backend);
     let admin = server.sign_in("root@acme.test", &root);
     let (status, _) = server.call(&admin, Method::POST, "/api/v1/orgs/acme/sites", Some(json!({"site": "names"})));
     assert_eq!(status, StatusCode::CREATED);
-    // 2,001 customers named "Zed …" (one more than a search reads), and
-    // one named "Other Person" whose email starts with "zed".
+    // 2,001 customers named "Zed …" and one named "Other Person" whose
+    // email starts with "zed": 2,002 match "zed", more than a search reads.
     let mut accounts = String::from("account_id,account_type,email,display_name,active,email_verified\n");
-    for i in 0..=ferry_store::accounts::COMMON_NAME {
+    for i in 0..=ferry_store::accounts::SEARCH_LIMIT {
         accounts.push_str(&format!("p{i},customer,p{i}@names.test,Zed {i},true,true\n"));
     }
     accounts.push_str("o1,customer,zed.other@names.test,Other Person,true,true\n");
@@ -940,14 +973,17 @@ fn a_name_too_common_to_search_is_left_out_and_said(backend: Backend) {
         assert_eq!(status, StatusCode::OK, "{page}");
         let emails: Vec<String> =
             page["customers"].as_array().unwrap().iter().map(|c| c["email"].as_str().unwrap().to_owned()).collect();
-        (page["name_too_common"].as_bool().unwrap(), emails)
+        (page["search_too_common"].as_bool().unwrap(), page["total"].as_u64(), emails)
     };
-    // Too common: only the email matches, and the page says so.
-    assert_eq!(search("zed"), (true, vec!["zed.other@names.test".to_owned()]));
-    // A longer prefix is rare enough: every name match (Zed 1, Zed 10-19,
-    // Zed 100-199, Zed 1000-1999: 1,111), sorted by email.
-    let (too_common, emails) = search("zed%201");
+    // Too common: the customers whose email starts with it, and the page
+    // says so (and gives no total it does not know).
+    assert_eq!(search("zed"), (true, None, vec!["zed.other@names.test".to_owned()]));
+    assert_eq!(search("names.test"), (true, None, vec![]));
+    // More of the name is rare enough: every match (Zed 1, Zed 10-19,
+    // Zed 100-199, Zed 1000-1999: 1,111), counted and sorted by email.
+    let (too_common, total, emails) = search("zed%201");
     assert!(!too_common);
+    assert_eq!(total, Some(1_111));
     assert_eq!(emails.len(), 500);
     let mut expected: Vec<String> = std::iter::once(1)
         .chain(10..20)
@@ -957,7 +993,10 @@ fn a_name_too_common_to_search_is_left_out_and_said(backend: Backend) {
         .collect();
     expected.sort();
     assert_eq!(emails, expected[..500]);
-    assert_eq!(search("other"), (false, vec!["zed.other@names.test".to_owned()]));
+    assert_eq!(search("other"), (false, Some(1), vec!["zed.other@names.test".to_owned()]));
+    assert_eq!(search("p1999%40"), (false, Some(1), vec!["p1999@names.test".to_owned()]));
+    // Nothing in the search can start a word: no one, and no error.
+    assert_eq!(search("%40%40"), (false, Some(0), vec![]));
 }
 
 /// Issue 14, 13: signing in to a help center in the browser an admin uses

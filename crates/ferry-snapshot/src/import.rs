@@ -19,7 +19,7 @@ use ferry_core::model::{
     AccountType, GroupState, canonical_timestamp, parse_bool, parse_request_key, validate_project_key,
 };
 use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
-use ferry_store::{IdAllocator, Store, StoreError, Tx, Val, sites};
+use ferry_store::{IdAllocator, Store, StoreError, Tx, Val, accounts, sites};
 use rustc_hash::FxHashMap;
 
 use crate::{FILES, Progress};
@@ -111,6 +111,7 @@ pub fn import_into(
         return Err(StoreError::Conflict(sites::unfinished_run_message(run, &site.slug, "importing into it")).into());
     }
     let index = SiteIndex::load(tx, site.id)?;
+    let site_id = site.id;
     let (sender, receiver) = sync_channel::<Message>(8);
     std::thread::scope(|scope| {
         let validator = scope.spawn(move || {
@@ -131,6 +132,7 @@ pub fn import_into(
                 FILE_TABLES.iter().flat_map(|(_, specs)| specs.iter().map(|s| s.table)).collect();
             tables.dedup();
             tx.analyze(&tables)?;
+            accounts::recount(tx, site_id)?;
         }
         if problems.is_empty() { Ok(summary) } else { Err(ImportError::Invalid(problems)) }
     })
@@ -207,7 +209,7 @@ fn unknown_files(dir: &Path) -> Result<Vec<Problem>, ImportError> {
 }
 
 const ACCOUNT_COLUMNS: &[&str] =
-    &["id", "kind", "site_id", "ext_id", "email", "email_key", "display_name", "name_key", "active", "email_verified"];
+    &["id", "kind", "site_id", "ext_id", "email", "email_key", "display_name", "active", "email_verified"];
 /// Accounts this import creates: ids are fresh, a plain insert suffices.
 static ACCOUNTS_NEW: TableSpec =
     TableSpec { table: "accounts", columns: ACCOUNT_COLUMNS, on_conflict: OnConflict::Fail };
@@ -271,7 +273,7 @@ static COMMENTS: TableSpec = TableSpec {
 
 /// The tables each file writes, parents first.
 static FILE_TABLES: [(&str, &[&TableSpec]); 9] = [
-    ("accounts.csv", &[&ACCOUNTS_NEW, &ACCOUNTS_UPDATE, &SITE_USERS]),
+    ("accounts.csv", &[&ACCOUNTS_NEW, &ACCOUNTS_UPDATE, &SITE_USERS, &accounts::CUSTOMER_TERMS]),
     ("projects.csv", &[&PROJECTS]),
     ("groups.csv", &[&GROUPS, &GROUP_MEMBERS]),
     ("customer_roles.csv", &[&CUSTOMER_ROLES]),
@@ -882,7 +884,6 @@ impl Validator {
             AccountType::Atlassian => Val::Null,
             AccountType::PortalOnly => Val::I(self.site_id),
         };
-        let name_key = display_name.to_lowercase();
         let row = [
             Val::I(account_id),
             Val::T(kind.jira_value()),
@@ -891,11 +892,13 @@ impl Validator {
             Val::T(original),
             Val::T(&key),
             Val::T(display_name),
-            Val::T(&name_key),
             Val::B(active),
             Val::B(verified),
         ];
         self.push(if created { 0 } else { 1 }, &row)?;
+        for term in ferry_core::search::terms(&key, display_name) {
+            self.push(3, &[Val::T(&term), Val::T(&key)])?;
+        }
         if kind == AccountType::Atlassian {
             let site_id = self.site_id;
             self.push(2, &[Val::I(site_id), Val::I(account_id)])?;

@@ -1,8 +1,10 @@
 //! Customers of a site: its portal-only accounts and its site users.
 
 use ferry_core::model::AccountType;
+use ferry_core::search::{self, Query};
 
 use crate::Result;
+use crate::bulk::{OnConflict, RowBatch, TableSpec};
 use crate::conn::{Tx, Val};
 
 /// One customer account as the customer list shows it.
@@ -100,16 +102,35 @@ pub fn find_by_email(
     )
 }
 
-/// Where a page of customers starts: after this (email key, type).
+/// A position in the customer list (normalized email, then type).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerCursor {
     pub email_key: String,
     pub account_type: AccountType,
 }
 
-/// A name prefix shared by more accounts than this (of a site's portal-only
-/// accounts, or of Atlassian accounts) is too common to search by.
-pub const COMMON_NAME: i64 = 2_000;
+/// Which page of the list: the first, the one after a position, or the
+/// one before it (a previous page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageAt {
+    First,
+    After(CustomerCursor),
+    Before(CustomerCursor),
+}
+
+/// A search matching more customers than this (anywhere in a name or an
+/// email) is too common to list by match: the page lists the customers
+/// whose email starts with it instead, and says so.
+pub const SEARCH_LIMIT: usize = 2_000;
+
+/// How many customers the whole list (every page) holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    Exact(u64),
+    /// Not known now: duplicates while a copy into the site is writing its
+    /// accounts, or a search too common to count.
+    Unknown,
+}
 
 /// Sort position of a type within one email: Atlassian first, as in
 /// [`each_customer`] (which sorts by the stored kind).
@@ -120,141 +141,358 @@ fn type_rank(t: AccountType) -> u8 {
     }
 }
 
-/// A page of customers, and whether a name search matched too many names
-/// to take part (then only emails were searched).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+fn sort_key(r: &CustomerRow) -> (&str, u8) {
+    (r.email_key.as_str(), type_rank(r.account_type))
+}
+
+fn cursor_key(c: &CustomerCursor) -> (&str, u8) {
+    (c.email_key.as_str(), type_rank(c.account_type))
+}
+
+/// One page of customers, in list order, with what lies around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CustomerPage {
     pub rows: Vec<CustomerRow>,
-    pub name_too_common: bool,
+    pub total: Total,
+    /// Customers of the list come before the first row.
+    pub more_before: bool,
+    /// Customers of the list come after the last row.
+    pub more_after: bool,
+    /// The search matched more than [`SEARCH_LIMIT`] customers: the list
+    /// holds only those whose email starts with it.
+    pub too_common: bool,
+}
+
+/// Terms of the search index ([`ferry_core::search::terms`]) by email.
+pub static CUSTOMER_TERMS: TableSpec =
+    TableSpec { table: "customer_terms", columns: &["term", "email_key"], on_conflict: OnConflict::Ignore };
+
+/// Adds the search terms of a customer with this email and name.
+pub fn push_terms(batch: &mut RowBatch, email_key: &str, display_name: &str) {
+    for term in search::terms(email_key, display_name) {
+        batch.push(&[Val::T(&term), Val::T(email_key)]);
+    }
+}
+
+/// Indexes every account's terms (migration 8, once).
+pub(crate) fn index_every_account(tx: &mut Tx<'_>) -> Result<()> {
+    let mut after = i64::MIN;
+    loop {
+        let chunk = tx.query_all(
+            "SELECT id, email_key, display_name FROM accounts WHERE id > $1 ORDER BY id LIMIT 20000",
+            &[Val::I(after)],
+            |r| Ok((r.int(0)?, r.text(1)?.to_owned(), r.text(2)?.to_owned())),
+        )?;
+        let Some(last) = chunk.last() else { return Ok(()) };
+        after = last.0;
+        let mut batch = RowBatch::new(&CUSTOMER_TERMS);
+        for (_, email_key, name) in &chunk {
+            push_terms(&mut batch, email_key, name);
+        }
+        crate::bulk::write_batch(tx, &batch)?;
+    }
+}
+
+/// A site's customer counts, as the customers page totals them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CustomerCounts {
+    /// Portal-only accounts not merged into an Atlassian account.
+    pub portal_only: u64,
+    /// Site users.
+    pub atlassian: u64,
+    /// Emails with both; `None` while a copy into the site is writing.
+    pub duplicates: Option<u64>,
+}
+
+const COUNT_PORTAL: &str = "SELECT COUNT(*) FROM accounts a WHERE a.site_id = $1 AND a.merged_into IS NULL";
+const COUNT_ATLASSIAN: &str = "SELECT COUNT(*) FROM site_users su WHERE su.site_id = $1";
+const COUNT_DUPLICATES: &str = "SELECT COUNT(*) FROM site_users su JOIN accounts b ON b.id = su.account_id
+    JOIN accounts a ON a.site_id = su.site_id AND a.email_key = b.email_key AND a.merged_into IS NULL
+    WHERE su.site_id = $1";
+
+/// Counts a site's customers again, from its rows: every write that
+/// changes them (import, upgrade, rollback, the end of a copy's accounts)
+/// calls this in its own transaction.
+pub fn recount(tx: &mut Tx<'_>, site_id: i64) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO customer_counts (site_id, portal_only, atlassian, duplicates)
+             SELECT CAST($1 AS BIGINT), ({COUNT_PORTAL}), ({COUNT_ATLASSIAN}), ({COUNT_DUPLICATES})
+             ON CONFLICT (site_id) DO UPDATE SET portal_only = excluded.portal_only,
+                atlassian = excluded.atlassian, duplicates = excluded.duplicates"
+        ),
+        &[Val::I(site_id)],
+    )?;
+    Ok(())
+}
+
+/// Adds what a copy just wrote into a site (new portal-only accounts, new
+/// site users) to its counts; its duplicates are unknown until the copy
+/// recounts at the end of its accounts.
+pub fn count_copied(tx: &mut Tx<'_>, site_id: i64, portal_only: u64, atlassian: u64) -> Result<()> {
+    if portal_only == 0 && atlassian == 0 {
+        return Ok(());
+    }
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    tx.execute(
+        "INSERT INTO customer_counts (site_id, portal_only, atlassian, duplicates) VALUES ($1, $2, $3, NULL)
+         ON CONFLICT (site_id) DO UPDATE SET portal_only = customer_counts.portal_only + excluded.portal_only,
+            atlassian = customer_counts.atlassian + excluded.atlassian, duplicates = NULL",
+        &[Val::I(site_id), Val::I(n(portal_only)), Val::I(n(atlassian))],
+    )?;
+    Ok(())
+}
+
+/// A site's counts as kept (zero for a site nothing was written to).
+pub fn counts(tx: &mut Tx<'_>, site_id: i64) -> Result<CustomerCounts> {
+    let kept = tx.query_opt(
+        "SELECT portal_only, atlassian, duplicates FROM customer_counts WHERE site_id = $1",
+        &[Val::I(site_id)],
+        |r| {
+            let n = |v: i64| u64::try_from(v).unwrap_or(0);
+            Ok(CustomerCounts { portal_only: n(r.int(0)?), atlassian: n(r.int(1)?), duplicates: r.opt_int(2)?.map(n) })
+        },
+    )?;
+    Ok(kept.unwrap_or(CustomerCounts { duplicates: Some(0), ..CustomerCounts::default() }))
+}
+
+/// A site's counts computed from its rows now (to check the kept ones).
+pub fn counts_from_rows(tx: &mut Tx<'_>, site_id: i64) -> Result<CustomerCounts> {
+    let mut count = |sql: &str| -> Result<u64> {
+        Ok(tx.query_opt(sql, &[Val::I(site_id)], |r| r.int(0))?.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+    };
+    Ok(CustomerCounts {
+        portal_only: count(COUNT_PORTAL)?,
+        atlassian: count(COUNT_ATLASSIAN)?,
+        duplicates: Some(count(COUNT_DUPLICATES)?),
+    })
 }
 
 /// One page of a site's customers (merged portal-only accounts left out),
-/// sorted by normalized email then type, starting after `after`; with a
-/// search (lowercased), only customers whose email or display name starts
-/// with it. Each type is read from its email index from the cursor on, so a
-/// page costs the same at the first row and the millionth. Name matches
-/// come from the name index and are sorted by email: a prefix that more
-/// than [`COMMON_NAME`] accounts share is left out (`name_too_common`), so
-/// that no search reads more than that.
+/// sorted by normalized email then type.
+///
+/// Without a search, each type is read from its email index from the
+/// position on (forwards, or backwards for a previous page), so a page
+/// costs the same at the first row and the millionth, and the total is the
+/// kept count. With a search ([`ferry_core::search::matches`]), the term
+/// index gives the emails that can match; at most [`SEARCH_LIMIT`] of them
+/// are read, checked and counted exactly. A search more common than that
+/// lists the customers whose email starts with it (`too_common`).
 pub fn customer_page(
     tx: &mut Tx<'_>,
     site_id: i64,
     filter: CustomerFilter,
-    search: Option<&str>,
-    after: Option<&CustomerCursor>,
+    search: Option<&Query>,
+    at: &PageAt,
     limit: usize,
 ) -> Result<CustomerPage> {
-    let mut rows = customer_page_where(tx, site_id, filter, search, None, after, limit)?;
-    let mut name_too_common = false;
-    if let Some(name) = search {
-        let end = format!("{name}\u{10FFFF}");
-        let sites = [
-            ("site_id = $1", filter.account_type != Some(AccountType::Atlassian)),
-            (
-                "site_id IS NULL AND CAST($1 AS BIGINT) IS NOT NULL",
-                filter.account_type != Some(AccountType::PortalOnly),
+    let Some(query) = search else {
+        let counts = counts(tx, site_id)?;
+        let total = if filter.duplicates_only {
+            counts.duplicates.map(|d| {
+                // Each duplicate email is one row of each type.
+                if filter.account_type.is_some() { d } else { 2 * d }
+            })
+        } else {
+            Some(match filter.account_type {
+                Some(AccountType::PortalOnly) => counts.portal_only,
+                Some(AccountType::Atlassian) => counts.atlassian,
+                None => counts.portal_only + counts.atlassian,
+            })
+        };
+        let mut page = list_page(tx, site_id, filter, None, at, limit)?;
+        page.total = total.map_or(Total::Unknown, Total::Exact);
+        return Ok(page);
+    };
+    let (start, end) = query.range();
+    let candidates = tx
+        .query_opt(
+            &format!(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT email_key FROM customer_terms WHERE term >= $1 AND term < $2
+                 LIMIT {}) m",
+                SEARCH_LIMIT + 1
             ),
-        ];
-        for (site, wanted) in sites {
-            if !wanted {
-                continue;
-            }
-            let sql = format!(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM accounts WHERE {site} AND name_key >= $2 AND name_key < $3 LIMIT {}) m",
-                COMMON_NAME + 1
-            );
-            let matches =
-                tx.query_opt(&sql, &[Val::I(site_id), Val::T(name), Val::T(&end)], |r| r.int(0))?.unwrap_or(0);
-            name_too_common |= matches > COMMON_NAME;
-        }
-        if !name_too_common {
-            rows.extend(customer_page_where(tx, site_id, filter, None, Some(name), after, limit)?);
-            rows.sort_by(|a, b| {
-                (&a.email_key, type_rank(a.account_type)).cmp(&(&b.email_key, type_rank(b.account_type)))
-            });
-            rows.dedup_by(|a, b| a.email_key == b.email_key && a.account_type == b.account_type);
-            rows.truncate(limit);
-        }
+            &[Val::T(&start), Val::T(&end)],
+            |r| r.int(0),
+        )?
+        .unwrap_or(0);
+    if usize::try_from(candidates).unwrap_or(usize::MAX) > SEARCH_LIMIT {
+        let mut page = list_page(tx, site_id, filter, Some(query.email_prefix()), at, limit)?;
+        page.too_common = true;
+        return Ok(page);
     }
-    Ok(CustomerPage { rows, name_too_common })
+    let mut rows = Vec::new();
+    let matching = "IN (SELECT ct.email_key FROM customer_terms ct WHERE ct.term >= $2 AND ct.term < $3)";
+    let params = [Val::I(site_id), Val::T(&start), Val::T(&end)];
+    for kind in kinds(filter) {
+        let sql = kind_query(tx.backend(), kind, filter, &format!("AND a.email_key {matching}"), "");
+        tx.query_each(&sql, &params, |r| {
+            let row = customer_row(r)?;
+            if search::matches(query, &row.email, &row.display_name) {
+                rows.push(row);
+            }
+            Ok(())
+        })?;
+    }
+    rows.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    let total = Total::Exact(rows.len() as u64);
+    let (from, to) = match at {
+        PageAt::First => (0, limit.min(rows.len())),
+        PageAt::After(c) => {
+            let from = rows.partition_point(|r| sort_key(r) <= cursor_key(c));
+            (from, (from + limit).min(rows.len()))
+        }
+        PageAt::Before(c) => {
+            let to = rows.partition_point(|r| sort_key(r) < cursor_key(c));
+            (to.saturating_sub(limit), to)
+        }
+    };
+    let (more_before, more_after) = (from > 0, to < rows.len());
+    rows.truncate(to);
+    rows.drain(..from);
+    Ok(CustomerPage { rows, total, more_before, more_after, too_common: false })
 }
 
-fn customer_page_where(
+/// The types a filter lists.
+fn kinds(filter: CustomerFilter) -> impl Iterator<Item = AccountType> {
+    [AccountType::Atlassian, AccountType::PortalOnly]
+        .into_iter()
+        .filter(move |k| filter.account_type.is_none_or(|t| t == *k))
+}
+
+fn customer_row(r: &crate::Row<'_>) -> Result<CustomerRow> {
+    Ok(CustomerRow {
+        email: r.text(0)?.to_owned(),
+        email_key: r.text(1)?.to_owned(),
+        account_type: AccountType::from_jira_value(r.text(2)?).unwrap_or(AccountType::PortalOnly),
+        account_id: r.text(3)?.to_owned(),
+        display_name: r.text(4)?.to_owned(),
+        active: r.bool(5)?,
+    })
+}
+
+/// The customers of one type on site `$1` (merged ones left out), with
+/// `condition` on `a` and ending in `tail` (an order and a limit).
+fn kind_query(
+    backend: crate::Backend,
+    kind: AccountType,
+    filter: CustomerFilter,
+    condition: &str,
+    tail: &str,
+) -> String {
+    const COLUMNS: &str = "a.email, a.email_key, a.kind, a.ext_id, a.display_name, a.active";
+    // SQLite's planner, without range statistics, may scan a whole site
+    // instead: ferry names the email index (PostgreSQL plans by its
+    // statistics).
+    let via = |index: &str| match backend {
+        crate::Backend::Postgres => String::new(),
+        crate::Backend::Sqlite => format!(" INDEXED BY {index}"),
+    };
+    let dup = filter.duplicates_only;
+    match kind {
+        AccountType::PortalOnly => format!(
+            "SELECT {COLUMNS} FROM accounts a{} WHERE a.site_id = $1 AND a.merged_into IS NULL {condition}{} {tail}",
+            via("accounts_portal_email"),
+            if dup { PORTAL_DUPLICATE } else { "" }
+        ),
+        AccountType::Atlassian => format!(
+            "SELECT {COLUMNS} FROM accounts a{} WHERE a.site_id IS NULL {condition}
+             AND EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id){} {tail}",
+            via("accounts_atlassian_email"),
+            if dup { ATLASSIAN_DUPLICATE } else { "" }
+        ),
+    }
+}
+
+/// A page of the whole list (or of the emails starting with `prefix`),
+/// read from the email indexes at the page's position.
+fn list_page(
     tx: &mut Tx<'_>,
     site_id: i64,
     filter: CustomerFilter,
-    email_prefix: Option<&str>,
-    name_like: Option<&str>,
-    after: Option<&CustomerCursor>,
+    prefix: Option<&str>,
+    at: &PageAt,
     limit: usize,
+) -> Result<CustomerPage> {
+    let side = |tx: &mut Tx<'_>, pivot: Option<(&CustomerCursor, bool)>, forward: bool, n: usize| {
+        list_side(tx, site_id, filter, prefix, pivot, forward, n)
+    };
+    let (rows, more_before, more_after) = match at {
+        PageAt::First => {
+            let mut rows = side(tx, None, true, limit + 1)?;
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            (rows, false, more)
+        }
+        PageAt::After(c) => {
+            let mut rows = side(tx, Some((c, false)), true, limit + 1)?;
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            let before = !side(tx, Some((c, true)), false, 1)?.is_empty();
+            (rows, before, more)
+        }
+        PageAt::Before(c) => {
+            let mut rows = side(tx, Some((c, false)), false, limit + 1)?;
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            rows.reverse();
+            let after = !side(tx, Some((c, true)), true, 1)?.is_empty();
+            (rows, more, after)
+        }
+    };
+    Ok(CustomerPage { rows, total: Total::Unknown, more_before, more_after, too_common: false })
+}
+
+/// Up to `n` customers next to `pivot` (all if none) going `forward` (or
+/// backwards), in that order: strictly past the pivot, or also at it when
+/// `inclusive`.
+fn list_side(
+    tx: &mut Tx<'_>,
+    site_id: i64,
+    filter: CustomerFilter,
+    prefix: Option<&str>,
+    pivot: Option<(&CustomerCursor, bool)>,
+    forward: bool,
+    n: usize,
 ) -> Result<Vec<CustomerRow>> {
-    let from = after.map_or("", |c| c.email_key.as_str());
-    let from = match email_prefix {
-        Some(p) if p > from => p,
-        _ => from,
-    };
-    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
-    let dup = filter.duplicates_only;
-    let name = if name_like.is_some() { " AND a.name_key >= $4 AND a.name_key < $5" } else { "" };
-    let dup_portal = format!("{}{name}", if dup { PORTAL_DUPLICATE } else { "" });
-    let dup_atlassian = format!("{}{name}", if dup { ATLASSIAN_DUPLICATE } else { "" });
-    let end = name_like.map(|p| format!("{p}\u{10FFFF}"));
-    // SQLite's planner, without range statistics, may pick the wrong one
-    // of the email and name indexes: ferry names each (PostgreSQL plans by
-    // its statistics).
-    let via = |email_index: &'static str| match (tx.backend(), name_like) {
-        (crate::Backend::Postgres, _) => "",
-        (crate::Backend::Sqlite, Some(_)) => " INDEXED BY accounts_name",
-        (crate::Backend::Sqlite, None) => email_index,
-    };
-    let (via_portal, via_atlassian) =
-        (via(" INDEXED BY accounts_portal_email"), via(" INDEXED BY accounts_atlassian_email"));
+    let (cmp, order) = if forward { (">=", "ASC") } else { ("<=", "DESC") };
+    let from = pivot.map_or("", |(c, _)| c.email_key.as_str());
+    let end = prefix.map(|p| format!("{p}\u{10FFFF}"));
+    // One email has at most one row of each type: one more than asked
+    // covers the pivot's own email.
+    let fetch = i64::try_from(n + 1).unwrap_or(i64::MAX);
+    let mut condition = if pivot.is_some() || forward { format!("AND a.email_key {cmp} $2") } else { String::new() };
+    if prefix.is_some() {
+        condition.push_str(" AND a.email_key >= $4 AND a.email_key < $5");
+    }
     let mut params = vec![Val::I(site_id), Val::T(from), Val::I(fetch)];
-    if let (Some(prefix), Some(end)) = (name_like, end.as_deref()) {
-        params.push(Val::T(prefix));
+    if let (Some(p), Some(end)) = (prefix, end.as_deref()) {
+        params.push(Val::T(p));
         params.push(Val::T(end));
     }
     let mut rows = Vec::new();
-    let mut read = |tx: &mut Tx<'_>, sql: String| -> Result<()> {
+    for kind in kinds(filter) {
+        let sql = kind_query(tx.backend(), kind, filter, &condition, &format!("ORDER BY a.email_key {order} LIMIT $3"));
         tx.query_each(&sql, &params, |r| {
-            rows.push(CustomerRow {
-                email: r.text(0)?.to_owned(),
-                email_key: r.text(1)?.to_owned(),
-                account_type: AccountType::from_jira_value(r.text(2)?).unwrap_or(AccountType::PortalOnly),
-                account_id: r.text(3)?.to_owned(),
-                display_name: r.text(4)?.to_owned(),
-                active: r.bool(5)?,
-            });
+            rows.push(customer_row(r)?);
             Ok(())
-        })
+        })?;
+    }
+    rows.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+    if !forward {
+        rows.reverse();
+    }
+    let past = |r: &CustomerRow| match pivot {
+        None => true,
+        Some((c, inclusive)) => {
+            let (k, p) = (sort_key(r), cursor_key(c));
+            if inclusive && k == p {
+                return true;
+            }
+            if forward { k > p } else { k < p }
+        }
     };
-    const COLUMNS: &str = "a.email, a.email_key, a.kind, a.ext_id, a.display_name, a.active";
-    if filter.account_type != Some(AccountType::Atlassian) {
-        read(
-            tx,
-            format!(
-                "SELECT {COLUMNS} FROM accounts a{via_portal} WHERE a.site_id = $1 AND a.merged_into IS NULL AND a.email_key >= $2{dup_portal}
-                 ORDER BY a.email_key LIMIT $3"
-            ),
-        )?;
-    }
-    if filter.account_type != Some(AccountType::PortalOnly) {
-        read(
-            tx,
-            format!(
-                "SELECT {COLUMNS} FROM accounts a{via_atlassian} WHERE a.site_id IS NULL AND a.email_key >= $2
-                 AND EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id){dup_atlassian}
-                 ORDER BY a.email_key LIMIT $3"
-            ),
-        )?;
-    }
-    let key = |r: &CustomerRow| (r.email_key.clone(), type_rank(r.account_type));
-    rows.sort_by_key(key);
-    let past_cursor = |r: &CustomerRow| after.is_none_or(|c| key(r) > (c.email_key.clone(), type_rank(c.account_type)));
-    // The email query reads on past its prefix (no upper bound); the name
-    // query's range is exact in SQL (name_key), so nothing to re-check.
-    let matches = |r: &CustomerRow| email_prefix.is_none_or(|p| r.email_key.starts_with(p));
-    Ok(rows.into_iter().filter(|r| past_cursor(r) && matches(r)).take(limit).collect())
+    Ok(rows.into_iter().filter(|r| past(r)).take(n).collect())
 }
 
 /// Account `id` as the access rule takes it, with its email.

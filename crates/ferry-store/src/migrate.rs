@@ -1,12 +1,14 @@
 //! Embedded schema migrations, run when a store opens.
 
-use crate::conn::{Backend, Store, Val};
+use crate::conn::{Backend, Store, Tx, Val};
 use crate::{Result, StoreError};
 
 struct Migration {
     version: u32,
     sqlite: &'static str,
     postgres: &'static str,
+    /// Rows the SQL cannot compute, written in the same transaction.
+    then: Option<fn(&mut Tx<'_>) -> Result<()>>,
 }
 
 /// Migration `version`, from the files of that name in both folders.
@@ -16,7 +18,11 @@ macro_rules! migration {
             version: $version,
             sqlite: include_str!(concat!("../migrations/sqlite/", $name, ".sql")),
             postgres: include_str!(concat!("../migrations/postgres/", $name, ".sql")),
+            then: None,
         }
+    };
+    ($version:literal, $name:literal, then $then:path) => {
+        Migration { then: Some($then), ..migration!($version, $name) }
     };
 }
 
@@ -28,6 +34,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_run_counts"),
     migration!(6, "0006_trust"),
     migration!(7, "0007_plans"),
+    migration!(8, "0008_search", then crate::accounts::index_every_account),
 ];
 
 /// Tables a SQLite migration rebuilds (to change a constraint), and the
@@ -80,6 +87,9 @@ pub(crate) fn run(store: &mut Store) -> Result<()> {
                 Backend::Postgres => migration.postgres,
             };
             tx.batch(sql).map_err(|e| StoreError::Migration { version: migration.version, reason: e.to_string() })?;
+            if let Some(then) = migration.then {
+                then(tx).map_err(|e| StoreError::Migration { version: migration.version, reason: e.to_string() })?;
+            }
             let now = chrono::Utc::now().to_rfc3339();
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
@@ -180,5 +190,47 @@ mod tests {
         store.write(|tx| tx.execute("UPDATE copy_runs SET state = 'failed', error = 'x' WHERE id = 3", &[])).unwrap();
         let refused = store.write(|tx| tx.execute("DELETE FROM copy_runs WHERE id = 3", &[])).unwrap_err();
         assert!(refused.to_string().contains("FOREIGN KEY"), "{refused}");
+    }
+
+    /// Migration 8 indexes the search terms of every account already
+    /// there (computed in Rust) and counts every site's customers.
+    #[test]
+    fn migration_8_indexes_and_counts_the_customers_already_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.create_scalar_function("ferry_lower", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |ctx| {
+            Ok(ctx.get::<String>(0)?.to_lowercase())
+        })
+        .unwrap();
+        old.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            .unwrap();
+        for migration in &MIGRATIONS[..7] {
+            old.execute_batch(migration.sqlite).unwrap();
+            old.execute("INSERT INTO schema_migrations VALUES (?1, 'then')", [migration.version]).unwrap();
+        }
+        old.execute_batch(
+            "INSERT INTO orgs (id, name, created_at) VALUES (1, 'acme', 'then');
+             INSERT INTO sites (id, org_id, slug, created_at) VALUES (1, 1, 'eu', 'then');
+             INSERT INTO accounts (id, kind, site_id, ext_id, email, email_key, display_name, name_key, active, email_verified)
+             VALUES (1, 'customer', 1, 'p1', 'jose.muller@acme.test', 'jose.muller@acme.test', 'José Müller', 'josé müller', 1, 1),
+                    (2, 'atlassian', NULL, 'a1', 'jose.muller@acme.test', 'jose.muller@acme.test', 'Jose', 'jose', 1, 1);
+             INSERT INTO site_users (site_id, account_id) VALUES (1, 2);",
+        )
+        .unwrap();
+        drop(old);
+
+        let mut store = Store::open(path.to_str().unwrap()).unwrap();
+        let terms = store
+            .read(|tx| {
+                tx.query_all("SELECT term FROM customer_terms ORDER BY term", &[], |r| Ok(r.text(0)?.to_owned()))
+            })
+            .unwrap();
+        assert_eq!(
+            terms,
+            ["acme.test", "jose", "jose muller", "jose.muller@acme.test", "muller", "muller@acme.test", "test"]
+        );
+        let counts = store.read(|tx| crate::accounts::counts(tx, 1)).unwrap();
+        assert_eq!(counts, crate::accounts::CustomerCounts { portal_only: 1, atlassian: 1, duplicates: Some(1) });
     }
 }

@@ -8,8 +8,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use ferry_core::email::Email;
 use ferry_core::model::AccountType;
+use ferry_core::search::Query as Search;
 use ferry_snapshot::ImportError;
-use ferry_store::accounts::{self, CustomerCursor, CustomerFilter};
+use ferry_store::accounts::{self, CustomerCursor, CustomerFilter, PageAt, Total};
 use ferry_store::sites::{self, Site};
 use ferry_store::{Store, web};
 use serde::{Deserialize, Serialize};
@@ -219,11 +220,17 @@ pub struct CustomersQuery {
     /// Only emails with both a portal-only and an Atlassian account.
     #[serde(default)]
     pub duplicates: bool,
-    /// Only emails starting with this.
+    /// Only customers with a word of their name or email that starts this
+    /// search, accents and case aside (`murphy`, `example.com`, `jose`
+    /// for José, `pat mur` for Pat Murphy).
     pub q: Option<String>,
-    /// The `next` cursor of the previous page (any text is a position:
-    /// the page starts after the emails that sort at or before it).
+    /// The `next` cursor of a page: the page after it (any text is a
+    /// position: the page starts after the emails that sort at or before
+    /// it).
     pub after: Option<String>,
+    /// The `previous` cursor of a page: the page before it. Not with
+    /// `after`.
+    pub before: Option<String>,
     /// Rows per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
@@ -253,9 +260,16 @@ pub struct CustomerPage {
     pub customers: Vec<Customer>,
     /// Pass as `after` for the next page; absent on the last page.
     pub next: Option<String>,
-    /// The search's name prefix is shared by too many customers (over
-    /// 2,000): only emails were searched. Type more of the name.
-    pub name_too_common: bool,
+    /// Pass as `before` for the previous page; absent on the first page.
+    pub previous: Option<String>,
+    /// How many customers all the pages hold; absent when not known now
+    /// (a search that is too common, or duplicates while a copy into the
+    /// site is writing its accounts).
+    pub total: Option<u64>,
+    /// The search matches more than 2,000 customers anywhere in a name or
+    /// an email: the pages hold only those whose email starts with it.
+    /// Search for more of the name or email.
+    pub search_too_common: bool,
 }
 
 /// A page of a site's customers, by email then type.
@@ -285,8 +299,10 @@ pub(crate) async fn customer_page(
 pub(crate) struct PageQuery {
     limit: usize,
     filter: CustomerFilter,
-    after: Option<CustomerCursor>,
-    prefix: Option<String>,
+    at: PageAt,
+    /// What was searched for, and the search (none when nothing in it can
+    /// start a word, which matches no one).
+    search: Option<(String, Option<Search>)>,
 }
 
 impl PageQuery {
@@ -299,22 +315,45 @@ impl PageQuery {
             account_type: query.account_type.as_deref().map(account_type).transpose()?,
             duplicates_only: query.duplicates,
         };
-        let after = query.after.as_deref().map(parse_cursor).transpose()?;
-        let prefix = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| q.to_lowercase());
-        Ok(PageQuery { limit, filter, after, prefix })
+        let at = match (query.after.as_deref(), query.before.as_deref()) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid("after and before cannot both be given; use one of them"));
+            }
+            (Some(after), None) => PageAt::After(parse_cursor(after)),
+            (None, Some(before)) => PageAt::Before(parse_cursor(before)),
+            (None, None) => PageAt::First,
+        };
+        let search =
+            query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| (q.to_owned(), Search::parse(q)));
+        Ok(PageQuery { limit, filter, at, search })
     }
 
     /// The page, on a store connection.
     pub(crate) fn run(&self, store: &mut Store, caller: &AdminCaller, site: &str) -> ApiResult<CustomerPage> {
         let site = admin_site(store, caller, site)?;
         let (limit, filter) = (self.limit, self.filter);
-        let page = store.read(|tx| {
-            accounts::customer_page(tx, site.id, filter, self.prefix.as_deref(), self.after.as_ref(), limit + 1)
-        })?;
+        let page = match &self.search {
+            // Nothing in the search can start a word: no one matches.
+            Some((_, None)) => accounts::CustomerPage {
+                rows: Vec::new(),
+                total: Total::Exact(0),
+                more_before: false,
+                more_after: false,
+                too_common: false,
+            },
+            Some((_, Some(query))) => {
+                store.read(|tx| accounts::customer_page(tx, site.id, filter, Some(query), &self.at, limit))?
+            }
+            None => store.read(|tx| accounts::customer_page(tx, site.id, filter, None, &self.at, limit))?,
+        };
         let rows = &page.rows;
-        let more = rows.len() > limit;
-        let rows = &rows[..rows.len().min(limit)];
-        let next = rows.last().filter(|_| more).map(|c| format!("{}|{}", c.email_key, c.account_type.cli_value()));
+        let cursor = |c: &accounts::CustomerRow| format!("{}|{}", c.email_key, c.account_type.cli_value());
+        let next = rows.last().filter(|_| page.more_after).map(cursor);
+        let previous = rows.first().filter(|_| page.more_before).map(cursor);
+        let total = match page.total {
+            Total::Exact(n) => Some(n),
+            Total::Unknown => None,
+        };
         let customers = rows
             .iter()
             .map(|c| Customer {
@@ -325,7 +364,7 @@ impl PageQuery {
                 active: c.active,
             })
             .collect();
-        Ok(CustomerPage { customers, next, name_too_common: page.name_too_common })
+        Ok(CustomerPage { customers, next, previous, total, search_too_common: page.too_common })
     }
 }
 
@@ -333,14 +372,14 @@ impl PageQuery {
 /// then type): the `next` this API gave (`<email>|<type>`), or any other
 /// text, which starts the page after every email that sorts at or before
 /// it. So every string is a cursor, and none is an error.
-fn parse_cursor(value: &str) -> ApiResult<CustomerCursor> {
+fn parse_cursor(value: &str) -> CustomerCursor {
     if let Some((key, kind)) = value.rsplit_once('|')
         && let Some(account_type) = AccountType::from_cli(kind)
     {
-        return Ok(CustomerCursor { email_key: key.to_owned(), account_type });
+        return CustomerCursor { email_key: key.to_owned(), account_type };
     }
     // The type that sorts last: past every row with this email.
-    Ok(CustomerCursor { email_key: value.to_owned(), account_type: AccountType::PortalOnly })
+    CustomerCursor { email_key: value.to_owned(), account_type: AccountType::PortalOnly }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

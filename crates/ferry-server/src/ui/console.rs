@@ -166,7 +166,10 @@ struct CustomersPage {
     duplicates: bool,
     customers: Vec<CustomerRow>,
     next: Option<String>,
-    name_too_common: bool,
+    previous: Option<String>,
+    /// "50 of 1,234 customers", or what is known.
+    shown: String,
+    too_common: bool,
 }
 
 #[derive(Deserialize)]
@@ -178,6 +181,7 @@ struct CustomersForm {
     #[serde(default)]
     duplicates: bool,
     after: Option<String>,
+    before: Option<String>,
 }
 
 async fn customers(
@@ -191,6 +195,7 @@ async fn customers(
         duplicates: form.duplicates,
         q: Some(form.q.clone()).filter(|q| !q.trim().is_empty()),
         after: form.after.clone().filter(|a| !a.is_empty()),
+        before: form.before.clone().filter(|b| !b.is_empty()),
         limit: Some(50),
     })?;
     // The hottest page: who is asking, the frame and the page in one trip
@@ -210,14 +215,22 @@ async fn customers(
         Ok(found) => found,
         Err(denied) => return Ok(denied.into_response()),
     };
-    let name_too_common = page.name_too_common;
-    let next = page.next.map(|cursor| {
-        let mut url = url_query(&[("q", &form.q), ("type", &form.account_type), ("after", &cursor)]);
+    let too_common = page.search_too_common;
+    let link = |side: &str, cursor: String| {
+        let mut url = url_query(&[("q", &form.q), ("type", &form.account_type), (side, &cursor)]);
         if form.duplicates {
             url.push_str("&duplicates=true");
         }
         format!("/console/sites/{site}/customers?{url}")
-    });
+    };
+    let next = page.next.map(|cursor| link("after", cursor));
+    let previous = page.previous.map(|cursor| link("before", cursor));
+    let count = page.customers.len();
+    let noun = |n: u64| if n == 1 { "customer" } else { "customers" };
+    let shown = match page.total {
+        Some(total) => format!("Showing {} of {} {}", thousands(count as u64), thousands(total), noun(total)),
+        None => format!("Showing {} {}", thousands(count as u64), noun(count as u64)),
+    };
     let customers = page
         .customers
         .into_iter()
@@ -238,7 +251,9 @@ async fn customers(
         duplicates: form.duplicates,
         customers,
         next,
-        name_too_common,
+        previous,
+        shown,
+        too_common,
     }))
 }
 
@@ -1269,4 +1284,29 @@ async fn revoke_token(State(state): State<AppState>, admin: ConsoleAdmin, Path(i
     let admin_id = admin.admin.id;
     state.store(None, move |store| Ok(store.write(|tx| ferry_store::web::revoke_token(tx, admin_id, id))?)).await?;
     Ok(Redirect::to("/console/tokens").into_response())
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_are_grouped_by_commas() {
+        for (n, text) in
+            [(0, "0"), (7, "7"), (999, "999"), (1000, "1,000"), (1_234_567, "1,234,567"), (100_000, "100,000")]
+        {
+            assert_eq!(super::thousands(n), text);
+        }
+    }
 }

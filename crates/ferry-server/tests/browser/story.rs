@@ -230,6 +230,25 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     c.goto(&format!("{base}/console/sites/us/customers?duplicates=true")).await.map_err(fail("customers"))?;
     c.goto(&format!("{base}/console/sites/us/customers?q=nobody-here")).await.map_err(fail("customers"))?;
     text(c, "#no-matches").await?;
+    // Search as an admin types it: any word of the name or email, accents
+    // aside; the list follows the search box.
+    for typed in ["jose", "MULLER", "müller@acme"] {
+        fill(c, "#q", typed).await?;
+        text_when(c, "#customers", |t| t.contains("José Müller") && !t.contains("fay@acme.test")).await?;
+    }
+    fill(c, "#q", "acme.test").await?;
+    text_when(c, "#shown", |t| t.starts_with("Showing ") && t.ends_with(" customers")).await?;
+    // Paging: 120 customers, fifty a page, forwards and back, with the total.
+    c.goto(&format!("{base}/console/sites/many/customers")).await.map_err(fail("customers"))?;
+    text_when(c, "#shown", |t| t == "Showing 50 of 120 customers").await?;
+    if c.find(Locator::Css("#previous-page")).await.is_ok() {
+        return Err("the first page offers a previous page".into());
+    }
+    click(c, "#next-page").await?;
+    click(c, "#next-page").await?;
+    text_when(c, "#shown", |t| t == "Showing 20 of 120 customers").await?;
+    click(c, "#previous-page").await?;
+    text_when(c, "#customers", |t| t.contains("many050@acme.test") && !t.contains("many049@acme.test")).await?;
     c.goto(&format!("{base}/console/sites/us/customers?duplicates=true")).await.map_err(fail("customers"))?;
     click(c, "input[value='fay@acme.test']").await?;
     click(c, "#upgrade-selected").await?;
@@ -306,6 +325,17 @@ pub fn the_story_in_a_browser(backend: Backend) {
         "requests.csv": "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization\nHR-2,HR,Zugang,Open,2026-02-02T09:00:00Z,po-jose,,\n",
     }});
     let (status, body) = server.call(&admin, reqwest::Method::POST, "/api/v1/sites/us/import", Some(jose));
+    assert!(status.is_success(), "{body}");
+    // A site of 120 customers, to page through.
+    let (status, body) =
+        server.call(&admin, reqwest::Method::POST, "/api/v1/orgs/acme/sites", Some(json!({"site": "many"})));
+    assert!(status.is_success(), "{body}");
+    let mut accounts = String::from("account_id,account_type,email,display_name,active,email_verified\n");
+    for i in 0..120 {
+        accounts.push_str(&format!("m{i},customer,many{i:03}@acme.test,Many {i},true,true\n"));
+    }
+    let many = json!({"files": {"accounts.csv": accounts}});
+    let (status, body) = server.call(&admin, reqwest::Method::POST, "/api/v1/sites/many/import", Some(many));
     assert!(status.is_success(), "{body}");
     let driver = driver();
     let outcome = server.runtime.block_on(async {
