@@ -19,7 +19,10 @@ pub const TERM_BYTES: usize = 64;
 pub fn fold(text: &str) -> String {
     let mut folded = String::with_capacity(text.len());
     let mut space = false;
-    for c in text.nfkd().filter(|c| !is_combining_mark(*c)) {
+    // Most names and emails are ASCII: no Unicode tables for them.
+    let chars: Box<dyn Iterator<Item = char>> =
+        if text.is_ascii() { Box::new(text.chars()) } else { Box::new(text.nfkd().filter(|c| !is_combining_mark(*c))) };
+    for c in chars {
         if c.is_whitespace() {
             space = !folded.is_empty();
             continue;
@@ -128,7 +131,7 @@ impl Query {
 /// `pat.mur`, `jose` (for José) and `pat mur` (for Pat Murphy) all find
 /// Pat Murphy at pat.murphy@example.com; `urphy` does not.
 pub fn matches(query: &Query, email: &str, name: &str) -> bool {
-    full_terms(email, name).iter().any(|t| t.starts_with(query.text()))
+    [fold(email), fold(name)].iter().any(|text| word_starts(text).any(|i| text[i..].starts_with(query.text())))
 }
 
 #[cfg(test)]

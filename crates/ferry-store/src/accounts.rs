@@ -121,7 +121,12 @@ pub enum PageAt {
 /// A search matching more customers than this (anywhere in a name or an
 /// email) is too common to list by match: the page lists the customers
 /// whose email starts with it instead, and says so.
-pub const SEARCH_LIMIT: usize = 2_000;
+pub const SEARCH_LIMIT: usize = 1_000;
+
+/// A search whose index range holds more terms than this is too common
+/// as well (however few emails they belong to), so that no search reads
+/// more of the index.
+pub const SEARCH_TERMS: usize = 3 * SEARCH_LIMIT;
 
 /// How many customers the whole list (every page) holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,18 +310,21 @@ pub fn customer_page(
         return Ok(page);
     };
     let (start, end) = query.range();
-    let candidates = tx
-        .query_opt(
-            &format!(
-                "SELECT COUNT(*) FROM (SELECT DISTINCT email_key FROM customer_terms WHERE term >= $1 AND term < $2
-                 LIMIT {}) m",
-                SEARCH_LIMIT + 1
-            ),
-            &[Val::T(&start), Val::T(&end)],
-            |r| r.int(0),
-        )?
-        .unwrap_or(0);
-    if usize::try_from(candidates).unwrap_or(usize::MAX) > SEARCH_LIMIT {
+    // Whether more than SEARCH_LIMIT emails can match: read at most
+    // SEARCH_TERMS index entries (an email has a few terms in one range:
+    // its name's word and its email's, say), never the whole range.
+    let mut emails = std::collections::HashSet::new();
+    let mut entries = 0;
+    tx.query_each(
+        &format!("SELECT email_key FROM customer_terms WHERE term >= $1 AND term < $2 LIMIT {}", SEARCH_TERMS + 1),
+        &[Val::T(&start), Val::T(&end)],
+        |r| {
+            entries += 1;
+            emails.insert(r.text(0)?.to_owned());
+            Ok(())
+        },
+    )?;
+    if entries > SEARCH_TERMS || emails.len() > SEARCH_LIMIT {
         let mut page = list_page(tx, site_id, filter, Some(query.email_prefix()), at, limit)?;
         page.too_common = true;
         return Ok(page);
@@ -455,24 +463,26 @@ fn list_side(
     forward: bool,
     n: usize,
 ) -> Result<Vec<CustomerRow>> {
-    let (cmp, order) = if forward { (">=", "ASC") } else { ("<=", "DESC") };
-    let from = pivot.map_or("", |(c, _)| c.email_key.as_str());
-    let end = prefix.map(|p| format!("{p}\u{10FFFF}"));
+    // One range per side, its bounds worked out here: given two lower
+    // bounds, SQLite may seek by the smaller and scan up to the other.
+    const LAST: &str = "\u{10FFFF}\u{10FFFF}";
+    let pivot_key = pivot.map(|(c, _)| c.email_key.as_str());
+    let prefix_end = prefix.map(|p| format!("{p}\u{10FFFF}"));
+    let (low, high, condition, order) = if forward {
+        let low = pivot_key.into_iter().chain(prefix).max().unwrap_or("");
+        (low, prefix_end.as_deref().unwrap_or(LAST), "AND a.email_key >= $2 AND a.email_key < $4", "ASC")
+    } else {
+        let high = pivot_key.into_iter().chain(prefix_end.as_deref()).min().unwrap_or(LAST);
+        (prefix.unwrap_or(""), high, "AND a.email_key >= $4 AND a.email_key <= $2", "DESC")
+    };
+    let (from, to) = if forward { (low, high) } else { (high, low) };
     // One email has at most one row of each type: one more than asked
     // covers the pivot's own email.
     let fetch = i64::try_from(n + 1).unwrap_or(i64::MAX);
-    let mut condition = if pivot.is_some() || forward { format!("AND a.email_key {cmp} $2") } else { String::new() };
-    if prefix.is_some() {
-        condition.push_str(" AND a.email_key >= $4 AND a.email_key < $5");
-    }
-    let mut params = vec![Val::I(site_id), Val::T(from), Val::I(fetch)];
-    if let (Some(p), Some(end)) = (prefix, end.as_deref()) {
-        params.push(Val::T(p));
-        params.push(Val::T(end));
-    }
+    let params = [Val::I(site_id), Val::T(from), Val::I(fetch), Val::T(to)];
     let mut rows = Vec::new();
     for kind in kinds(filter) {
-        let sql = kind_query(tx.backend(), kind, filter, &condition, &format!("ORDER BY a.email_key {order} LIMIT $3"));
+        let sql = kind_query(tx.backend(), kind, filter, condition, &format!("ORDER BY a.email_key {order} LIMIT $3"));
         tx.query_each(&sql, &params, |r| {
             rows.push(customer_row(r)?);
             Ok(())
@@ -492,7 +502,8 @@ fn list_side(
             if forward { k > p } else { k < p }
         }
     };
-    Ok(rows.into_iter().filter(|r| past(r)).take(n).collect())
+    let in_prefix = |r: &CustomerRow| prefix.is_none_or(|p| r.email_key.starts_with(p));
+    Ok(rows.into_iter().filter(|r| past(r) && in_prefix(r)).take(n).collect())
 }
 
 /// Account `id` as the access rule takes it, with its email.

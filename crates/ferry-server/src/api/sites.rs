@@ -266,7 +266,7 @@ pub struct CustomerPage {
     /// (a search that is too common, or duplicates while a copy into the
     /// site is writing its accounts).
     pub total: Option<u64>,
-    /// The search matches more than 2,000 customers anywhere in a name or
+    /// The search matches more than 1,000 customers anywhere in a name or
     /// an email: the pages hold only those whose email starts with it.
     /// Search for more of the name or email.
     pub search_too_common: bool,
