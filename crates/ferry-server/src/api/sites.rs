@@ -228,8 +228,8 @@ pub struct CustomersQuery {
     /// position: the page starts after the emails that sort at or before
     /// it).
     pub after: Option<String>,
-    /// The `previous` cursor of a page: the page before it. Not with
-    /// `after`.
+    /// The `previous` cursor of a page: the page before it (ignored when
+    /// `after` is given too).
     pub before: Option<String>,
     /// Rows per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -315,11 +315,10 @@ impl PageQuery {
             account_type: query.account_type.as_deref().map(account_type).transpose()?,
             duplicates_only: query.duplicates,
         };
+        // `after` wins over `before` (any pair of strings is a valid
+        // request).
         let at = match (query.after.as_deref(), query.before.as_deref()) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid("after and before cannot both be given; use one of them"));
-            }
-            (Some(after), None) => PageAt::After(parse_cursor(after)),
+            (Some(after), _) => PageAt::After(parse_cursor(after)),
             (None, Some(before)) => PageAt::Before(parse_cursor(before)),
             (None, None) => PageAt::First,
         };
