@@ -35,7 +35,7 @@ queries() {
 projects|SELECT p.id, p.site_id, p.key, p.name FROM projects p JOIN copy_projects cp ON cp.destination_project_id = p.id WHERE cp.run_id = 1 AND cp.created
 organizations|SELECT o.id, o.site_id, o.name FROM organizations o JOIN copy_organizations co ON co.destination_organization_id = o.id WHERE co.run_id = 1 AND co.created
 groups|SELECT g.id, g.site_id, g.name, g.name_key, g.state, g.created_by_run FROM groups g JOIN copy_runs r ON r.group_id = g.id WHERE r.id = 1
-accounts|SELECT a.id, a.kind, a.site_id, a.ext_id, a.email, a.email_key, a.display_name, a.name_key, a.active, a.email_verified FROM accounts a JOIN copy_customers cc ON cc.destination_account_id = a.id WHERE cc.run_id = 1 AND cc.new_account_ext_id IS NOT NULL
+accounts|SELECT a.id, a.kind, a.site_id, a.ext_id, a.email, a.email_key, a.display_name, a.active, a.email_verified FROM accounts a JOIN copy_customers cc ON cc.destination_account_id = a.id WHERE cc.run_id = 1 AND cc.new_account_ext_id IS NOT NULL
 site_users|SELECT a AS site_id, b AS account_id FROM copy_grants WHERE run_id = 1 AND kind = 'site_user'
 project_customers|SELECT a AS project_id, b AS account_id FROM copy_grants WHERE run_id = 1 AND kind = 'customer'
 organization_members|SELECT a AS organization_id, b AS account_id FROM copy_grants WHERE run_id = 1 AND kind = 'organization_member'

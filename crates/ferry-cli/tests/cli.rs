@@ -354,7 +354,8 @@ fn integrity(ferry: &Ferry) {
     ferry_testkit::assert_integrity(&mut store);
 }
 
-/// A `ferry copy …` process with its output captured.
+/// A `ferry …` process with its output captured (copies in chunks of a
+/// thousand accounts).
 fn spawn(ferry: &Ferry, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(args)
@@ -519,15 +520,7 @@ fn refusals_and_closed_pipes_leave_everything_usable(backend: Backend) {
 /// the command ended once its reader had gone.
 fn head_1(ferry: &Ferry, args: &[&str]) -> (String, std::process::ExitStatus) {
     use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env("FERRY_DB", &ferry.db.url)
-        .env("FERRY_COPY_CHUNK", "500")
-        .current_dir(ferry.cwd.path())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(ferry, args);
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     drop(child.stderr.take());

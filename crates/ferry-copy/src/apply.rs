@@ -226,11 +226,22 @@ fn record_failure(
         if permanent {
             let error = e.to_string();
             let _ = store.write(|tx| {
-                tx.execute(
+                let failed = tx.execute(
                     "UPDATE copy_runs SET state = 'failed', error = $2, finished_at = $3
                      WHERE id = $1 AND state IN ('planning', 'applying')",
                     &[Val::I(run_id), Val::T(&error), Val::T(&now())],
-                )
+                )?;
+                // It may have stopped inside its accounts, which left the
+                // destination's duplicates uncounted: no run will finish
+                // them now.
+                let destination =
+                    tx.query_opt("SELECT destination_site_id FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| {
+                        r.int(0)
+                    })?;
+                if let (1, Some(destination)) = (failed, destination) {
+                    accounts::recount(tx, destination)?;
+                }
+                Ok::<_, StoreError>(())
             });
         }
     }
@@ -758,7 +769,12 @@ fn apply_step(
                  SELECT a, b FROM copy_grants WHERE run_id = $1 AND kind = 'site_user' AND b > $2 AND b <= $3",
                 &range[..3],
             )?;
-            accounts::count_copied(tx, row.destination.id, portal_only, site_users)?;
+            let change = accounts::CountChange {
+                portal_only: i64::try_from(portal_only).unwrap_or(i64::MAX),
+                atlassian: i64::try_from(site_users).unwrap_or(i64::MAX),
+                duplicates: None,
+            };
+            accounts::change_counts(tx, row.destination.id, change)?;
             tx.execute(
                 "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
                  SELECT CAST($5 AS BIGINT), CAST($4 AS BIGINT), 'account', cc.source_account_id, cc.destination_account_id, CAST($1 AS BIGINT) FROM copy_customers cc

@@ -166,9 +166,6 @@ pub fn upgrade(
                 apply_batch(tx, &site, batch, dry_run, &actor, &mut report.lines)?;
                 progress.step(done, total);
             }
-            if !dry_run {
-                ferry_store::accounts::recount(tx, site.id)?;
-            }
             Ok(report)
         })
     })
@@ -360,6 +357,8 @@ fn apply_batch(
     let mut audit_rows = RowBatch::with_capacity(&AUDIT, if dry_run { 0 } else { batch.len() }, 256);
     let at = audit::timestamp(chrono::Utc::now());
     let mut taken_ext: Option<HashSet<String>> = None;
+    // What the batch does to the site's counts.
+    let mut change = ferry_store::accounts::CountChange { duplicates: Some(0), ..Default::default() };
     let (mut before, mut after) = (String::new(), String::new());
     for (c, target) in batch {
         let status = if let Some(merged) = c.merged_into {
@@ -389,7 +388,10 @@ fn apply_batch(
                 },
                 Some(a) => {
                     map.push(&[Val::I(c.portal_id), Val::I(a.id)]);
-                    if !a.site_user {
+                    if a.site_user {
+                        // Both were on the site: a duplicate, gone now.
+                        change.duplicates = change.duplicates.map(|d| d - 1);
+                    } else {
                         new_site_users.push(a.id);
                     }
                     UpgradeStatus::ToExisting { atlassian_ext_id: a.ext_id }
@@ -484,12 +486,13 @@ fn apply_batch(
     }
 
     write_batch(tx, &new_accounts)?;
+    change.portal_only = -(map.rows() as i64);
     for account in new_site_users {
-        tx.execute(
+        change.atlassian += tx.execute(
             "INSERT INTO site_users (site_id, account_id) SELECT CAST($1 AS BIGINT), CAST($2 AS BIGINT)
              WHERE NOT EXISTS (SELECT 1 FROM site_users WHERE site_id = $1 AND account_id = $2)",
             &[Val::I(site.id), Val::I(account)],
-        )?;
+        )? as i64;
     }
     // Any error rolls the whole transaction back, so SQLite need not keep
     // a journal to undo one half-done statement (OR FAIL): every page a
@@ -535,6 +538,7 @@ fn apply_batch(
         &[Val::T(&at)],
     )?;
     write_batch(tx, &audit_rows)?;
+    ferry_store::accounts::change_counts(tx, site.id, change)?;
     Ok(())
 }
 

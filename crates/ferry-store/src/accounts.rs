@@ -52,17 +52,7 @@ pub fn each_customer(
         parts.push(format!("{ATLASSIAN}{}", if dup { ATLASSIAN_DUPLICATE } else { "" }));
     }
     let sql = format!("SELECT * FROM ({}) c ORDER BY 2, 3, 4", parts.join(" UNION ALL "));
-    tx.query_each(&sql, &[Val::I(site_id)], |r| {
-        let account_type = AccountType::from_jira_value(r.text(2)?).unwrap_or(AccountType::PortalOnly);
-        each(CustomerRow {
-            email: r.text(0)?.to_owned(),
-            email_key: r.text(1)?.to_owned(),
-            account_type,
-            account_id: r.text(3)?.to_owned(),
-            display_name: r.text(4)?.to_owned(),
-            active: r.bool(5)?,
-        })
-    })
+    tx.query_each(&sql, &[Val::I(site_id)], |r| each(customer_row(r)?))
 }
 
 /// An account of a site found by email.
@@ -128,15 +118,6 @@ pub const SEARCH_LIMIT: usize = 1_000;
 /// more of the index.
 pub const SEARCH_TERMS: usize = 3 * SEARCH_LIMIT;
 
-/// How many customers the whole list (every page) holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Total {
-    Exact(u64),
-    /// Not known now: duplicates while a copy into the site is writing its
-    /// accounts, or a search too common to count.
-    Unknown,
-}
-
 /// Sort position of a type within one email: Atlassian first, as in
 /// [`each_customer`] (which sorts by the stored kind).
 fn type_rank(t: AccountType) -> u8 {
@@ -155,10 +136,13 @@ fn cursor_key(c: &CustomerCursor) -> (&str, u8) {
 }
 
 /// One page of customers, in list order, with what lies around it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CustomerPage {
     pub rows: Vec<CustomerRow>,
-    pub total: Total,
+    /// How many customers the whole list (every page) holds; `None` when
+    /// not known now: duplicates while a copy into the site is writing its
+    /// accounts, or a search too common to count.
+    pub total: Option<u64>,
     /// Customers of the list come before the first row.
     pub more_before: bool,
     /// Customers of the list come after the last row.
@@ -179,8 +163,12 @@ pub fn push_terms(batch: &mut RowBatch, email_key: &str, display_name: &str) {
     }
 }
 
-/// Indexes every account's terms (migration 8, once).
-pub(crate) fn index_every_account(tx: &mut Tx<'_>) -> Result<()> {
+/// Indexes every account's terms and counts every site's customers
+/// (migration 8, once).
+pub(crate) fn index_and_count(tx: &mut Tx<'_>) -> Result<()> {
+    for site in tx.query_all("SELECT id FROM sites", &[], |r| r.int(0))? {
+        recount(tx, site)?;
+    }
     let mut after = i64::MIN;
     loop {
         let chunk = tx.query_all(
@@ -231,19 +219,36 @@ pub fn recount(tx: &mut Tx<'_>, site_id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Adds what a copy just wrote into a site (new portal-only accounts, new
-/// site users) to its counts; its duplicates are unknown until the copy
-/// recounts at the end of its accounts.
-pub fn count_copied(tx: &mut Tx<'_>, site_id: i64, portal_only: u64, atlassian: u64) -> Result<()> {
-    if portal_only == 0 && atlassian == 0 {
+/// A change to a site's counts, made by the write that causes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CountChange {
+    pub portal_only: i64,
+    pub atlassian: i64,
+    /// `None`: the duplicates are not known until the writer recounts (a
+    /// copy, at the end of its accounts).
+    pub duplicates: Option<i64>,
+}
+
+/// Applies `change` to a site's kept counts (in the writer's transaction).
+pub fn change_counts(tx: &mut Tx<'_>, site_id: i64, change: CountChange) -> Result<()> {
+    if change.portal_only == 0 && change.atlassian == 0 && change.duplicates.unwrap_or(0) == 0 {
         return Ok(());
     }
-    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let duplicates = match change.duplicates {
+        Some(d) => Val::I(d),
+        None => Val::Null,
+    };
+    // A site nothing was counted for yet counts its rows first.
+    if tx
+        .query_opt("SELECT site_id FROM customer_counts WHERE site_id = $1", &[Val::I(site_id)], |r| r.int(0))?
+        .is_none()
+    {
+        return recount(tx, site_id);
+    }
     tx.execute(
-        "INSERT INTO customer_counts (site_id, portal_only, atlassian, duplicates) VALUES ($1, $2, $3, NULL)
-         ON CONFLICT (site_id) DO UPDATE SET portal_only = customer_counts.portal_only + excluded.portal_only,
-            atlassian = customer_counts.atlassian + excluded.atlassian, duplicates = NULL",
-        &[Val::I(site_id), Val::I(n(portal_only)), Val::I(n(atlassian))],
+        "UPDATE customer_counts SET portal_only = portal_only + $2, atlassian = atlassian + $3,
+            duplicates = duplicates + CAST($4 AS BIGINT) WHERE site_id = $1",
+        &[Val::I(site_id), Val::I(change.portal_only), Val::I(change.atlassian), duplicates],
     )?;
     Ok(())
 }
@@ -291,8 +296,8 @@ pub fn customer_page(
     at: &PageAt,
     limit: usize,
 ) -> Result<CustomerPage> {
+    let counts = counts(tx, site_id)?;
     let Some(query) = search else {
-        let counts = counts(tx, site_id)?;
         let total = if filter.duplicates_only {
             counts.duplicates.map(|d| {
                 // Each duplicate email is one row of each type.
@@ -306,44 +311,63 @@ pub fn customer_page(
             })
         };
         let mut page = list_page(tx, site_id, filter, None, at, limit)?;
-        page.total = total.map_or(Total::Unknown, Total::Exact);
+        page.total = total;
         return Ok(page);
     };
     let (start, end) = query.range();
-    // Whether more than SEARCH_LIMIT emails can match: read at most
-    // SEARCH_TERMS index entries (an email has a few terms in one range:
-    // its name's word and its email's, say), never the whole range.
-    let mut emails = std::collections::HashSet::new();
-    let mut entries = 0;
-    tx.query_each(
-        &format!("SELECT email_key FROM customer_terms WHERE term >= $1 AND term < $2 LIMIT {}", SEARCH_TERMS + 1),
-        &[Val::T(&start), Val::T(&end)],
-        |r| {
-            entries += 1;
-            emails.insert(r.text(0)?.to_owned());
-            Ok(())
-        },
-    )?;
-    if entries > SEARCH_TERMS || emails.len() > SEARCH_LIMIT {
-        let mut page = list_page(tx, site_id, filter, Some(query.email_prefix()), at, limit)?;
-        page.too_common = true;
-        return Ok(page);
+    // A small site is searched whole: the term index serves every site at
+    // once, and other sites' customers must not make a search of this one
+    // too common.
+    let small = counts.portal_only + counts.atlassian <= SEARCH_TERMS as u64;
+    if !small {
+        // Whether more than SEARCH_LIMIT emails can match: read at most
+        // SEARCH_TERMS index entries (an email has a few terms in one
+        // range: its name's word and its email's, say), never the whole
+        // range.
+        let mut emails = std::collections::HashSet::new();
+        let mut entries = 0;
+        tx.query_each(
+            &format!("SELECT email_key FROM customer_terms WHERE term >= $1 AND term < $2 LIMIT {}", SEARCH_TERMS + 1),
+            &[Val::T(&start), Val::T(&end)],
+            |r| {
+                entries += 1;
+                emails.insert(r.text(0)?.to_owned());
+                Ok(())
+            },
+        )?;
+        if entries > SEARCH_TERMS || emails.len() > SEARCH_LIMIT {
+            let mut page = list_page(tx, site_id, filter, Some(query.email_prefix()), at, limit)?;
+            page.too_common = true;
+            return Ok(page);
+        }
     }
     let mut rows = Vec::new();
-    let matching = "IN (SELECT ct.email_key FROM customer_terms ct WHERE ct.term >= $2 AND ct.term < $3)";
+    let matching = if small {
+        ""
+    } else {
+        "AND a.email_key IN (SELECT ct.email_key FROM customer_terms ct WHERE ct.term >= $2 AND ct.term < $3)"
+    };
+    let site = [Val::I(site_id)];
     let params = [Val::I(site_id), Val::T(&start), Val::T(&end)];
     for kind in kinds(filter) {
-        let sql = kind_query(tx.backend(), kind, filter, &format!("AND a.email_key {matching}"), "");
-        tx.query_each(&sql, &params, |r| {
+        let sql = match (small, kind) {
+            // A small site's site users, from the site's side.
+            (true, AccountType::Atlassian) => {
+                format!("{ATLASSIAN}{}", if filter.duplicates_only { ATLASSIAN_DUPLICATE } else { "" })
+            }
+            _ => kind_query(tx.backend(), kind, filter, matching, ""),
+        };
+        tx.query_each(&sql, if small { &site[..] } else { &params[..] }, |r| {
             let row = customer_row(r)?;
-            if search::matches(query, &row.email, &row.display_name) {
+            // The index was built from the normalized email: so is the check.
+            if search::matches(query, &row.email_key, &row.display_name) {
                 rows.push(row);
             }
             Ok(())
         })?;
     }
     rows.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
-    let total = Total::Exact(rows.len() as u64);
+    let total = Some(rows.len() as u64);
     let (from, to) = match at {
         PageAt::First => (0, limit.min(rows.len())),
         PageAt::After(c) => {
@@ -448,7 +472,7 @@ fn list_page(
             (rows, more, after)
         }
     };
-    Ok(CustomerPage { rows, total: Total::Unknown, more_before, more_after, too_common: false })
+    Ok(CustomerPage { rows, total: None, more_before, more_after, too_common: false })
 }
 
 /// Up to `n` customers next to `pivot` (all if none) going `forward` (or
@@ -502,8 +526,7 @@ fn list_side(
             if forward { k > p } else { k < p }
         }
     };
-    let in_prefix = |r: &CustomerRow| prefix.is_none_or(|p| r.email_key.starts_with(p));
-    Ok(rows.into_iter().filter(|r| past(r) && in_prefix(r)).take(n).collect())
+    Ok(rows.into_iter().filter(|r| past(r)).take(n).collect())
 }
 
 /// Account `id` as the access rule takes it, with its email.

@@ -34,7 +34,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_run_counts"),
     migration!(6, "0006_trust"),
     migration!(7, "0007_plans"),
-    migration!(8, "0008_search", then crate::accounts::index_every_account),
+    migration!(8, "0008_search", then crate::accounts::index_and_count),
 ];
 
 /// Tables a SQLite migration rebuilds (to change a constraint), and the
@@ -120,6 +120,24 @@ mod tests {
     use super::MIGRATIONS;
     use crate::conn::{Store, Val};
 
+    /// A SQLite database as a ferry that knew only the first `known`
+    /// migrations left it (foreign keys on, as ferry opens it).
+    fn earlier_database(path: &std::path::Path, known: usize) -> rusqlite::Connection {
+        let old = rusqlite::Connection::open(path).unwrap();
+        old.pragma_update(None, "foreign_keys", "ON").unwrap();
+        old.create_scalar_function("ferry_lower", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |ctx| {
+            Ok(ctx.get::<String>(0)?.to_lowercase())
+        })
+        .unwrap();
+        old.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
+            .unwrap();
+        for migration in &MIGRATIONS[..known] {
+            old.execute_batch(migration.sqlite).unwrap();
+            old.execute("INSERT INTO schema_migrations VALUES (?1, 'then')", [migration.version]).unwrap();
+        }
+        old
+    }
+
     /// Migration 6 rebuilds `copy_runs` on SQLite (to allow `failed`): a
     /// database migrated by an earlier ferry keeps every run and decision,
     /// its foreign keys hold, and ids its unfinished runs reserved are kept
@@ -128,18 +146,7 @@ mod tests {
     fn an_earlier_database_keeps_its_runs_through_migration_6() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
-        let old = rusqlite::Connection::open(&path).unwrap();
-        old.pragma_update(None, "foreign_keys", "ON").unwrap();
-        old.create_scalar_function("ferry_lower", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |ctx| {
-            Ok(ctx.get::<String>(0)?.to_lowercase())
-        })
-        .unwrap();
-        old.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .unwrap();
-        for migration in &MIGRATIONS[..5] {
-            old.execute_batch(migration.sqlite).unwrap();
-            old.execute("INSERT INTO schema_migrations VALUES (?1, 'then')", [migration.version]).unwrap();
-        }
+        let old = earlier_database(&path, 5);
         old.execute_batch(
             "INSERT INTO orgs (id, name, created_at) VALUES (1, 'acme', 'then');
              INSERT INTO sites (id, org_id, slug, created_at) VALUES (1, 1, 'eu', 'then'), (2, 1, 'us', 'then');
@@ -198,17 +205,7 @@ mod tests {
     fn migration_8_indexes_and_counts_the_customers_already_there() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
-        let old = rusqlite::Connection::open(&path).unwrap();
-        old.create_scalar_function("ferry_lower", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |ctx| {
-            Ok(ctx.get::<String>(0)?.to_lowercase())
-        })
-        .unwrap();
-        old.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")
-            .unwrap();
-        for migration in &MIGRATIONS[..7] {
-            old.execute_batch(migration.sqlite).unwrap();
-            old.execute("INSERT INTO schema_migrations VALUES (?1, 'then')", [migration.version]).unwrap();
-        }
+        let old = earlier_database(&path, 7);
         old.execute_batch(
             "INSERT INTO orgs (id, name, created_at) VALUES (1, 'acme', 'then');
              INSERT INTO sites (id, org_id, slug, created_at) VALUES (1, 1, 'eu', 'then');

@@ -10,7 +10,7 @@ use ferry_core::email::Email;
 use ferry_core::model::AccountType;
 use ferry_core::search::Query as Search;
 use ferry_snapshot::ImportError;
-use ferry_store::accounts::{self, CustomerCursor, CustomerFilter, PageAt, Total};
+use ferry_store::accounts::{self, CustomerCursor, CustomerFilter, PageAt};
 use ferry_store::sites::{self, Site};
 use ferry_store::{Store, web};
 use serde::{Deserialize, Serialize};
@@ -300,9 +300,16 @@ pub(crate) struct PageQuery {
     limit: usize,
     filter: CustomerFilter,
     at: PageAt,
-    /// What was searched for, and the search (none when nothing in it can
-    /// start a word, which matches no one).
-    search: Option<(String, Option<Search>)>,
+    search: Searching,
+}
+
+/// What a customers page searches for.
+pub(crate) enum Searching {
+    /// Everyone: no search.
+    No,
+    /// No one: nothing in the search can start a word (`@@`).
+    Nothing,
+    For(Search),
 }
 
 impl PageQuery {
@@ -322,8 +329,10 @@ impl PageQuery {
             (None, Some(before)) => PageAt::Before(parse_cursor(before)),
             (None, None) => PageAt::First,
         };
-        let search =
-            query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()).map(|q| (q.to_owned(), Search::parse(q)));
+        let search = match query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            None => Searching::No,
+            Some(q) => Search::parse(q).map_or(Searching::Nothing, Searching::For),
+        };
         Ok(PageQuery { limit, filter, at, search })
     }
 
@@ -333,26 +342,17 @@ impl PageQuery {
         let (limit, filter) = (self.limit, self.filter);
         let page = match &self.search {
             // Nothing in the search can start a word: no one matches.
-            Some((_, None)) => accounts::CustomerPage {
-                rows: Vec::new(),
-                total: Total::Exact(0),
-                more_before: false,
-                more_after: false,
-                too_common: false,
-            },
-            Some((_, Some(query))) => {
+            Searching::Nothing => accounts::CustomerPage { total: Some(0), ..Default::default() },
+            Searching::For(query) => {
                 store.read(|tx| accounts::customer_page(tx, site.id, filter, Some(query), &self.at, limit))?
             }
-            None => store.read(|tx| accounts::customer_page(tx, site.id, filter, None, &self.at, limit))?,
+            Searching::No => store.read(|tx| accounts::customer_page(tx, site.id, filter, None, &self.at, limit))?,
         };
         let rows = &page.rows;
         let cursor = |c: &accounts::CustomerRow| format!("{}|{}", c.email_key, c.account_type.cli_value());
         let next = rows.last().filter(|_| page.more_after).map(cursor);
         let previous = rows.first().filter(|_| page.more_before).map(cursor);
-        let total = match page.total {
-            Total::Exact(n) => Some(n),
-            Total::Unknown => None,
-        };
+        let total = page.total;
         let customers = rows
             .iter()
             .map(|c| Customer {

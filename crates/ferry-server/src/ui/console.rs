@@ -193,7 +193,7 @@ async fn customers(
     let query = PageQuery::parse(CustomersQuery {
         account_type: Some(form.account_type.clone()).filter(|t| !t.is_empty()),
         duplicates: form.duplicates,
-        q: Some(form.q.clone()).filter(|q| !q.trim().is_empty()),
+        q: Some(form.q.clone()),
         after: form.after.clone().filter(|a| !a.is_empty()),
         before: form.before.clone().filter(|b| !b.is_empty()),
         limit: Some(50),

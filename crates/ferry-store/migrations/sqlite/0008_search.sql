@@ -7,7 +7,7 @@ ALTER TABLE accounts DROP COLUMN name_key;
 
 -- Every tail of a folded email or name that starts at a word, with the
 -- email it belongs to; filled by import and, once, by this migration (the
--- rows are computed in Rust). Copies and upgrades make accounts with emails
+-- rows are computed in Rust: ferry_store::accounts::index_and_count). Copies and upgrades make accounts with emails
 -- and names already here. Rows need not be exact (a stale one costs a look): every match is
 -- checked against the account itself.
 CREATE TABLE customer_terms (
@@ -27,11 +27,5 @@ CREATE TABLE customer_counts (
     atlassian INTEGER NOT NULL,
     duplicates INTEGER
 );
-INSERT INTO customer_counts (site_id, portal_only, atlassian, duplicates)
-SELECT s.id,
-       (SELECT COUNT(*) FROM accounts a WHERE a.site_id = s.id AND a.merged_into IS NULL),
-       (SELECT COUNT(*) FROM site_users su WHERE su.site_id = s.id),
-       (SELECT COUNT(*) FROM accounts a JOIN accounts b ON b.site_id IS NULL AND b.email_key = a.email_key
-          JOIN site_users su ON su.account_id = b.id AND su.site_id = s.id
-        WHERE a.site_id = s.id AND a.merged_into IS NULL)
-FROM sites s;
+-- Counted from the rows in Rust (ferry_store::accounts::recount), with the
+-- terms.
