@@ -15,9 +15,10 @@ use ferry_store::sites::{self, Site};
 use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val, accounts, joined};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::plan::{CopyOptions, CopyPlan, plan_copy_beside, validate_options};
+use crate::load::{plan_copy_beside, validate_options};
 use crate::report::{CustomerLine, ReportData, ReportKind, write_report};
 use crate::{CopyError, Progress};
+use ferry_core::planner::{CopyOptions, CopyPlan};
 
 /// Phases of a run, in order; stored in `copy_runs.phase`.
 const PHASE_ACCOUNTS: i64 = 1;

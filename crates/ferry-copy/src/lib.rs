@@ -10,15 +10,13 @@
 //! on PostgreSQL).
 
 mod apply;
-mod plan;
+mod load;
 mod report;
 mod rollback;
 
 pub use apply::{RunStatus, check_can_start, check_resumable, is_claimed, list_runs, resume, run, run_report, status};
-pub use plan::{
-    Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope, check_conflicts, plan_copy,
-    validate_options,
-};
+pub use ferry_core::planner::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope};
+pub use load::{check_conflicts, plan_copy, validate_options};
 pub use report::{ReportData, ReportKind, prepare_report_dir, write_plan_report, write_report, write_run_report};
 pub use rollback::{RollbackSummary, rollback, rollback_blockers};
 
@@ -54,6 +52,17 @@ pub enum CopyError {
     Store(#[from] StoreError),
     #[error("cannot write report {path}: {reason}")]
     Report { path: String, reason: String },
+}
+
+impl From<ferry_core::planner::PlanError> for CopyError {
+    fn from(e: ferry_core::planner::PlanError) -> CopyError {
+        use ferry_core::planner::PlanError;
+        match e {
+            PlanError::Invalid(m) => CopyError::Invalid(m),
+            PlanError::NotFound(m) => CopyError::Store(StoreError::NotFound(m)),
+            PlanError::Conflict(m) => CopyError::Store(StoreError::Conflict(m)),
+        }
+    }
 }
 
 /// Progress of a run, for a bar on a terminal or a line in a log.

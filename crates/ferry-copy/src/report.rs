@@ -11,7 +11,7 @@ use ferry_core::plan::{Outcome, Problem, TypesHeld};
 use serde_json::json;
 
 use crate::CopyError;
-use crate::plan::{Conflict, CopyOptions, CopyPlan};
+use ferry_core::planner::{Conflict, CopyOptions, CopyPlan};
 
 pub const REQUIRES_ATTENTION_HEADER: [&str; 6] = [
     "Customer email",

@@ -9,4 +9,5 @@ pub mod csv_guard;
 pub mod email;
 pub mod model;
 pub mod plan;
+pub mod planner;
 pub mod search;

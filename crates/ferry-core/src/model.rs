@@ -62,6 +62,21 @@ impl fmt::Display for AccountType {
     }
 }
 
+/// A site, as every layer names it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Site {
+    pub id: i64,
+    pub slug: String,
+    /// The organization the site belongs to.
+    pub org: String,
+}
+
+/// The key a group's name is unique by on its site: names differ only if
+/// they differ in more than case (`Customers-From-EU` is `customers-from-eu`).
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
 /// Review state of a group. Groups created by a copy start awaiting review
 /// (SPEC §3 case 3); every other group is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

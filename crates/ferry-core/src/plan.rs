@@ -68,6 +68,16 @@ impl TypesHeld {
         }
     }
 
+    /// Holds a portal-only account for the email.
+    pub fn has_portal_only(self) -> bool {
+        matches!(self, TypesHeld::PortalOnly | TypesHeld::Both)
+    }
+
+    /// Holds an Atlassian account for the email.
+    pub fn has_atlassian(self) -> bool {
+        matches!(self, TypesHeld::Atlassian | TypesHeld::Both)
+    }
+
     pub fn parse(label: &str) -> Option<TypesHeld> {
         [TypesHeld::None, TypesHeld::PortalOnly, TypesHeld::Atlassian, TypesHeld::Both]
             .into_iter()
@@ -299,16 +309,6 @@ pub fn decide(customer: &SourceCustomer, destination: &DestinationIndex) -> Cust
     CustomerDecision { outcome, target, before, after, matched: reported, problems }
 }
 
-/// The imported group's name: `customers-from-<site>`, with `-2`, `-3`…
-/// when the destination already has a group of that name (case-insensitive).
-pub fn imported_group_name(source_site: &str, taken: impl Fn(&str) -> bool) -> String {
-    let base = format!("customers-from-{source_site}");
-    if !taken(&base) {
-        return base;
-    }
-    (2..).map(|n| format!("{base}-{n}")).find(|name| !taken(name)).unwrap_or(base)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,10 +423,102 @@ mod tests {
         }
     }
 
+    /// Every input `decide` can see (source type x active x verified x the
+    /// destination's portal-only account x its Atlassian account x an
+    /// earlier run's link: 240 cases), against the rules of SPEC §3 stated
+    /// one by one rather than as the matrix.
     #[test]
-    fn imported_group_names_take_a_suffix_when_taken() {
-        assert_eq!(imported_group_name("eu", |_| false), "customers-from-eu");
-        let taken = ["customers-from-eu", "customers-from-eu-2"];
-        assert_eq!(imported_group_name("eu", |n| taken.contains(&n)), "customers-from-eu-3");
+    fn every_input_obeys_the_rules() {
+        let portals = [None, Some(true), Some(false)];
+        let atlassians = [None, Some((true, true)), Some((true, false)), Some((false, true)), Some((false, false))];
+        let mut cases = 0;
+        for kind in [P, A] {
+            for (active, verified) in [(true, true), (true, false), (false, true), (false, false)] {
+                for portal in portals {
+                    for atlassian in atlassians {
+                        for linked in [false, true] {
+                            cases += 1;
+                            let mut index = destination(portal, atlassian);
+                            if linked {
+                                index.linked.insert(1, 99);
+                            }
+                            let d = decide(&customer(kind, active, verified), &index);
+                            let case = format!(
+                                "{kind:?} active={active} verified={verified} portal={portal:?} atlassian={atlassian:?} linked={linked}: {d:?}"
+                            );
+                            let before = TypesHeld::of(portal.is_some(), atlassian.is_some());
+                            assert_eq!(d.before, before, "{case}");
+                            if linked {
+                                assert_eq!(
+                                    (d.outcome, d.target, d.after),
+                                    (AlreadyCopied, Target::Existing(99), before),
+                                    "{case}"
+                                );
+                                assert!(d.problems.is_empty(), "{case}");
+                                continue;
+                            }
+                            let verified_atlassian = atlassian.is_some_and(|(_, v)| v);
+                            let expected = match kind {
+                                P if verified_atlassian => MatchedAtlassian,
+                                P if portal.is_some() => ExistingPortalOnly,
+                                P => NewPortalOnly,
+                                A if portal.is_some() => BesidePortalOnly,
+                                A if atlassian.is_some() => ExistingSiteUser,
+                                A => NewSiteUser,
+                            };
+                            assert_eq!(d.outcome, expected, "{case}");
+                            // Targets: the matched account, a new one, or the
+                            // customer's own global account; never an
+                            // unverified Atlassian account found by email.
+                            let target = match expected {
+                                MatchedAtlassian => Target::Existing(30),
+                                ExistingPortalOnly => Target::Existing(20),
+                                NewPortalOnly => Target::NewPortalOnly,
+                                _ => Target::Existing(1),
+                            };
+                            assert_eq!(d.target, target, "{case}");
+                            // After: what was there, plus what the copy adds.
+                            assert!(d.after.has_portal_only() >= before.has_portal_only(), "{case}");
+                            assert!(d.after.has_atlassian() >= before.has_atlassian(), "{case}");
+                            assert_eq!(
+                                d.after.has_portal_only(),
+                                portal.is_some() || expected == NewPortalOnly,
+                                "{case}"
+                            );
+                            assert_eq!(d.after.has_atlassian(), atlassian.is_some() || kind == A, "{case}");
+                            // Problems, each on its own condition, in report order.
+                            let matched_active = match expected {
+                                MatchedAtlassian | ExistingSiteUser => atlassian.map(|(a, _)| a),
+                                ExistingPortalOnly | BesidePortalOnly => portal,
+                                _ => None,
+                            };
+                            let mut problems = Vec::new();
+                            if expected == MatchedAtlassian {
+                                problems.push(PortalMatchedAtlassian);
+                            }
+                            if (expected == MatchedAtlassian && portal.is_some())
+                                || (kind == A && portal.is_some() && verified)
+                            {
+                                problems.push(DuplicateAccounts);
+                            }
+                            if (kind == P && atlassian.is_some() && !verified_atlassian)
+                                || (kind == A && portal.is_some() && !verified)
+                            {
+                                problems.push(UnverifiedAtlassian);
+                            }
+                            if !active {
+                                problems.push(InactiveOnSource);
+                            }
+                            if matched_active == Some(false) {
+                                problems.push(InactiveOnDestination);
+                            }
+                            assert_eq!(d.problems, problems, "{case}");
+                            assert_eq!(d.joins_imported_group(), expected == MatchedAtlassian, "{case}");
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(cases, 240);
     }
 }

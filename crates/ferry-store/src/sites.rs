@@ -21,12 +21,7 @@ pub fn validate_slug(what: &str, value: &str) -> Result<()> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Site {
-    pub id: i64,
-    pub slug: String,
-    pub org: String,
-}
+pub use ferry_core::model::Site;
 
 pub fn create_org(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
     validate_slug("organization", name)?;
