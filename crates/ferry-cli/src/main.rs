@@ -778,7 +778,9 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
             // A finished run is refused before anything else; done is the
             // state resume aims for, so that one exits 0.
             match ferry_copy::check_resumable(store, run) {
-                Err(ferry_copy::CopyError::NotResumable { state, message, .. }) if state == "done" => {
+                Err(ferry_copy::CopyError::NotResumable {
+                    state: ferry_core::run::RunState::Done, message, ..
+                }) => {
                     writeln!(out, "{message}")?;
                     return Ok(());
                 }
@@ -800,23 +802,18 @@ fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write) -> Result
                 writeln!(out, "error: {error}")?;
                 writeln!(out, "next: ferry copy rollback {} (removes what it wrote), then a new copy run", status.id)?;
             }
-            if status.state == "applying" {
-                let phase = match status.phase {
-                    1 => "accounts",
-                    2 => "projects and memberships",
-                    _ => "requests",
-                };
-                writeln!(out, "phase: {phase} (cursor {})", status.cursor)?;
+            if status.state == ferry_core::run::RunState::Applying {
+                writeln!(out, "phase: {} (cursor {})", status.phase.name(), status.cursor)?;
                 writeln!(out, "resume with: ferry copy resume {}", status.id)?;
             }
             writeln!(out, "customers: {}", status.customers)?;
             writeln!(out, "requests copied: {}", status.requests_copied)?;
             if let Some(group) = status.group_name {
-                let review = match status.group_state.as_deref() {
-                    Some("awaiting_review") => " (awaiting review)",
-                    Some("active") => " (approved)",
-                    Some("declined") => " (declined)",
-                    _ => "",
+                let review = match status.group_state {
+                    Some(ferry_core::model::GroupState::AwaitingReview) => " (awaiting review)",
+                    Some(ferry_core::model::GroupState::Active) => " (approved)",
+                    Some(ferry_core::model::GroupState::Declined) => " (declined)",
+                    None => "",
                 };
                 writeln!(out, "imported group: {group}{review}")?;
             }

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use ferry_core::model::AccountType;
+use ferry_core::model::{AccountType, GroupState};
 use ferry_core::plan::{Outcome, Problem, Target, TypesHeld};
 use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec, write_batch};
 use ferry_store::sites::{self, Site};
@@ -19,12 +19,7 @@ use crate::load::{plan_copy_beside, validate_options};
 use crate::report::{CustomerLine, ReportData, ReportKind, write_report};
 use crate::{CopyError, Progress};
 use ferry_core::planner::{CopyOptions, CopyPlan};
-
-/// Phases of a run, in order; stored in `copy_runs.phase`.
-const PHASE_ACCOUNTS: i64 = 1;
-const PHASE_STRUCTURE: i64 = 2;
-const PHASE_REQUESTS: i64 = 3;
-const PHASE_DONE: i64 = 4;
+use ferry_core::run::{Phase, RunState};
 
 const ACCOUNT_CHUNK: i64 = 200_000;
 const REQUEST_CHUNK: i64 = 200_000;
@@ -51,15 +46,15 @@ pub struct RunStatus {
     pub id: i64,
     pub from: String,
     pub to: String,
-    pub state: String,
-    pub phase: i64,
+    pub state: RunState,
+    pub phase: Phase,
     pub cursor: i64,
     pub customers: u64,
     pub requests_copied: u64,
     pub group_name: Option<String>,
-    /// The imported group's review state: `awaiting_review`, `active`
-    /// (approved) or `declined`; `None` once rolled back or when none.
-    pub group_state: Option<String>,
+    /// The imported group's review state; `None` once rolled back or when
+    /// none.
+    pub group_state: Option<GroupState>,
     pub started_at: String,
     pub finished_at: Option<String>,
     /// Why the run failed (state `failed`).
@@ -90,9 +85,7 @@ static COPY_ORGANIZATIONS: TableSpec = TableSpec {
     on_conflict: OnConflict::Fail,
 };
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+use ferry_core::model::now;
 
 /// [`validate_options`], and that no other run into the destination is
 /// unfinished: everything `run` refuses before it starts (callers that
@@ -127,12 +120,19 @@ pub fn run(
         let run_id = tx
             .query_opt(
                 "INSERT INTO copy_runs (source_site_id, destination_site_id, options, state, started_at)
-                 VALUES ($1, $2, $3, 'planning', $4) RETURNING id",
-                &[Val::I(source.id), Val::I(destination.id), Val::T(&options_json), Val::T(&started_at)],
+                 VALUES ($1, $2, $3, $5, $4) RETURNING id",
+                &[
+                    Val::I(source.id),
+                    Val::I(destination.id),
+                    Val::T(&options_json),
+                    Val::T(&started_at),
+                    Val::T(RunState::Planning.as_str()),
+                ],
                 |r| r.int(0),
             )?
             .ok_or_else(|| StoreError::Conflict("the new run was given no id".to_owned()))?;
-        let after = serde_json::json!({ "run": run_id, "state": "planning", "options": options }).to_string();
+        let after =
+            serde_json::json!({ "run": run_id, "state": RunState::Planning.as_str(), "options": options }).to_string();
         ferry_store::audit::record(
             tx,
             ferry_store::audit::Action {
@@ -168,18 +168,17 @@ fn resumable(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
 /// Why run `run_id`, as `row` stands, cannot be resumed (or go on being
 /// applied): `None` while it is planning or applying.
 fn refusal(run_id: i64, row: &RunRow) -> Option<CopyError> {
-    let message = match row.state.as_str() {
-        "planning" | "applying" => return None,
-        "done" => format!("run {run_id} is already done; there is nothing to resume and nothing was changed"),
-        "rolled_back" => format!("run {run_id} was rolled back; start a new run (`ferry copy run`)"),
-        "blocked" => format!("run {run_id} was stopped by blocking conflicts; fix them and start a new run"),
-        "failed" => format!(
+    let message = match row.state {
+        RunState::Planning | RunState::Applying => return None,
+        RunState::Done => format!("run {run_id} is already done; there is nothing to resume and nothing was changed"),
+        RunState::RolledBack => format!("run {run_id} was rolled back; start a new run (`ferry copy run`)"),
+        RunState::Blocked => format!("run {run_id} was stopped by blocking conflicts; fix them and start a new run"),
+        RunState::Failed => format!(
             "run {run_id} failed ({}); roll it back (`ferry copy rollback {run_id}`) and start a new run",
             row.error.as_deref().unwrap_or("no reason recorded")
         ),
-        other => format!("run {run_id} is {other}; it cannot be resumed"),
     };
-    Some(CopyError::NotResumable { run: run_id, state: row.state.clone(), message })
+    Some(CopyError::NotResumable { run: run_id, state: row.state, message })
 }
 
 /// Finishes an interrupted run. A finished one (done, failed, blocked,
@@ -188,7 +187,9 @@ pub fn resume(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Re
     let actor = store.actor().to_owned();
     store.write(|tx| -> Result<(), CopyError> {
         let row = resumable(tx, run_id)?;
-        let before = serde_json::json!({ "state": row.state, "phase": row.phase, "cursor": row.cursor }).to_string();
+        let before =
+            serde_json::json!({ "state": row.state.as_str(), "phase": row.phase.code(), "cursor": row.cursor })
+                .to_string();
         ferry_store::audit::record(
             tx,
             ferry_store::audit::Action {
@@ -228,9 +229,12 @@ fn record_failure(
             let error = e.to_string();
             let _ = store.write(|tx| {
                 let failed = tx.execute(
-                    "UPDATE copy_runs SET state = 'failed', error = $2, finished_at = $3
-                     WHERE id = $1 AND state IN ('planning', 'applying')",
-                    &[Val::I(run_id), Val::T(&error), Val::T(&now())],
+                    &format!(
+                        "UPDATE copy_runs SET state = $4, error = $2, finished_at = $3
+                         WHERE id = $1 AND state IN ({})",
+                        RunState::sql_list(&[RunState::Planning, RunState::Applying])
+                    ),
+                    &[Val::I(run_id), Val::T(&error), Val::T(&now()), Val::T(RunState::Failed.as_str())],
                 )?;
                 // It may have stopped inside its accounts, which left the
                 // destination's duplicates uncounted: no run will finish
@@ -253,8 +257,8 @@ struct RunRow {
     source: Site,
     destination: Site,
     options: CopyOptions,
-    state: String,
-    phase: i64,
+    state: RunState,
+    phase: Phase,
     cursor: i64,
     source_request_limit: i64,
     group_id: Option<i64>,
@@ -271,8 +275,11 @@ fn load_run(tx: &mut Tx<'_>, run_id: i64) -> Result<RunRow, CopyError> {
         |r| {
             Ok((
                 r.text(0)?.to_owned(),
-                r.text(1)?.to_owned(),
-                r.int(2)?,
+                r.parsed(1, "run state", RunState::parse)?,
+                Phase::from_code(r.int(2)?).ok_or_else(|| StoreError::Decode {
+                    column: 2,
+                    reason: "copy_runs.phase is not a phase".to_owned(),
+                })?,
                 r.int(3)?,
                 r.int(4)?,
                 r.opt_int(5)?,
@@ -388,14 +395,14 @@ fn continue_claimed(store: &mut Store, run_id: i64, progress: &mut dyn Progress)
 fn plan_and_apply(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
     let mut timings = std::collections::BTreeMap::new();
     let row = store.read(|tx| load_run(tx, run_id))?;
-    match row.state.as_str() {
-        "planning" => {
+    match row.state {
+        RunState::Planning => {
             let started = Instant::now();
             persist_plan(store, run_id, &row.options)?;
             timings.insert("plan".to_owned(), started.elapsed().as_secs_f64());
         }
         // Done: another process finished it meanwhile; its report is read.
-        "applying" | "done" => {}
+        RunState::Applying | RunState::Done => {}
         _ => return Err(refusal(run_id, &row).unwrap_or_else(|| CopyError::Invalid(format!("run {run_id}")))),
     }
     // SQLite: the report's customer lines depend only on the decisions
@@ -434,7 +441,7 @@ fn apply_phases(
     // while the accounts phase runs.
     let (start, version) = store.read(|tx| Ok::<_, CopyError>((load_run(tx, run_id)?, tx.sqlite_data_version()?)))?;
     let mut early = match start.phase {
-        PHASE_ACCOUNTS => store.sqlite_sibling()?,
+        Phase::Accounts => store.sqlite_sibling()?,
         _ => None,
     };
     std::thread::scope(|scope| {
@@ -479,11 +486,10 @@ fn apply_phases_with(
     timings: &mut std::collections::BTreeMap<String, f64>,
     mut ahead: Option<MapsAhead<'_>>,
 ) -> Result<(), CopyError> {
-    let phases: [(i64, &str); 3] =
-        [(PHASE_ACCOUNTS, "accounts"), (PHASE_STRUCTURE, "projects and memberships"), (PHASE_REQUESTS, "requests")];
     let mut maps = None;
     let mut lists = None;
-    for (phase, name) in phases {
+    for phase in [Phase::Accounts, Phase::Structure, Phase::Requests] {
+        let name = phase.name();
         let started = Instant::now();
         // SQLite, requests: a second connection reads each chunk's source
         // rows while this one writes the chunk before it. What it reads is
@@ -491,7 +497,7 @@ fn apply_phases_with(
         // written in one transaction of this connection, which takes a
         // chunk read ahead only when it starts where the run stands.
         let mut reader = match phase {
-            PHASE_REQUESTS => store.sqlite_sibling()?,
+            Phase::Requests => store.sqlite_sibling()?,
             _ => None,
         };
         std::thread::scope(|scope| -> Result<(), CopyError> {
@@ -500,7 +506,7 @@ fn apply_phases_with(
             if let Some(reader) = reader.as_mut() {
                 let (row, version) =
                     store.read(|tx| Ok::<_, CopyError>((load_run(tx, run_id)?, tx.sqlite_data_version()?)))?;
-                if row.phase == PHASE_REQUESTS {
+                if row.phase == Phase::Requests {
                     read_ahead = true;
                     scope.spawn(move || {
                         let mut from = row.cursor;
@@ -522,11 +528,11 @@ fn apply_phases_with(
             }
             loop {
                 let row = store.read(|tx| load_run(tx, run_id))?;
-                match row.state.as_str() {
-                    "applying" => {}
+                match row.state {
+                    RunState::Applying => {}
                     // Finished by another process meanwhile.
-                    "done" => return Ok(()),
-                    "rolled_back" => {
+                    RunState::Done => return Ok(()),
+                    RunState::RolledBack => {
                         return Err(CopyError::Invalid(format!(
                             "run {run_id} was rolled back while it was being applied"
                         )));
@@ -540,7 +546,7 @@ fn apply_phases_with(
                 if row.phase != phase {
                     return Ok(());
                 }
-                if phase >= PHASE_STRUCTURE && maps.is_none() {
+                if phase >= Phase::Structure && maps.is_none() {
                     match ahead.take() {
                         Some((handle, version)) => {
                             let (read_maps, read_lists) = joined(handle)?;
@@ -553,7 +559,7 @@ fn apply_phases_with(
                     }
                 }
                 let prefetched = if read_ahead { chunks.recv().ok() } else { None };
-                let structure_lists = if phase == PHASE_STRUCTURE { lists.take() } else { None };
+                let structure_lists = if phase == Phase::Structure { lists.take() } else { None };
                 // Foreign keys stay on, on SQLite as on PostgreSQL: a chunk
                 // that would refer to a row another writer removed (a
                 // rollback of another run, say) fails whole instead of
@@ -575,14 +581,14 @@ fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions) -> Result
     let mut sibling = store.sqlite_sibling()?;
     let conflicts = store.write(|tx| -> Result<Vec<crate::Conflict>, CopyError> {
         tx.lock_for_writing_ids()?;
-        if load_run(tx, run_id)?.state != "planning" {
+        if load_run(tx, run_id)?.state != RunState::Planning {
             return Ok(Vec::new()); // another process planned it meanwhile
         }
         let plan = plan_copy_beside(tx, sibling.as_mut(), options)?;
         if !plan.conflicts.is_empty() {
             tx.execute(
-                "UPDATE copy_runs SET state = 'blocked', finished_at = $2 WHERE id = $1",
-                &[Val::I(run_id), Val::T(&now())],
+                "UPDATE copy_runs SET state = $3, finished_at = $2 WHERE id = $1",
+                &[Val::I(run_id), Val::T(&now()), Val::T(RunState::Blocked.as_str())],
             )?;
             return Ok(plan.conflicts);
         }
@@ -667,30 +673,31 @@ fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), 
         None => None,
     };
     tx.execute(
-        "UPDATE copy_runs SET state = 'applying', phase = $2, cursor = 0, source_request_limit = $3,
+        "UPDATE copy_runs SET state = $6, phase = $2, cursor = 0, source_request_limit = $3,
                 group_name = $4, group_id = $5
          WHERE id = $1",
         &[
             Val::I(run_id),
-            Val::I(PHASE_ACCOUNTS),
+            Val::I(Phase::Accounts.code()),
             Val::I(plan.source_request_limit),
             Val::from(plan.group_name.as_deref()),
             Val::from(group_id),
+            Val::T(RunState::Applying.as_str()),
         ],
     )?;
     Ok(())
 }
 
-fn set_cursor(tx: &mut Tx<'_>, run_id: i64, phase: i64, cursor: i64) -> Result<(), StoreError> {
-    if phase == PHASE_DONE {
+fn set_cursor(tx: &mut Tx<'_>, run_id: i64, phase: Phase, cursor: i64) -> Result<(), StoreError> {
+    if phase == Phase::Done {
         tx.execute(
-            "UPDATE copy_runs SET phase = $2, cursor = $3, state = 'done', finished_at = $4 WHERE id = $1",
-            &[Val::I(run_id), Val::I(phase), Val::I(cursor), Val::T(&now())],
+            "UPDATE copy_runs SET phase = $2, cursor = $3, state = $5, finished_at = $4 WHERE id = $1",
+            &[Val::I(run_id), Val::I(phase.code()), Val::I(cursor), Val::T(&now()), Val::T(RunState::Done.as_str())],
         )?;
     } else {
         tx.execute(
             "UPDATE copy_runs SET phase = $2, cursor = $3 WHERE id = $1",
-            &[Val::I(run_id), Val::I(phase), Val::I(cursor)],
+            &[Val::I(run_id), Val::I(phase.code()), Val::I(cursor)],
         )?;
     }
     Ok(())
@@ -708,7 +715,7 @@ fn apply_step(
 ) -> Result<(), CopyError> {
     tx.lock_for_writing_ids()?;
     let now = load_run(tx, run_id)?;
-    if now.state != "applying" || (now.phase, now.cursor) != (row.phase, row.cursor) {
+    if now.state != RunState::Applying || (now.phase, now.cursor) != (row.phase, row.cursor) {
         return Ok(()); // applied by another process meanwhile, or rolled back
     }
     if row.cursor == 0 {
@@ -729,7 +736,7 @@ fn apply_step(
     }
     let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
     match row.phase {
-        PHASE_ACCOUNTS => {
+        Phase::Accounts => {
             let end = tx
                 .query_opt(
                     "SELECT MAX(source_account_id) FROM (SELECT source_account_id FROM copy_customers
@@ -742,7 +749,7 @@ fn apply_step(
                 // Every account is written: the destination's duplicates
                 // can be counted again.
                 accounts::recount(tx, row.destination.id)?;
-                set_cursor(tx, run_id, PHASE_STRUCTURE, 0)?;
+                set_cursor(tx, run_id, Phase::Structure, 0)?;
                 return Ok(());
             };
             let range = [run, Val::I(row.cursor), Val::I(end), d, s];
@@ -779,23 +786,23 @@ fn apply_step(
             tx.execute(
                 "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
                  SELECT CAST($5 AS BIGINT), CAST($4 AS BIGINT), 'account', cc.source_account_id, cc.destination_account_id, CAST($1 AS BIGINT) FROM copy_customers cc
-                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.outcome <> 0",
-                &range,
+                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.outcome <> $6",
+                &[range[0], range[1], range[2], range[3], range[4], Val::I(Outcome::AlreadyCopied.code())],
             )?;
-            set_cursor(tx, run_id, PHASE_ACCOUNTS, end)?;
+            set_cursor(tx, run_id, Phase::Accounts, end)?;
             progress.step("accounts", end as u64, 0);
         }
-        PHASE_STRUCTURE => {
+        Phase::Structure => {
             let maps = maps.ok_or_else(|| CopyError::Invalid("the structure phase ran without its maps".to_owned()))?;
             let lists = match lists {
                 Some(ahead) => ahead.fresh(tx)?,
                 None => None,
             };
             apply_structure(tx, run_id, row, maps, lists)?;
-            set_cursor(tx, run_id, PHASE_REQUESTS, 0)?;
+            set_cursor(tx, run_id, Phase::Requests, 0)?;
             progress.step("projects and memberships", 1, 1);
         }
-        PHASE_REQUESTS => {
+        Phase::Requests => {
             // Read ahead by another connection when it read from this
             // cursor and nothing else was committed since.
             let ahead = match prefetched {
@@ -807,7 +814,7 @@ fn apply_step(
                 _ => read_chunk(tx, run_id, row, row.cursor)?,
             };
             let Some(source) = source else {
-                set_cursor(tx, run_id, PHASE_DONE, 0)?;
+                set_cursor(tx, run_id, Phase::Done, 0)?;
                 return Ok(());
             };
             let end = source.to;
@@ -817,7 +824,7 @@ fn apply_step(
                 "UPDATE copy_runs SET requests_copied = requests_copied + $2 WHERE id = $1",
                 &[Val::I(run_id), Val::I(copied as i64)],
             )?;
-            set_cursor(tx, run_id, PHASE_REQUESTS, end)?;
+            set_cursor(tx, run_id, Phase::Requests, end)?;
             progress.step("requests", end as u64, row.source_request_limit as u64);
         }
         _ => {}
@@ -858,13 +865,16 @@ fn read_source_lists(tx: &mut Tx<'_>, run_id: i64, maps: &RunMaps) -> Result<Sou
         // have no access on the source, so get none here).
         customers: read(
             true,
-            "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
+            &format!(
+                "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
              JOIN project_customers pc ON pc.project_id = cp.source_project_id WHERE cp.run_id = $1
              UNION ALL
              SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
              JOIN customer_roles cr ON cr.project_id = cp.source_project_id
-             JOIN groups g ON g.id = cr.group_id AND g.state = 'active'
+             JOIN groups g ON g.id = cr.group_id AND {granting}
              JOIN group_members gm ON gm.group_id = cr.group_id WHERE cp.run_id = $1",
+                granting = GroupState::grants_customer_role_sql("g.state")
+            ),
         )?,
         organization_members: read(
             false,
@@ -971,13 +981,20 @@ fn apply_structure(
             .flatten()
             .unwrap_or_default();
         tx.execute(
-            "INSERT INTO groups (id, site_id, name, name_key, state, created_by_run) VALUES ($1, $2, $3, $4, 'awaiting_review', $5)",
-            &[Val::I(group_id), d, Val::T(&name), Val::T(&name.to_lowercase()), run],
+            "INSERT INTO groups (id, site_id, name, name_key, state, created_by_run) VALUES ($1, $2, $3, $4, $6, $5)",
+            &[
+                Val::I(group_id),
+                d,
+                Val::T(&name),
+                Val::T(&ferry_core::model::name_key(&name)),
+                run,
+                Val::T(GroupState::AwaitingReview.as_str()),
+            ],
         )?;
         tx.execute(
             "INSERT INTO group_members (group_id, account_id)
-             SELECT DISTINCT CAST($2 AS BIGINT), destination_account_id FROM copy_customers WHERE run_id = $1 AND outcome = 3",
-            &[run, Val::I(group_id)],
+             SELECT DISTINCT CAST($2 AS BIGINT), destination_account_id FROM copy_customers WHERE run_id = $1 AND outcome = $3",
+            &[run, Val::I(group_id), Val::I(Outcome::MatchedAtlassian.code())],
         )?;
         tx.execute(
             "INSERT INTO customer_roles (project_id, group_id)
@@ -1305,11 +1322,14 @@ fn report_customers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<CustomerLine>, C
             Ok(CustomerLine {
                 email: r.text(0)?.to_owned(),
                 email_key: r.text(1)?.to_owned(),
-                source_type: AccountType::from_jira_value(r.text(2)?).unwrap_or(AccountType::PortalOnly),
+                source_type: r.parsed(2, "account type", AccountType::from_jira_value)?,
                 source_ext_id: r.text(3)?.to_owned(),
-                before: TypesHeld::parse(r.text(4)?).unwrap_or(TypesHeld::None),
-                after: TypesHeld::parse(r.text(5)?).unwrap_or(TypesHeld::None),
-                outcome: Outcome::from_code(r.int(6)?).unwrap_or(Outcome::AlreadyCopied),
+                before: r.parsed(4, "account type held", TypesHeld::parse)?,
+                after: r.parsed(5, "account type held", TypesHeld::parse)?,
+                outcome: Outcome::from_code(r.int(6)?).ok_or_else(|| StoreError::Decode {
+                    column: 6,
+                    reason: "copy_customers.outcome is not an outcome code".to_owned(),
+                })?,
                 destination_ext_id: r.opt_text(7)?.map(str::to_owned),
                 problems: Problem::from_bits(r.int(8)?),
             })
@@ -1359,7 +1379,7 @@ fn report_data(tx: &mut Tx<'_>, run_id: i64, customers: Option<Vec<CustomerLine>
         requests,
         organizations,
         timings: Default::default(),
-        state: row.state,
+        state: row.state.as_str().to_owned(),
     })
 }
 
@@ -1407,7 +1427,7 @@ pub fn status(store: &mut Store, run_id: i64) -> Result<RunStatus, CopyError> {
         let group_state = tx.query_opt(
             "SELECT g.state FROM copy_runs r JOIN groups g ON g.id = r.group_id WHERE r.id = $1",
             &[Val::I(run_id)],
-            |r| Ok(r.text(0)?.to_owned()),
+            |r| r.parsed(0, "group state", GroupState::parse),
         )?;
         Ok(RunStatus {
             id: run_id,

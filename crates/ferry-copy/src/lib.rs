@@ -42,7 +42,7 @@ pub enum CopyError {
     /// The run is finished (done, failed, blocked or rolled back): resume
     /// has nothing to do and changes nothing.
     #[error("{message}")]
-    NotResumable { run: i64, state: String, message: String },
+    NotResumable { run: i64, state: ferry_core::run::RunState, message: String },
     /// Another run into the same destination site is unfinished; a second
     /// one would plan against what the first has not written yet. Nothing
     /// was written.

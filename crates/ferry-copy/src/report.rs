@@ -123,6 +123,12 @@ impl ReportData {
         rows
     }
 
+    /// Each RequiresAttention row's normalized email and Problem, in the
+    /// order of [`ReportData::requires_attention`].
+    pub fn attention_keys(&self) -> Vec<(String, Problem)> {
+        self.customers.iter().flat_map(|c| c.problems.iter().map(|p| (c.email_key.clone(), *p))).collect()
+    }
+
     /// What Summary.json holds.
     pub fn summary(&self) -> serde_json::Value {
         let mut outcomes = BTreeMap::new();

@@ -1,6 +1,8 @@
 //! `copy rollback`: removes what a run created and revokes what it granted,
 //! or refuses, saying what depends on it.
 
+use ferry_core::model::GroupState;
+use ferry_core::run::RunState;
 use ferry_store::{Store, Tx, Val};
 
 use crate::CopyError;
@@ -29,11 +31,17 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
     let run = [Val::I(run_id)];
     let mut blockers = Vec::new();
     // Later runs between the same two sites build on this one's links.
+    let (unfinished, built) = (
+        RunState::sql_list(&[RunState::Planning, RunState::Applying]),
+        RunState::sql_list(&[RunState::Done, RunState::Failed]),
+    );
     blockers.extend(tx.query_all(
-        "SELECT 'run ' || CAST(l.id AS TEXT) || ' copied between the same sites after this run; roll it back first'
-         FROM copy_runs r JOIN copy_runs l ON l.source_site_id = r.source_site_id
-              AND l.destination_site_id = r.destination_site_id AND l.id > r.id
-         WHERE r.id = $1 AND l.state IN ('planning', 'applying', 'done', 'failed') ORDER BY l.id",
+        &format!(
+            "SELECT 'run ' || CAST(l.id AS TEXT) || ' copied between the same sites after this run; roll it back first'
+             FROM copy_runs r JOIN copy_runs l ON l.source_site_id = r.source_site_id
+                  AND l.destination_site_id = r.destination_site_id AND l.id > r.id
+             WHERE r.id = $1 AND l.state IN ({unfinished}, {built}) ORDER BY l.id"
+        ),
         &run,
         |r| Ok(r.text(0)?.to_owned()),
     )?);
@@ -41,34 +49,42 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
     // on accounts this run created (a copy from another site matched them
     // by email): removing them would pull rows from under it.
     blockers.extend(tx.query_all(
-        "SELECT 'run ' || CAST(l.id AS TEXT) || ' into the same site is unfinished; finish it (ferry copy resume '
-                || CAST(l.id AS TEXT) || ') or roll it back first'
-         FROM copy_runs r JOIN copy_runs l ON l.destination_site_id = r.destination_site_id AND l.id > r.id
-              AND l.source_site_id <> r.source_site_id
-         WHERE r.id = $1 AND l.state IN ('planning', 'applying') ORDER BY l.id",
+        &format!(
+            "SELECT 'run ' || CAST(l.id AS TEXT) || ' into the same site is unfinished; finish it (ferry copy resume '
+                    || CAST(l.id AS TEXT) || ') or roll it back first'
+             FROM copy_runs r JOIN copy_runs l ON l.destination_site_id = r.destination_site_id AND l.id > r.id
+                  AND l.source_site_id <> r.source_site_id
+             WHERE r.id = $1 AND l.state IN ({unfinished}) ORDER BY l.id"
+        ),
         &run,
         |r| Ok(r.text(0)?.to_owned()),
     )?);
     blockers.extend(tx.query_all(
-        "SELECT 'run ' || CAST(l.id AS TEXT) || ' copied customers onto accounts this run created; roll it back first'
-         FROM copy_runs r JOIN copy_runs l ON l.destination_site_id = r.destination_site_id AND l.id > r.id
-              AND l.source_site_id <> r.source_site_id
-         WHERE r.id = $1 AND l.state IN ('done', 'failed')
-           AND EXISTS (SELECT 1 FROM copy_customers lc WHERE lc.run_id = l.id AND lc.destination_account_id IN
-                         (SELECT destination_account_id FROM copy_customers
-                          WHERE run_id = $1 AND new_account_ext_id IS NOT NULL))
-         ORDER BY l.id",
+        &format!(
+            "SELECT 'run ' || CAST(l.id AS TEXT) || ' copied customers onto accounts this run created; roll it back first'
+             FROM copy_runs r JOIN copy_runs l ON l.destination_site_id = r.destination_site_id AND l.id > r.id
+                  AND l.source_site_id <> r.source_site_id
+             WHERE r.id = $1 AND l.state IN ({built})
+               AND EXISTS (SELECT 1 FROM copy_customers lc WHERE lc.run_id = l.id AND lc.destination_account_id IN
+                             (SELECT destination_account_id FROM copy_customers
+                              WHERE run_id = $1 AND new_account_ext_id IS NOT NULL))
+             ORDER BY l.id"
+        ),
         &run,
         |r| Ok(r.text(0)?.to_owned()),
     )?);
     // An admin decided on the run's imported group.
     blockers.extend(tx.query_all(
-        "SELECT 'group ' || g.name || ' was ' || CASE g.state WHEN 'active' THEN 'approved' ELSE 'declined' END
-                || ' after this run; rolling back would undo that decision'
-         FROM copy_runs r JOIN groups g ON g.id = r.group_id
-         WHERE r.id = $1 AND g.state <> 'awaiting_review'",
-        &run,
-        |r| Ok(r.text(0)?.to_owned()),
+        "SELECT g.name, g.state FROM copy_runs r JOIN groups g ON g.id = r.group_id WHERE r.id = $1 AND g.state <> $2",
+        &[run[0], Val::T(GroupState::AwaitingReview.as_str())],
+        |r| {
+            let decided = if r.parsed(1, "group state", GroupState::parse)?.grants_customer_role() {
+                "approved"
+            } else {
+                "declined"
+            };
+            Ok(format!("group {} was {decided} after this run; rolling back would undo that decision", r.text(0)?))
+        },
     )?);
     // Upgrades that merged an account into one of the run's accounts, or
     // one of them into another: rolling back would take away what moved.
@@ -121,19 +137,21 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
         // process) finishes first, and sees the run rolled back after.
         tx.lock_for_writing_ids()?;
         let state = tx
-            .query_opt("SELECT state FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| Ok(r.text(0)?.to_owned()))?
+            .query_opt("SELECT state FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| {
+                r.parsed(0, "run state", RunState::parse)
+            })?
             .ok_or_else(|| ferry_store::StoreError::NotFound(format!("no copy run {run_id}")))?;
-        match state.as_str() {
+        match state {
             // A failed run may have applied some chunks: those go. A run
             // killed while planning wrote no decisions: it just ends.
-            "planning" | "applying" | "done" | "failed" => {}
+            RunState::Planning | RunState::Applying | RunState::Done | RunState::Failed => {}
             // Refused by the run's state (API 409, CLI exit 2).
-            "rolled_back" => {
+            RunState::RolledBack => {
                 return Err(ferry_store::StoreError::Conflict(format!("run {run_id} is already rolled back")).into());
             }
-            other => {
+            RunState::Blocked => {
                 return Err(ferry_store::StoreError::Conflict(format!(
-                    "run {run_id} is {other}: it changed nothing to roll back"
+                    "run {run_id} is blocked: it changed nothing to roll back"
                 ))
                 .into());
             }
@@ -201,16 +219,17 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
             &run,
         )?;
         tx.execute("DELETE FROM copy_grants WHERE run_id = $1", &run)?;
-        tx.execute("UPDATE copy_runs SET state = 'rolled_back', finished_at = $2, requests_copied = 0 WHERE id = $1", &[
+        tx.execute("UPDATE copy_runs SET state = $3, finished_at = $2, requests_copied = 0 WHERE id = $1", &[
             Val::I(run_id),
-            Val::T(&chrono::Utc::now().to_rfc3339()),
+            Val::T(&ferry_core::model::now()),
+            Val::T(RunState::RolledBack.as_str()),
         ])?;
         let destination = tx
             .query_opt("SELECT destination_site_id FROM copy_runs WHERE id = $1", &run, |r| r.int(0))?
             .unwrap_or_default();
         ferry_store::accounts::recount(tx, destination)?;
         let after = serde_json::json!({
-            "state": "rolled_back",
+            "state": RunState::RolledBack.as_str(),
             "requests_removed": summary.requests,
             "accounts_removed": summary.accounts,
             "projects_removed": summary.projects,

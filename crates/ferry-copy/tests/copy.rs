@@ -423,7 +423,7 @@ fn interrupted_run(db: &TestDb, options: &CopyOptions) -> i64 {
     assert!(result.is_err(), "the run was to be interrupted");
     drop(store);
     let mut store = db.store();
-    assert_eq!(ferry_copy::status(&mut store, id).unwrap().state, "applying");
+    assert_eq!(ferry_copy::status(&mut store, id).unwrap().state, ferry_core::run::RunState::Applying);
     ferry_testkit::assert_counts_kept(&mut store);
     id
 }
@@ -488,7 +488,7 @@ fn a_run_that_cannot_go_on_ends_failed_and_blocks_nothing(backend: Backend) {
     let error = ferry_copy::resume(&mut store, run_id, &mut Quiet).unwrap_err();
     assert!(error.to_string().contains("the source changed during the run"), "{error}");
     let status = ferry_copy::status(&mut store, run_id).unwrap();
-    assert_eq!(status.state, "failed");
+    assert_eq!(status.state, ferry_core::run::RunState::Failed);
     assert!(status.error.as_deref().unwrap_or_default().contains("the source changed"), "{status:?}");
     assert!(status.finished_at.is_some());
     // Resume refuses and writes nothing, not even an audit entry.
@@ -496,7 +496,7 @@ fn a_run_that_cannot_go_on_ends_failed_and_blocks_nothing(backend: Backend) {
     let entries = audit(&mut store);
     match ferry_copy::resume(&mut store, run_id, &mut Quiet) {
         Err(CopyError::NotResumable { state, message, .. }) => {
-            assert_eq!(state, "failed");
+            assert_eq!(state, ferry_core::run::RunState::Failed);
             assert!(message.contains(&format!("ferry copy rollback {run_id}")), "{message}");
         }
         other => panic!("a failed run was resumed: {:?}", other.map(|d| d.state)),
@@ -638,7 +638,55 @@ fn rollback_refuses_while_another_sources_run_builds_on_its_accounts(backend: Ba
     ferry_testkit::assert_integrity(&mut store);
 }
 
+/// The schema's CHECKs hold exactly ferry's typed values: every run state,
+/// phase and group state is stored, anything else is refused.
+fn the_schema_holds_exactly_the_typed_states(backend: Backend) {
+    use ferry_core::model::GroupState;
+    use ferry_core::run::{Phase, RunState};
+    use ferry_store::Val;
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    story(&mut store);
+    let options = serde_json::to_string(&options("eu", "us")).unwrap();
+    let run = |store: &mut Store, state: &str, phase: i64| {
+        store.write(|tx| {
+            tx.execute(
+                "INSERT INTO copy_runs (source_site_id, destination_site_id, options, state, phase, started_at)
+                 SELECT s.id, d.id, $4, $1, $2, $3 FROM sites s, sites d WHERE s.slug = 'eu' AND d.slug = 'us'",
+                &[Val::T(state), Val::I(phase), Val::T(&ferry_core::model::now()), Val::T(&options)],
+            )
+        })
+    };
+    for state in RunState::ALL {
+        assert_eq!(run(&mut store, state.as_str(), 0).unwrap(), 1, "{state}");
+    }
+    for phase in Phase::ALL {
+        assert_eq!(run(&mut store, "done", phase.code()).unwrap(), 1, "{phase:?}");
+    }
+    assert!(run(&mut store, "paused", 0).is_err(), "a state ferry does not know");
+    assert!(run(&mut store, "done", 5).is_err(), "a phase ferry does not know");
+    let group = |store: &mut Store, name: &str, state: &str| {
+        store.write(|tx| {
+            tx.execute(
+                "INSERT INTO groups (id, site_id, name, name_key, state)
+                 SELECT (SELECT COALESCE(MAX(id), 0) + 1 FROM groups), id, $1, $1, $2 FROM sites WHERE slug = 'us'",
+                &[Val::T(name), Val::T(state)],
+            )
+        })
+    };
+    for state in GroupState::ALL {
+        assert_eq!(group(&mut store, &format!("g-{}", state.as_str()), state.as_str()).unwrap(), 1);
+    }
+    assert!(group(&mut store, "g-pending", "pending").is_err());
+    // Every run reads back as the state it holds.
+    let runs = ferry_copy::list_runs(&mut store).unwrap();
+    assert_eq!(runs.len(), RunState::ALL.len() + Phase::ALL.len());
+    let states: Vec<RunState> = runs.iter().rev().take(RunState::ALL.len()).map(|r| r.state).collect();
+    assert_eq!(states, RunState::ALL);
+}
+
 on_both_backends!(
+    the_schema_holds_exactly_the_typed_states,
     rollback_refuses_while_another_sources_run_builds_on_its_accounts,
     a_resumed_run_never_takes_ids_another_writer_took,
     a_run_that_cannot_go_on_ends_failed_and_blocks_nothing,

@@ -10,4 +10,5 @@ pub mod email;
 pub mod model;
 pub mod plan;
 pub mod planner;
+pub mod run;
 pub mod search;

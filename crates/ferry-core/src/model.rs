@@ -62,6 +62,18 @@ impl fmt::Display for AccountType {
     }
 }
 
+/// The one format ferry stores its own times in (runs, audit log,
+/// sessions, migrations): RFC 3339 in UTC with milliseconds and `Z`, which
+/// sorts as text in time order.
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// [`timestamp`] of this moment.
+pub fn now() -> String {
+    timestamp(chrono::Utc::now())
+}
+
 /// A site, as every layer names it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Site {
@@ -87,6 +99,8 @@ pub enum GroupState {
 }
 
 impl GroupState {
+    pub const ALL: [GroupState; 3] = [GroupState::Active, GroupState::AwaitingReview, GroupState::Declined];
+
     pub fn as_str(self) -> &'static str {
         match self {
             GroupState::Active => "active",
@@ -109,6 +123,18 @@ impl GroupState {
     pub fn grants_customer_role(self) -> bool {
         matches!(self, GroupState::Active)
     }
+
+    /// [`GroupState::grants_customer_role`] as an SQL condition on the
+    /// state column `column`, for queries that must filter in the database:
+    /// generated from the rule, so the two cannot disagree.
+    pub fn grants_customer_role_sql(column: &str) -> String {
+        let states: Vec<String> = GroupState::ALL
+            .into_iter()
+            .filter(|s| s.grants_customer_role())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        format!("{column} IN ({})", states.join(", "))
+    }
 }
 
 /// Parses a `true`/`false` cell.
@@ -117,6 +143,22 @@ pub fn parse_bool(value: &str) -> Option<bool> {
         "true" | "TRUE" | "True" => Some(true),
         "false" | "FALSE" | "False" => Some(false),
         _ => None,
+    }
+}
+
+/// Names of organizations and site slugs: lowercase letters, digits and
+/// inner hyphens, 1 to 63 characters, so they are safe in URLs and group
+/// names (`customers-from-<site>`). `what` names the value in the message.
+pub fn validate_slug(what: &str, value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{what} name {value:?} is not valid: use 1 to 63 lowercase letters, digits and inner hyphens"))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Whether a RequiresAttention row still needs the admin: each Problem is
 //! resolved by the remediation its Next step names (SPEC §4, §5).
 
-use ferry_core::email::Email;
+use ferry_core::model::GroupState;
+use ferry_core::plan::Problem;
 use ferry_store::{Store, Tx, Val, sites};
 
 use crate::RemedyError;
@@ -22,7 +23,7 @@ impl RowState {
     }
 }
 
-/// The state of each `(email, problem)` row of a run into `destination`,
+/// The state of each `(normalized email, problem)` row of a run into `destination`,
 /// whose imported group is `group`:
 /// - matched an Atlassian account (group review): resolved once the group
 ///   is approved or declined;
@@ -34,7 +35,7 @@ pub fn row_states(
     store: &mut Store,
     destination: &str,
     group: Option<&str>,
-    rows: &[(String, String)],
+    rows: &[(String, Problem)],
 ) -> Result<Vec<RowState>, RemedyError> {
     Ok(store.read(|tx| {
         let site = sites::site(tx, destination)?;
@@ -43,20 +44,17 @@ pub fn row_states(
                 .query_opt(
                     "SELECT state FROM groups WHERE site_id = $1 AND name = $2",
                     &[Val::I(site.id), Val::T(name)],
-                    |r| Ok(r.text(0)? != "awaiting_review"),
+                    |r| Ok(r.text(0)? != GroupState::AwaitingReview.as_str()),
                 )?
                 .unwrap_or(true),
             None => true,
         };
         rows.iter()
-            .map(|(email, problem)| {
-                let key = Email::parse(email).map(|e| e.key().to_owned()).unwrap_or_else(|_| email.to_lowercase());
-                let resolved = if problem.starts_with("Portal-only customer matched") {
-                    group_decided
-                } else if problem.starts_with("Found duplicate") || problem.contains("unverified email") {
-                    !portal_only_left(tx, site.id, &key)?
-                } else {
-                    any_active(tx, site.id, &key)?
+            .map(|(key, problem)| {
+                let resolved = match problem {
+                    Problem::PortalMatchedAtlassian => group_decided,
+                    Problem::DuplicateAccounts | Problem::UnverifiedAtlassian => !portal_only_left(tx, site.id, key)?,
+                    Problem::InactiveOnSource | Problem::InactiveOnDestination => any_active(tx, site.id, key)?,
                 };
                 Ok(if resolved { RowState::Resolved } else { RowState::Open })
             })

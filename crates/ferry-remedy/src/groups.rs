@@ -60,11 +60,10 @@ pub fn list_groups(store: &mut Store, site: &str, pending_only: bool) -> Result<
         let groups = tx.query_all(
             "SELECT id, name, state, created_by_run FROM groups WHERE site_id = $1 ORDER BY name_key",
             &[Val::I(site.id)],
-            |r| Ok((r.int(0)?, r.text(1)?.to_owned(), r.text(2)?.to_owned(), r.opt_int(3)?)),
+            |r| Ok((r.int(0)?, r.text(1)?.to_owned(), r.parsed(2, "group state", GroupState::parse)?, r.opt_int(3)?)),
         )?;
         let mut reviews = Vec::new();
         for (id, name, state, run) in groups {
-            let state = GroupState::parse(&state).unwrap_or(GroupState::Declined);
             if pending_only && state != GroupState::AwaitingReview {
                 continue;
             }
@@ -105,7 +104,8 @@ fn review(
         0
     } else {
         tx.query_opt(
-            "WITH related AS (
+            &format!(
+                "WITH related AS (
                  SELECT r.id AS request_id, r.project_id, gm.account_id FROM group_members gm
                  JOIN requests r ON r.reporter_id = gm.account_id WHERE gm.group_id = $1
                  UNION SELECT r.id, r.project_id, gm.account_id FROM group_members gm
@@ -122,9 +122,11 @@ fn review(
                AND NOT EXISTS (SELECT 1 FROM project_customers pc
                                WHERE pc.project_id = x.project_id AND pc.account_id = x.account_id)
                AND NOT EXISTS (SELECT 1 FROM customer_roles cr2
-                               JOIN groups g2 ON g2.id = cr2.group_id AND g2.state = 'active' AND g2.id <> $1
+                               JOIN groups g2 ON g2.id = cr2.group_id AND {granting} AND g2.id <> $1
                                JOIN group_members gm2 ON gm2.group_id = g2.id
                                WHERE cr2.project_id = x.project_id AND gm2.account_id = x.account_id)",
+                granting = GroupState::grants_customer_role_sql("g2.state")
+            ),
             &group,
             |r| r.int(0),
         )?
@@ -147,16 +149,15 @@ pub fn decide_group(
         let site: Site = sites::site(tx, site)?;
         let found = tx.query_opt(
             "SELECT id, name, state, created_by_run FROM groups WHERE site_id = $1 AND name_key = $2",
-            &[Val::I(site.id), Val::T(&name.to_lowercase())],
-            |r| Ok((r.int(0)?, r.text(1)?.to_owned(), r.text(2)?.to_owned(), r.opt_int(3)?)),
+            &[Val::I(site.id), Val::T(&ferry_core::model::name_key(name))],
+            |r| Ok((r.int(0)?, r.text(1)?.to_owned(), r.parsed(2, "group state", GroupState::parse)?, r.opt_int(3)?)),
         )?;
-        let Some((group_id, name, state, run)) = found else {
+        let Some((group_id, name, before, run)) = found else {
             return Err(RemedyError::Store(StoreError::NotFound(format!(
                 "site {} has no group named {name:?}; `ferry group list {}` lists its groups",
                 site.slug, site.slug
             ))));
         };
-        let before = GroupState::parse(&state).unwrap_or(GroupState::Declined);
         // A group a run imported, or one that arrived awaiting review or
         // declined in a snapshot (exported from a site where a run had
         // imported it); the site's own active groups are not reviewed here.
@@ -214,8 +215,8 @@ pub fn pending_groups(store: &mut Store) -> Result<Vec<(String, String)>, Remedy
     Ok(store.read(|tx| {
         tx.query_all(
             "SELECT s.slug, g.name FROM groups g JOIN sites s ON s.id = g.site_id
-             WHERE g.state = 'awaiting_review' ORDER BY s.slug, g.name_key",
-            &[],
+             WHERE g.state = $1 ORDER BY s.slug, g.name_key",
+            &[Val::T(GroupState::AwaitingReview.as_str())],
             |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned())),
         )
     })?)

@@ -125,7 +125,7 @@ impl From<CopyError> for ApiError {
             },
             e @ CopyError::Claimed(_) => ApiError::new(StatusCode::CONFLICT, "run_claimed", e.to_string()),
             CopyError::NotResumable { state, message, .. } => {
-                let code = if state == "done" { "run_done" } else { "not_resumable" };
+                let code = if state == ferry_core::run::RunState::Done { "run_done" } else { "not_resumable" };
                 ApiError::new(StatusCode::CONFLICT, code, message)
             }
             e @ CopyError::DestinationBusy { .. } => {

@@ -611,7 +611,7 @@ impl Validator {
     }
 
     fn group(&self, name: &str) -> Result<i64, RowError> {
-        self.index.groups.get(name.to_lowercase().as_str()).copied().ok_or_else(|| {
+        self.index.groups.get(ferry_core::model::name_key(name).as_str()).copied().ok_or_else(|| {
             RowError::Bad(format!(
                 "group_name {name:?} is not a group of site {} (declare it in groups.csv)",
                 self.site_slug
@@ -668,7 +668,7 @@ impl Validator {
                         ))
                     })?),
                 };
-                let name_key = name.to_lowercase();
+                let name_key = ferry_core::model::name_key(name);
                 let (group_id, existed) = match self.index.groups.get(name_key.as_str()) {
                     Some(existing) => (*existing, true),
                     None => {

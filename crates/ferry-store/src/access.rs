@@ -124,7 +124,7 @@ fn project_customer_access(tx: &mut Tx<'_>, project_id: i64, account_id: i64) ->
          JOIN group_members gm ON gm.group_id = g.id
          WHERE cr.project_id = $1 AND gm.account_id = $2",
         &params,
-        |r| Ok(GroupState::parse(r.text(0)?).unwrap_or(GroupState::Declined)),
+        |r| r.parsed(0, "group state", GroupState::parse),
     )?;
     Ok((listed, states))
 }

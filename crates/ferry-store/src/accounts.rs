@@ -396,7 +396,7 @@ fn customer_row(r: &crate::Row<'_>) -> Result<CustomerRow> {
     Ok(CustomerRow {
         email: r.text(0)?.to_owned(),
         email_key: r.text(1)?.to_owned(),
-        account_type: AccountType::from_jira_value(r.text(2)?).unwrap_or(AccountType::PortalOnly),
+        account_type: r.parsed(2, "account type", AccountType::from_jira_value)?,
         account_id: r.text(3)?.to_owned(),
         display_name: r.text(4)?.to_owned(),
         active: r.bool(5)?,
@@ -532,7 +532,7 @@ fn list_side(
 /// Account `id` as the access rule takes it, with its email.
 pub fn site_account(tx: &mut Tx<'_>, id: i64) -> Result<Option<(SiteAccount, String)>> {
     tx.query_opt("SELECT kind, active, email FROM accounts WHERE id = $1", &[Val::I(id)], |r| {
-        let account_type = AccountType::from_jira_value(r.text(0)?).unwrap_or(AccountType::PortalOnly);
+        let account_type = r.parsed(0, "account type", AccountType::from_jira_value)?;
         Ok((SiteAccount { id, account_type, active: r.bool(1)? }, r.text(2)?.to_owned()))
     })
 }

@@ -31,10 +31,7 @@ pub struct Action<'a> {
     pub after: Option<&'a str>,
 }
 
-/// The time format of the log: sorts as text in time order.
-pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use ferry_core::model::timestamp;
 
 /// Appends one entry, in the caller's transaction.
 pub fn record(tx: &mut Tx<'_>, a: Action<'_>) -> Result<()> {

@@ -175,7 +175,7 @@ impl Store {
                 1,
                 rusqlite::functions::FunctionFlags::SQLITE_UTF8
                     | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
-                |ctx| Ok(ctx.get::<String>(0)?.to_lowercase()),
+                |ctx| Ok(ferry_core::model::name_key(&ctx.get::<String>(0)?)),
             )?;
             Conn::Sqlite(conn)
         };
@@ -395,6 +395,14 @@ impl Row<'_> {
             }
             Row::Postgres(r) => r.try_get(i)?,
         })
+    }
+
+    /// Column `i` as one of ferry's enums, read by `parse` from the text the
+    /// schema keeps; a value that is not one is a decode error naming it,
+    /// never a default.
+    pub fn parsed<T>(&self, i: usize, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T> {
+        let value = self.text(i)?;
+        parse(value).ok_or_else(|| StoreError::Decode { column: i, reason: format!("{value:?} is not a {what}") })
     }
 
     pub fn bool(&self, i: usize) -> Result<bool> {

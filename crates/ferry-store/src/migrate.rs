@@ -35,7 +35,37 @@ const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_trust"),
     migration!(7, "0007_plans"),
     migration!(8, "0008_search", then crate::accounts::index_and_count),
+    migration!(9, "0009_typed_runs", then canonical_times),
 ];
+
+/// Times written before ferry kept one format (some carried `+00:00` and
+/// nanoseconds) are written again in [`ferry_core::model::timestamp`]'s.
+fn canonical_times(tx: &mut Tx<'_>) -> Result<()> {
+    const COLUMNS: [(&str, &str, &str); 5] = [
+        ("orgs", "id", "created_at"),
+        ("sites", "id", "created_at"),
+        ("copy_runs", "id", "started_at"),
+        ("copy_runs", "id", "finished_at"),
+        ("schema_migrations", "version", "applied_at"),
+    ];
+    for (table, key, column) in COLUMNS {
+        let rows =
+            tx.query_all(&format!("SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"), &[], |r| {
+                Ok((r.int(0)?, r.text(1)?.to_owned()))
+            })?;
+        for (id, value) in rows {
+            let Ok(at) = chrono::DateTime::parse_from_rfc3339(&value) else { continue };
+            let canonical = ferry_core::model::timestamp(at.with_timezone(&chrono::Utc));
+            if canonical != value {
+                tx.execute(
+                    &format!("UPDATE {table} SET {column} = $2 WHERE {key} = $1"),
+                    &[Val::I(id), Val::T(&canonical)],
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Tables a SQLite migration rebuilds (to change a constraint), and the
 /// tables whose foreign keys point at them, checked before commit.
@@ -90,7 +120,7 @@ pub(crate) fn run(store: &mut Store) -> Result<()> {
             if let Some(then) = migration.then {
                 then(tx).map_err(|e| StoreError::Migration { version: migration.version, reason: e.to_string() })?;
             }
-            let now = chrono::Utc::now().to_rfc3339();
+            let now = ferry_core::model::now();
             tx.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
                 &[Val::I(i64::from(migration.version)), Val::T(&now)],
@@ -126,7 +156,7 @@ mod tests {
         let old = rusqlite::Connection::open(path).unwrap();
         old.pragma_update(None, "foreign_keys", "ON").unwrap();
         old.create_scalar_function("ferry_lower", 1, rusqlite::functions::FunctionFlags::SQLITE_UTF8, |ctx| {
-            Ok(ctx.get::<String>(0)?.to_lowercase())
+            Ok(ferry_core::model::name_key(&ctx.get::<String>(0)?))
         })
         .unwrap();
         old.execute_batch("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)")

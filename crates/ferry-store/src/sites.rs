@@ -3,22 +3,9 @@
 use crate::conn::{Tx, Val};
 use crate::{Result, StoreError};
 
-/// Names of organizations and site slugs: lowercase letters, digits and
-/// inner hyphens, 1 to 63 characters, so they are safe in URLs and group
-/// names (`customers-from-<site>`).
-pub fn validate_slug(what: &str, value: &str) -> Result<()> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{what} name {value:?} is not valid: use 1 to 63 lowercase letters, digits and inner hyphens"
-        )))
-    }
+/// [`ferry_core::model::validate_slug`], as a store error.
+fn validate_slug(what: &str, value: &str) -> Result<()> {
+    ferry_core::model::validate_slug(what, value).map_err(StoreError::Invalid)
 }
 
 pub use ferry_core::model::Site;
@@ -28,7 +15,7 @@ pub fn create_org(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
     if org_id(tx, name)?.is_some() {
         return Err(StoreError::Conflict(format!("organization {name:?} already exists")));
     }
-    let now = chrono::Utc::now().to_rfc3339();
+    let now = ferry_core::model::now();
     tx.execute("INSERT INTO orgs (name, created_at) VALUES ($1, $2)", &[Val::T(name), Val::T(&now)])?;
     org_id(tx, name)?.ok_or_else(|| StoreError::NotFound(format!("organization {name:?} vanished")))
 }
@@ -79,7 +66,7 @@ pub fn create_site(tx: &mut Tx<'_>, org: &str, slug: &str) -> Result<Site> {
     if find_site(tx, slug)?.is_some() {
         return Err(StoreError::Conflict(format!("site name {slug:?} is already taken; choose another")));
     }
-    let now = chrono::Utc::now().to_rfc3339();
+    let now = ferry_core::model::now();
     tx.execute(
         "INSERT INTO sites (org_id, slug, created_at) VALUES ($1, $2, $3)",
         &[Val::I(org_id), Val::T(slug), Val::T(&now)],
@@ -108,7 +95,13 @@ pub fn site(tx: &mut Tx<'_>, slug: &str) -> Result<Site> {
 /// planned, and would write onto whatever those writes changed.
 pub fn unfinished_run_into(tx: &mut Tx<'_>, site_id: i64) -> Result<Option<i64>> {
     tx.query_opt(
-        "SELECT MIN(id) FROM copy_runs WHERE destination_site_id = $1 AND state IN ('planning', 'applying')",
+        &format!(
+            "SELECT MIN(id) FROM copy_runs WHERE destination_site_id = $1 AND state IN ({})",
+            ferry_core::run::RunState::sql_list(&[
+                ferry_core::run::RunState::Planning,
+                ferry_core::run::RunState::Applying
+            ])
+        ),
         &[Val::I(site_id)],
         |r| r.opt_int(0),
     )

@@ -7,7 +7,6 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
-use ferry_core::email::Email;
 use ferry_store::web::{self, SessionOwner};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -67,7 +66,7 @@ pub(crate) async fn admin_sign_in(state: &AppState, peer: SocketAddr, email: &st
     }
     // An address that is not valid belongs to no admin: the same answer as
     // a wrong password, after the same rate limit.
-    let key = Email::parse(email).map(|e| e.key().to_owned()).unwrap_or_else(|_| email.to_lowercase());
+    let key = ferry_core::email::lookup_key(email);
     check_rate(state, peer, &key)?;
     let password = password.to_owned();
     state

@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum_extra::extract::{CookieJar, Form};
 use ferry_copy::{ReportData, RunStatus};
 use ferry_core::plan::Outcome;
+use ferry_core::run::{Phase, RunState};
 use ferry_remedy::{GroupDecision, Selection, UpgradeStatus};
 use ferry_store::web::SessionOwner;
 use serde::Deserialize;
@@ -695,7 +696,7 @@ async fn copies(State(state): State<AppState>, admin: ConsoleAdmin) -> UiResult 
                     id: r.id,
                     from: r.from,
                     to: r.to,
-                    state: r.state,
+                    state: r.state.as_str().to_owned(),
                     customers: r.customers,
                     started_at: r.started_at,
                 })
@@ -937,27 +938,12 @@ struct ProgressPartial {
     banner: Option<Layout>,
 }
 
-/// A run's state in the console's words.
-fn run_state_label(state: &str) -> &'static str {
-    match state {
-        "planning" => "planning",
-        "applying" => "copying",
-        "done" => "done",
-        "blocked" => "stopped by blocking conflicts",
-        "failed" => "failed",
-        "rolled_back" => "rolled back",
-        _ => "unknown",
-    }
-}
-
 /// Where an unfinished run is, in the console's words.
 fn run_phase_label(run: &RunStatus) -> &'static str {
-    match (run.state.as_str(), run.phase) {
-        ("planning", _) => "deciding every customer's outcome",
-        (_, 1) => "copying accounts",
-        (_, 2) => "copying projects, customer lists and organizations",
-        (_, 3) => "copying requests and comments",
-        _ => "finishing",
+    match (run.state, run.phase) {
+        (RunState::Planning, _) => Phase::NotStarted.label(),
+        (_, Phase::NotStarted) => Phase::Done.label(),
+        (_, phase) => phase.label(),
     }
 }
 
@@ -1000,7 +986,7 @@ async fn admin_run(state: &AppState, admin: &ConsoleAdmin, run: i64) -> UiResult
 }
 
 fn finished(run: &RunStatus) -> bool {
-    !matches!(run.state.as_str(), "planning" | "applying")
+    !run.state.is_unfinished()
 }
 
 async fn run_page(
@@ -1019,7 +1005,7 @@ async fn run_page(
         Some("resumed") => Some("Resumed: the run goes on from where it stopped.".to_owned()),
         _ => None,
     };
-    let (state_label, phase_label) = (run_state_label(&run.state), run_phase_label(&run));
+    let (state_label, phase_label) = (run.state.label(), run_phase_label(&run));
     Ok(render(&RunPage { layout, run, finished, state_label, phase_label, notice, banner: None }))
 }
 
@@ -1031,7 +1017,7 @@ async fn progress(
 ) -> UiResult {
     let run = admin_run(&state, &admin, id).await?;
     let finished = finished(&run);
-    let (state_label, phase_label) = (run_state_label(&run.state), run_phase_label(&run));
+    let (state_label, phase_label) = (run.state.label(), run_phase_label(&run));
     if is_htmx(&headers) {
         // Once the run is done, the review banner comes along, so that it
         // shows without a reload.
@@ -1064,9 +1050,7 @@ async fn details(State(state): State<AppState>, admin: ConsoleAdmin, Path(id): P
     let (data, states, files) = state
         .store_long(None, move |store| {
             let data = ferry_copy::run_report(store, id)?;
-            let keys: Vec<(String, String)> =
-                data.requires_attention().into_iter().map(|r| (r[0].clone(), r[4].clone())).collect();
-            let states = ferry_remedy::row_states(store, &destination, group.as_deref(), &keys)?;
+            let states = ferry_remedy::row_states(store, &destination, group.as_deref(), &data.attention_keys())?;
             let files = report_files(store, id)?.into_iter().map(|(name, _)| name).collect::<Vec<_>>();
             Ok((data, states, files))
         })
