@@ -6,7 +6,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry_core::csv_guard::guard_cell;
-use ferry_core::email::Email;
 use ferry_core::model::AccountType;
 use ferry_snapshot::{ImportError, Progress};
 use ferry_store::accounts::{self, CustomerFilter};
@@ -43,6 +42,11 @@ struct Cli {
     /// Database: a SQLite file (default ferry.db in the working folder) or postgres://…
     #[arg(long, global = true, env = "FERRY_DB", default_value = "ferry.db", hide_env_values = true)]
     db: String,
+    /// What to log on stderr: error, warn, info, debug, trace, or a filter
+    /// such as `ferry_copy=debug` (as RUST_LOG, which is read when this is
+    /// not given). Default: warn; info for `serve`.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -294,97 +298,28 @@ impl From<TypeArg> for AccountType {
     }
 }
 
-/// A failure with its exit code: 2 for bad input (nothing written), 1 for
-/// anything else.
-struct Failure {
-    code: u8,
-    message: String,
-    /// The database itself failed (not the input): the message names it.
-    database: bool,
-    /// ...because its disk is full or failing: the message says what to do.
-    disk: bool,
-}
+/// Every failure is ferry's one error type; its code decides the exit
+/// status (2: the input is at fault and nothing was written; 1: anything
+/// else), as it decides the API's HTTP status.
+type Failure = ferry_ops::Error;
 
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Failure {
-        let (code, database) = match e {
-            StoreError::NotFound(_)
-            | StoreError::Invalid(_)
-            | StoreError::Conflict(_)
-            | StoreError::NoDatabase { .. } => (2, false),
-            StoreError::Open { .. } => (1, false),
-            _ => (1, true),
-        };
-        Failure { code, message: e.to_string(), database, disk: e.is_disk_failure() }
+/// The message as printed: a database failure names the database (its
+/// password hidden) and, where the disk is the cause, what to do.
+fn message_for(failure: &Failure, db: &str) -> String {
+    let text = failure.full_text();
+    if !failure.database {
+        return text;
     }
-}
-
-impl Failure {
-    fn new(code: u8, message: impl Into<String>) -> Failure {
-        Failure { code, message: message.into(), database: false, disk: false }
-    }
-
-    /// The message as printed: a database failure names the database (its
-    /// password hidden) and, where the disk is the cause, what to do.
-    fn message_for(&self, db: &str) -> String {
-        if !self.database {
-            return self.message.clone();
-        }
-        let name = ferry_store::redact_url(db);
-        let hint = if self.disk {
-            format!(
-                "; the disk holding {name} is probably full or failing: free space there (`df -h`), then run the command \
-                 again (a failed command wrote nothing; an interrupted copy continues with `ferry copy resume <run>`)"
-            )
-        } else {
-            String::new()
-        };
-        format!("database {name}: {}{hint}", self.message)
-    }
-}
-
-impl From<ImportError> for Failure {
-    fn from(e: ImportError) -> Failure {
-        match e {
-            ImportError::Store(e) => e.into(),
-            ImportError::Io { .. } => Failure::new(2, e.to_string()),
-            ImportError::Invalid(_) => Failure::new(2, e.to_string()),
-        }
-    }
-}
-
-impl From<ferry_copy::CopyError> for Failure {
-    fn from(e: ferry_copy::CopyError) -> Failure {
-        match e {
-            ferry_copy::CopyError::Store(e) => e.into(),
-            ferry_copy::CopyError::Report { .. } | ferry_copy::CopyError::Claimed(_) => Failure::new(1, e.to_string()),
-            ferry_copy::CopyError::Invalid(_)
-            | ferry_copy::CopyError::Conflicts(_)
-            | ferry_copy::CopyError::NotResumable { .. }
-            | ferry_copy::CopyError::DestinationBusy { .. }
-            | ferry_copy::CopyError::RollbackRefused { .. } => Failure::new(2, e.to_string()),
-        }
-    }
-}
-
-impl From<ferry_remedy::RemedyError> for Failure {
-    fn from(e: ferry_remedy::RemedyError) -> Failure {
-        match e {
-            ferry_remedy::RemedyError::Store(e) => e.into(),
-            ferry_remedy::RemedyError::Invalid(_) => Failure::new(2, e.to_string()),
-        }
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(e: std::io::Error) -> Failure {
-        Failure::new(1, e.to_string())
-    }
-}
-
-fn api_failure(e: ferry_server::ApiError) -> Failure {
-    let code = if e.status.is_client_error() { 2 } else { 1 };
-    Failure::new(code, e.message)
+    let name = ferry_store::redact_url(db);
+    let hint = if failure.disk {
+        format!(
+            "; the disk holding {name} is probably full or failing: free space there (`df -h`), then run the command \
+             again (a failed command wrote nothing; an interrupted copy continues with `ferry copy resume <run>`)"
+        )
+    } else {
+        String::new()
+    };
+    format!("database {name}: {text}{hint}")
 }
 
 /// `ferry serve`: the server on a runtime of its own until stopped.
@@ -393,7 +328,7 @@ fn serve(db: &str, listen: &str, demo: bool) -> Result<(), Failure> {
     if demo {
         let mut store = Store::open(db)?;
         store.set_actor(cli_actor());
-        let sign_in = ferry_server::admin::prepare_demo(&mut store, 1000).map_err(api_failure)?;
+        let sign_in = ferry_ops::admin::prepare_demo(&mut store, 1000)?;
         if sign_in.created_data {
             writeln!(out, "created the demo: organization demo with sites demo-src and demo-dst")?;
         }
@@ -409,12 +344,12 @@ fn serve(db: &str, listen: &str, demo: bool) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure::new(1, format!("cannot start the server's runtime: {e}")))?;
+        .map_err(|e| Failure::internal(format!("cannot start the server's runtime: {e}")))?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| bad_input(format!("--listen {listen}: cannot listen there: {e}")))?;
-        let address = listener.local_addr().map_err(|e| Failure::new(1, e.to_string()))?;
+        let address = listener.local_addr().map_err(|e| Failure::internal(e.to_string()))?;
         writeln!(out, "ferry serving on http://{address}/")?;
         writeln!(out, "  console:      http://{address}/console")?;
         writeln!(out, "  API:          http://{address}/api/v1 (document: http://{address}/api/v1/openapi.json)")?;
@@ -422,12 +357,12 @@ fn serve(db: &str, listen: &str, demo: bool) -> Result<(), Failure> {
         out.flush()?;
         ferry_server::serve(listener, state)
             .await
-            .map_err(|e| Failure::new(1, format!("server stopped: {e}")))
+            .map_err(|e| Failure::internal(format!("server stopped: {e}")))
     })
 }
 
 fn bad_input(message: String) -> Failure {
-    Failure::new(2, message)
+    Failure::invalid(message)
 }
 
 /// Who the CLI acts as in the audit log: `FERRY_ACTOR` when set, else the
@@ -442,16 +377,37 @@ fn cli_actor() -> String {
     }
 }
 
+/// Logs go to stderr, filtered by `--log`, else RUST_LOG, else `default`.
+/// Lines carry no secrets: database URLs are logged redacted, passwords and
+/// tokens never.
+fn start_logging(level: Option<&str>, default: &str) -> Result<(), Failure> {
+    let filter = match level {
+        Some(level) => level.to_owned(),
+        None => std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned()),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .map_err(|e| bad_input(format!("--log {filter:?} is not a log level or filter: {e}")))?;
+    // Another subscriber already set (never in `ferry` itself) is kept.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    Ok(())
+}
+
 fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     let db = cli.db.clone();
-    match run(cli) {
+    let default_level = if matches!(cli.command, Command::Serve { .. }) { "info" } else { "warn" };
+    let started = start_logging(cli.log.as_deref(), default_level);
+    match started.and_then(|()| run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             // stderr may be closed too: nothing else to tell.
-            let _ = writeln!(std::io::stderr(), "error: {}", failure.message_for(&db));
-            ExitCode::from(failure.code)
+            let _ = writeln!(std::io::stderr(), "error: {}", message_for(&failure, &db));
+            ExitCode::from(failure.code.exit_status())
         }
     }
 }
@@ -540,7 +496,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Serve { .. } => {}
         Command::Admin { command: AdminCommand::Create { org, email } } => {
-            let password = ferry_server::admin::create_admin(&mut store, &org, &email).map_err(api_failure)?;
+            let password = ferry_ops::admin::create_admin(&mut store, &org, &email)?;
             writeln!(out, "admin {email} of organization {org}; password (shown once): {password}")?;
         }
         Command::Org { command: OrgCommand::Create { org } } => {
@@ -604,25 +560,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     let active = if c.active { "true" } else { "false" };
                     let cells = [c.email.as_str(), c.account_type.label(), &c.account_id, &c.display_name, active];
                     csv.write_record(cells.iter().map(|cell| guard_cell(cell).into_owned()))
-                        .map_err(|e| StoreError::Conflict(format!("cannot write output: {e}")))
+                        .map_err(|e| StoreError::Io(format!("cannot write output: {e}")))
                 })
             })?;
             csv.flush()?;
         }
         Command::Access { site, email, account_type } => {
-            let email = Email::parse(&email).map_err(|e| bad_input(e.to_string()))?;
-            let prefer = account_type.map(AccountType::from);
-            let keys = store.read(|tx| {
-                let found = sites::site(tx, &site)?;
-                let account = accounts::find_by_email(tx, found.id, email.key(), prefer)?.ok_or_else(|| {
-                    let kind = prefer.map_or("customer", |t| match t {
-                        AccountType::PortalOnly => "portal-only account",
-                        AccountType::Atlassian => "Atlassian account",
-                    });
-                    StoreError::NotFound(format!("no {kind} with email {} on site {site}", email.original()))
-                })?;
-                ferry_store::access::viewable_request_keys(tx, found.id, account)
-            })?;
+            let keys =
+                ferry_ops::access::customer_access(&mut store, &site, &email, account_type.map(AccountType::from))?;
             for key in keys {
                 writeln!(out, "{key}")?;
             }
@@ -643,8 +588,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Group { command } => group(&mut store, command, &mut out)?,
         Command::Customer { command: CustomerCommand::Password { site, email, account_type } } => {
             let prefer = account_type.map(AccountType::from);
-            let password =
-                ferry_server::admin::set_customer_password(&mut store, &site, &email, prefer).map_err(api_failure)?;
+            let password = ferry_ops::admin::set_customer_password(&mut store, &site, &email, prefer)?;
             writeln!(out, "help-center password for {email} on {site} (shown once): {password}")?;
         }
         Command::Customer { command: CustomerCommand::Upgrade { site, emails, all_duplicates, dry_run } } => {
@@ -659,7 +603,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print_upgrade(&report, &mut out)?;
             if report.blocked() > 0 && !all_duplicates {
                 return Err(Failure::new(
-                    1,
+                    ferry_ops::Code::Partial,
                     format!("{} of the named accounts could not be upgraded (see the blocked lines)", report.blocked()),
                 ));
             }
@@ -1007,7 +951,7 @@ impl ferry_copy::Progress for CopyProgress {
 }
 
 fn csv_failure(e: csv::Error) -> Failure {
-    Failure::new(1, format!("cannot write output: {e}"))
+    Failure::internal(format!("cannot write output: {e}"))
 }
 
 /// A spinner on a terminal; plain lines on stderr otherwise (logs, CI).
@@ -1053,7 +997,7 @@ impl Progress for TerminalProgress {
 
 #[cfg(test)]
 mod tests {
-    use super::{Failure, MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS, keep_freed_memory};
+    use super::{Failure, MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS, keep_freed_memory, message_for};
     use ferry_store::StoreError;
 
     /// Issue 13, 11: a failing database is named (password hidden), and a
@@ -1061,17 +1005,18 @@ mod tests {
     #[test]
     fn database_failures_name_the_database_and_what_to_do() {
         let io = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR), None);
-        let message = Failure::from(StoreError::Sqlite(io)).message_for("/data/ferry.db");
+        let message = message_for(&Failure::from(StoreError::Sqlite(io)), "/data/ferry.db");
         assert!(
             message.starts_with("database /data/ferry.db: SQLite: ") && message.contains("disk I/O error"),
             "{message}"
         );
         assert!(message.contains("free space there"), "{message}");
         let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
-        let message = Failure::from(StoreError::Sqlite(full)).message_for("postgres://u:secret@h/db");
+        let message = message_for(&Failure::from(StoreError::Sqlite(full)), "postgres://u:secret@h/db");
         assert!(message.starts_with("database postgres://u:***@h/db: "), "{message}");
         assert!(message.contains("`df -h`") && !message.contains("secret"), "{message}");
-        let input = Failure::from(StoreError::NotFound("no site named \"x\"".to_owned())).message_for("/data/ferry.db");
+        let input =
+            message_for(&Failure::from(StoreError::NotFound("no site named \"x\"".to_owned())), "/data/ferry.db");
         assert_eq!(input, "no site named \"x\"");
     }
 

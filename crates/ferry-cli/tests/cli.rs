@@ -565,7 +565,39 @@ fn non_ascii_emails_are_one_customer_in_every_form(backend: Backend) {
     assert_eq!(ferry.ok(&["access", "far", "ZOE\u{308}.ÅNGSTRÖM@XN--EXMPLE-CUA.TEST"]), "HR-7\n");
 }
 
+/// `--log` (or RUST_LOG) turns on the engine's log lines on stderr; by
+/// default a command's stderr holds only its errors; a level that is not
+/// one is bad input; no line carries the database's password.
+fn logs_follow_the_log_level_and_hold_no_secrets(backend: Backend) {
+    let ferry = Ferry::new(backend);
+    ferry.story();
+    let quiet = ferry.run(&["copy", "check", "--from", "eu", "--to", "us"]);
+    assert!(quiet.status.success());
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("INFO"), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let out = ferry.run(&["--log", "info", "copy", "run", "--from", "eu", "--to", "us", "--report", "r"]);
+    assert!(out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    for line in ["planning copy run", "copy run planned", "copy phase applied"] {
+        assert!(log.contains(line), "{line} missing from {log}");
+    }
+    if let Some(password) = ferry
+        .db
+        .url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user, _)| user.split_once(':'))
+        .map(|(_, p)| p)
+    {
+        assert!(!log.contains(password), "the log holds the database password");
+    }
+    let refused = ferry.refused(&["--log", "ferry_copy=loud", "copy", "status", "1"]);
+    assert!(refused.contains("--log"), "{refused}");
+    // The next ordinary command works.
+    assert!(ferry.ok(&["copy", "status", "1"]).contains("state: done"));
+}
+
 on_both_backends!(
+    logs_follow_the_log_level_and_hold_no_secrets,
     non_ascii_emails_are_one_customer_in_every_form,
     concurrent_writers_end_as_one_writer_at_a_time,
     refusals_and_closed_pipes_leave_everything_usable,

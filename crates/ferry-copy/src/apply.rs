@@ -130,7 +130,9 @@ pub fn run(
                 ],
                 |r| r.int(0),
             )?
-            .ok_or_else(|| StoreError::Conflict("the new run was given no id".to_owned()))?;
+            .ok_or_else(|| StoreError::Decode {
+                column: 0, reason: "INSERT … RETURNING id gave no row".to_owned()
+            })?;
         let after =
             serde_json::json!({ "run": run_id, "state": RunState::Planning.as_str(), "options": options }).to_string();
         ferry_store::audit::record(
@@ -227,6 +229,7 @@ fn record_failure(
         };
         if permanent {
             let error = e.to_string();
+            tracing::warn!(run = run_id, "copy run failed: {error}");
             let _ = store.write(|tx| {
                 let failed = tx.execute(
                     &format!(
@@ -398,8 +401,10 @@ fn plan_and_apply(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -
     match row.state {
         RunState::Planning => {
             let started = Instant::now();
+            tracing::info!(run = run_id, from = %row.source.slug, to = %row.destination.slug, "planning copy run");
             persist_plan(store, run_id, &row.options)?;
             timings.insert("plan".to_owned(), started.elapsed().as_secs_f64());
+            tracing::info!(run = run_id, seconds = started.elapsed().as_secs_f64(), "copy run planned");
         }
         // Done: another process finished it meanwhile; its report is read.
         RunState::Applying | RunState::Done => {}
@@ -569,6 +574,7 @@ fn apply_phases_with(
             }
         })?;
         timings.insert(name.to_owned(), started.elapsed().as_secs_f64());
+        tracing::info!(run = run_id, phase = name, seconds = started.elapsed().as_secs_f64(), "copy phase applied");
     }
     Ok(())
 }
@@ -590,6 +596,7 @@ fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions) -> Result
                 "UPDATE copy_runs SET state = $3, finished_at = $2 WHERE id = $1",
                 &[Val::I(run_id), Val::T(&now()), Val::T(RunState::Blocked.as_str())],
             )?;
+            tracing::info!(run = run_id, conflicts = plan.conflicts.len(), "copy run blocked by conflicts");
             return Ok(plan.conflicts);
         }
         write_decisions(tx, run_id, &plan)?;
@@ -1232,7 +1239,7 @@ fn copy_requests(
         },
     )?;
     let unmapped = |what: &str, id: i64, request: i64| {
-        StoreError::Conflict(format!(
+        StoreError::SourceChanged(format!(
             "run {run_id}: source request {request} now refers to {what} {id}, which was not on the source when the \
              run was planned (the source changed during the run); nothing of this chunk was written. Roll the run \
              back (`ferry copy rollback {run_id}`) and run the copy again"

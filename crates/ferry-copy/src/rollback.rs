@@ -228,6 +228,13 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
             .query_opt("SELECT destination_site_id FROM copy_runs WHERE id = $1", &run, |r| r.int(0))?
             .unwrap_or_default();
         ferry_store::accounts::recount(tx, destination)?;
+        tracing::info!(
+            run = run_id,
+            requests = summary.requests,
+            accounts = summary.accounts,
+            grants = summary.grants,
+            "copy run rolled back"
+        );
         let after = serde_json::json!({
             "state": RunState::RolledBack.as_str(),
             "requests_removed": summary.requests,

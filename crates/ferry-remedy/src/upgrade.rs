@@ -166,6 +166,13 @@ pub fn upgrade(
                 apply_batch(tx, &site, batch, dry_run, &actor, &mut report.lines)?;
                 progress.step(done, total);
             }
+            tracing::info!(
+                site = %site.slug,
+                dry_run,
+                upgraded = report.upgraded(),
+                blocked = report.blocked(),
+                "upgrade decided"
+            );
             Ok(report)
         })
     })

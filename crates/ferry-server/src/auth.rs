@@ -3,9 +3,6 @@
 //! Passwords are hashed with argon2id; session ids and API tokens are 32
 //! random bytes, stored as SHA-256 (no per-request Argon2 cost).
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum_extra::extract::CookieJar;
@@ -53,24 +50,12 @@ impl SessionKind {
 /// How long a sign-in lasts.
 pub const SESSION_HOURS: i64 = 12;
 
-pub fn hash_password(password: &str) -> ApiResult<String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| ApiError::internal(format!("cannot hash the password: {e}")))
-}
-
-/// Whether `password` matches the stored argon2id `hash`.
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-}
-
-/// A fresh secret: 32 random bytes, hex.
+/// A fresh secret (32 random bytes, hex): session ids, API tokens.
 pub fn random_secret() -> ApiResult<String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
-    Ok(hex::encode(bytes))
+    Ok(ferry_ops::secrets::random_secret()?)
 }
+
+pub use ferry_ops::secrets::verify_password;
 
 /// How a secret is stored and looked up.
 pub fn secret_hash(secret: &str) -> String {

@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use std::io::Write as _;
 
 use ferry_copy::CopyError;
 use ferry_remedy::RemedyError;
@@ -35,8 +34,8 @@ pub struct ErrorDetail {
     /// Stable, for scripts: `unauthorized`, `forbidden`, `not_found`,
     /// `invalid`, `unsupported_media_type`, `conflict`, `blocking_conflicts`,
     /// `rollback_refused`, `run_claimed`, `run_done`, `not_resumable`,
-    /// `run_unfinished`, `rate_limited`, `session_required`, `csrf`,
-    /// `internal`.
+    /// `run_unfinished`, `source_changed`, `rate_limited`,
+    /// `session_required`, `csrf`, `internal`.
     pub code: String,
     pub message: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -84,65 +83,36 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Every operation's error reaches HTTP through [`ferry_ops::Error`]: its
+/// code decides the status, as it decides the CLI's exit status.
+impl From<ferry_ops::Error> for ApiError {
+    fn from(e: ferry_ops::Error) -> ApiError {
+        if e.database {
+            // The detail (which may quote rows) goes to the server's log
+            // only; the caller gets the stable code.
+            tracing::error!(code = e.store_code.unwrap_or("db"), "database error: {}", e.message);
+        }
+        let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = e.public_message();
+        ApiError { status, code: e.code.as_str(), message, details: e.details, retry_after: None }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
-        match &e {
-            StoreError::NotFound(m) => ApiError::not_found(m.clone()),
-            StoreError::Invalid(m) => ApiError::invalid(m.clone()),
-            StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m.clone()),
-            _ if e.is_unstorable_text() => {
-                ApiError::invalid("a text value holds a NUL character, which the database cannot store")
-            }
-            _ => {
-                // The detail (which may quote rows) goes to the server's log
-                // only; the caller gets the stable code.
-                // stderr may be closed (`ferry serve 2>&1 | head`): then
-                // the line is dropped, never a panic.
-                let _ = writeln!(std::io::stderr(), "ferry serve: database error: {e}");
-                ApiError::internal(format!("database error ({}); the server's log has the detail", e.code()))
-            }
-        }
+        ferry_ops::Error::from(e).into()
     }
 }
 
 impl From<CopyError> for ApiError {
     fn from(e: CopyError) -> ApiError {
-        match e {
-            CopyError::Invalid(m) => ApiError::invalid(m),
-            CopyError::Conflicts(conflicts) => ApiError {
-                status: StatusCode::CONFLICT,
-                code: "blocking_conflicts",
-                message: format!("{} blocking conflict(s); nothing was copied", conflicts.len()),
-                details: conflicts.iter().map(|c| format!("{}: {} ({})", c.kind, c.problem, c.resolution)).collect(),
-                retry_after: None,
-            },
-            CopyError::RollbackRefused { run, blockers } => ApiError {
-                status: StatusCode::CONFLICT,
-                code: "rollback_refused",
-                message: format!("run {run} cannot be rolled back"),
-                details: blockers,
-                retry_after: None,
-            },
-            e @ CopyError::Claimed(_) => ApiError::new(StatusCode::CONFLICT, "run_claimed", e.to_string()),
-            CopyError::NotResumable { state, message, .. } => {
-                let code = if state == ferry_core::run::RunState::Done { "run_done" } else { "not_resumable" };
-                ApiError::new(StatusCode::CONFLICT, code, message)
-            }
-            e @ CopyError::DestinationBusy { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "run_unfinished", e.to_string())
-            }
-            CopyError::Store(e) => e.into(),
-            e @ CopyError::Report { .. } => ApiError::internal(e.to_string()),
-        }
+        ferry_ops::Error::from(e).into()
     }
 }
 
 impl From<RemedyError> for ApiError {
     fn from(e: RemedyError) -> ApiError {
-        match e {
-            RemedyError::Invalid(m) => ApiError::invalid(m),
-            RemedyError::Store(e) => e.into(),
-        }
+        ferry_ops::Error::from(e).into()
     }
 }
 

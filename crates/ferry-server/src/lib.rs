@@ -4,15 +4,13 @@
 //! from browsers must come from ferry's own pages (CSRF, by Fetch Metadata
 //! and Origin); every response carries the security headers.
 
-pub mod admin;
+pub use ferry_ops::admin;
 pub mod api;
 pub mod auth;
 mod error;
 mod extract;
 mod state;
 pub mod ui;
-
-use std::io::Write as _;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -147,7 +145,7 @@ pub async fn serve_with(
                 // A connection that failed while being accepted concerns
                 // only its client: go on at once.
                 if matches!(e.raw_os_error(), Some(23 | 24)) {
-                    let _ = writeln!(std::io::stderr(), "ferry serve: cannot accept connections: {e}");
+                    tracing::warn!("cannot accept connections: {e}");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
                 continue;

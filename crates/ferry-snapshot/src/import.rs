@@ -68,8 +68,11 @@ pub fn import_site(
     progress: &mut dyn Progress,
 ) -> Result<ImportSummary, ImportError> {
     let actor = store.actor().to_owned();
+    let started = std::time::Instant::now();
     store.write_checked_bulk(|tx| {
         let summary = import_into(tx, site, dir, progress)?;
+        let total: u64 = summary.rows.iter().map(|(_, n)| n).sum();
+        tracing::info!(site, rows = total, seconds = started.elapsed().as_secs_f64(), "snapshot imported");
         let site_id = ferry_store::sites::site(tx, site)?.id;
         let rows: serde_json::Map<String, serde_json::Value> =
             summary.rows.iter().map(|(file, n)| ((*file).to_owned(), (*n).into())).collect();

@@ -216,9 +216,7 @@ impl BulkWriter {
             // Every key is new: straight into the table.
             let table = self.spec.table;
             let mut writer = t.copy_in(&format!("COPY {table} ({columns}) FROM STDIN"))?;
-            writer
-                .write_all(&self.pg_buffer)
-                .map_err(|e| StoreError::Conflict(format!("COPY into {table} failed: {e}")))?;
+            writer.write_all(&self.pg_buffer).map_err(|e| StoreError::Io(format!("COPY into {table} failed: {e}")))?;
             writer.finish()?;
             self.pg_buffer.clear();
             return Ok(());
@@ -232,9 +230,7 @@ impl BulkWriter {
             self.pg_stage_ready = true;
         }
         let mut writer = t.copy_in(&format!("COPY {stage} ({columns}) FROM STDIN"))?;
-        writer
-            .write_all(&self.pg_buffer)
-            .map_err(|e| StoreError::Conflict(format!("COPY into {stage} failed: {e}")))?;
+        writer.write_all(&self.pg_buffer).map_err(|e| StoreError::Io(format!("COPY into {stage} failed: {e}")))?;
         writer.finish()?;
         self.pg_buffer.clear();
         Ok(())

@@ -36,8 +36,17 @@ pub enum StoreError {
     /// A value that is not of its kind (a name, a key): bad input.
     #[error("{0}")]
     Invalid(String),
+    /// The input contradicts what the database holds (a name taken, a
+    /// state that refuses the action).
     #[error("{0}")]
     Conflict(String),
+    /// The source site changed under a copy run in a way the run cannot
+    /// follow: it repeats on resume.
+    #[error("{0}")]
+    SourceChanged(String),
+    /// Writing outside the database failed (the output, a COPY stream).
+    #[error("{0}")]
+    Io(String),
     #[error("unexpected value in column {column}: {reason}")]
     Decode { column: usize, reason: String },
 }
@@ -93,6 +102,8 @@ impl StoreError {
             | StoreError::NotFound(_)
             | StoreError::Invalid(_)
             | StoreError::Conflict(_)
+            | StoreError::SourceChanged(_)
+            | StoreError::Io(_)
             | StoreError::Decode { .. } => false,
         }
     }
@@ -107,6 +118,8 @@ impl StoreError {
             StoreError::NotFound(_) => "not_found",
             StoreError::Invalid(_) => "invalid",
             StoreError::Conflict(_) => "conflict",
+            StoreError::SourceChanged(_) => "source_changed",
+            StoreError::Io(_) => "io",
         }
     }
 }

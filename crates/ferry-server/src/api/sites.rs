@@ -419,12 +419,7 @@ pub async fn access(
         .store(None, move |store| {
             let found = admin_site(store, &caller, &site)?;
             let requests = store.read(|tx| {
-                let account = accounts::find_by_email(tx, found.id, email.key(), prefer)?.ok_or_else(|| {
-                    ferry_store::StoreError::NotFound(format!(
-                        "no customer with email {} on site {site}",
-                        email.original()
-                    ))
-                })?;
+                let account = ferry_ops::access::find_customer(tx, (found.id, &site), &email, prefer)?;
                 ferry_store::access::viewable_request_keys(tx, found.id, account)
             })?;
             Ok(Json(Access { requests }))

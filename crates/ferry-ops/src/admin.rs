@@ -4,21 +4,16 @@
 use ferry_core::email::Email;
 use ferry_store::{Store, web};
 
-use crate::auth;
-use crate::error::{ApiError, ApiResult};
-
-/// A new password: 24 random hex digits (96 bits).
-fn generate_password() -> ApiResult<String> {
-    Ok(auth::random_secret()?[..24].to_owned())
-}
+use crate::error::{Error, Result};
+use crate::secrets::{generate_password, hash_password};
 
 /// Creates admin `email` of organization `org` (or, when the admin exists,
 /// adds the organization and sets a new password) with a generated
 /// password, which is returned: the store keeps only its argon2id hash.
-pub fn create_admin(store: &mut Store, org: &str, email: &str) -> ApiResult<String> {
-    let parsed = Email::parse(email).map_err(|e| ApiError::invalid(e.to_string()))?;
+pub fn create_admin(store: &mut Store, org: &str, email: &str) -> Result<String> {
+    let parsed = Email::parse(email).map_err(|e| Error::invalid(e.to_string()))?;
     let password = generate_password()?;
-    let hash = auth::hash_password(&password)?;
+    let hash = hash_password(&password)?;
     let actor = store.actor().to_owned();
     store.write(|tx| {
         web::upsert_admin(tx, org, parsed.original(), parsed.key(), &hash)?;
@@ -51,12 +46,13 @@ pub struct DemoSignIn {
 
 /// Creates the demo data (`customers` source customers) unless the demo
 /// organization exists, and gives the demo admin a fresh password.
-pub fn prepare_demo(store: &mut Store, customers: u64) -> ApiResult<DemoSignIn> {
+pub fn prepare_demo(store: &mut Store, customers: u64) -> Result<DemoSignIn> {
     let exists = store.read(|tx| ferry_store::sites::org_id(tx, ferry_snapshot::demo::ORG))?.is_some();
     if !exists {
         ferry_snapshot::demo::load_demo(store, customers, 1, &mut ferry_snapshot::Quiet).map_err(|e| match e {
             ferry_snapshot::ImportError::Store(e) => e.into(),
-            e => ApiError::internal(e.to_string()),
+            // The demo's own data: a bad row is ferry's fault, not the caller's.
+            e => Error::internal(e.to_string()),
         })?;
     }
     let password = create_admin(store, ferry_snapshot::demo::ORG, DEMO_ADMIN)?;
@@ -94,16 +90,14 @@ pub fn set_customer_password(
     site: &str,
     email: &str,
     prefer: Option<ferry_core::model::AccountType>,
-) -> ApiResult<String> {
-    let parsed = Email::parse(email).map_err(|e| ApiError::invalid(e.to_string()))?;
+) -> Result<String> {
+    let parsed = Email::parse(email).map_err(|e| Error::invalid(e.to_string()))?;
     let password = generate_password()?;
-    let hash = auth::hash_password(&password)?;
+    let hash = hash_password(&password)?;
     let actor = store.actor().to_owned();
     store.write(|tx| {
         let found = ferry_store::sites::site(tx, site)?;
-        let account = ferry_store::accounts::find_by_email(tx, found.id, parsed.key(), prefer)?.ok_or_else(|| {
-            ferry_store::StoreError::NotFound(format!("no customer with email {} on site {site}", parsed.original()))
-        })?;
+        let account = crate::access::find_customer(tx, (found.id, &found.slug), &parsed, prefer)?;
         web::set_account_password(tx, account.id, &hash)?;
         let after = serde_json::json!({ "account_type": account.account_type.cli_value() }).to_string();
         let action = ferry_store::audit::Action {
