@@ -11,7 +11,7 @@ use ferry_core::planner::{
     ScopedCustomer, SourceProject,
 };
 use ferry_store::sites::{self, Site};
-use ferry_store::{Store, StoreError, Tx, Val};
+use ferry_store::{Store, Tx, Val};
 use rustc_hash::FxHashMap;
 
 use crate::CopyError;
@@ -278,15 +278,10 @@ fn load_customers(tx: &mut Tx<'_>, options: &CopyOptions, frame: &Frame) -> Resu
         |r| {
             let account_id = r.int(0)?;
             if in_scope.contains(account_id) {
-                let kind = r.text(1)?;
-                let kind = AccountType::from_jira_value(kind).ok_or_else(|| StoreError::Decode {
-                    column: 1,
-                    reason: format!("accounts.kind {kind:?} is not an account type"),
-                })?;
                 customers.push(ScopedCustomer {
                     customer: SourceCustomer {
                         account_id,
-                        kind,
+                        kind: r.parsed(1, "account type", AccountType::from_jira_value)?,
                         email: r.text(3)?.to_owned(),
                         email_key: r.text(4)?.to_owned(),
                         active: r.bool(5)?,

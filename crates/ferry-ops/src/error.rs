@@ -313,7 +313,7 @@ mod tests {
 
     #[test]
     fn database_detail_stays_out_of_public_messages() {
-        let e = Error::from(StoreError::Decode { column: 1, reason: "row 7 says secret".to_owned() });
+        let e = Error::from(StoreError::decode("email", "row 7 says secret"));
         assert_eq!(e.code, Code::Internal);
         assert!(e.message.contains("secret"));
         assert_eq!(e.public_message(), "database error (db); the server's log has the detail");

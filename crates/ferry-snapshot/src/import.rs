@@ -385,7 +385,7 @@ impl SiteIndex {
             let id = r.int(1)?;
             index.groups.insert(Key::from(r.text(0)?), id);
             let state = GroupState::parse(r.text(2)?)
-                .ok_or_else(|| StoreError::Decode { column: 2, reason: format!("group state {:?}", r.text(2)) })?;
+                .ok_or_else(|| StoreError::decode("groups.state", format!("{:?} is not a group state", r.text(2))))?;
             index.group_states.insert(id, (state, 0));
             Ok(())
         })?;

@@ -364,51 +364,59 @@ pub enum Row<'r> {
     Postgres(&'r postgres::Row),
 }
 
+/// A column of a result row: its name (`r.int("id")`), which survives a
+/// change to the select list, or its position.
+pub trait Column: rusqlite::RowIndex + postgres::row::RowIndex + std::fmt::Display + Copy {}
+impl Column for usize {}
+impl Column for &str {}
+
 impl Row<'_> {
-    pub fn int(&self, i: usize) -> Result<i64> {
+    pub fn int(&self, c: impl Column) -> Result<i64> {
         Ok(match self {
-            Row::Sqlite(r) => r.get(i)?,
-            Row::Postgres(r) => r.try_get(i)?,
+            Row::Sqlite(r) => r.get(c)?,
+            Row::Postgres(r) => r.try_get(c)?,
         })
     }
 
-    pub fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+    pub fn opt_int(&self, c: impl Column) -> Result<Option<i64>> {
         Ok(match self {
-            Row::Sqlite(r) => r.get(i)?,
-            Row::Postgres(r) => r.try_get(i)?,
+            Row::Sqlite(r) => r.get(c)?,
+            Row::Postgres(r) => r.try_get(c)?,
         })
     }
 
-    pub fn text(&self, i: usize) -> Result<&str> {
+    pub fn text(&self, c: impl Column) -> Result<&str> {
         Ok(match self {
-            Row::Sqlite(r) => {
-                r.get_ref(i)?.as_str().map_err(|e| StoreError::Decode { column: i, reason: e.to_string() })?
-            }
-            Row::Postgres(r) => r.try_get(i)?,
+            Row::Sqlite(r) => r.get_ref(c)?.as_str().map_err(|e| StoreError::decode(c, e))?,
+            Row::Postgres(r) => r.try_get(c)?,
         })
     }
 
-    pub fn opt_text(&self, i: usize) -> Result<Option<&str>> {
+    pub fn opt_text(&self, c: impl Column) -> Result<Option<&str>> {
         Ok(match self {
-            Row::Sqlite(r) => {
-                r.get_ref(i)?.as_str_or_null().map_err(|e| StoreError::Decode { column: i, reason: e.to_string() })?
-            }
-            Row::Postgres(r) => r.try_get(i)?,
+            Row::Sqlite(r) => r.get_ref(c)?.as_str_or_null().map_err(|e| StoreError::decode(c, e))?,
+            Row::Postgres(r) => r.try_get(c)?,
         })
     }
 
-    /// Column `i` as one of ferry's enums, read by `parse` from the text the
+    /// Column `c` as one of ferry's enums, read by `parse` from the text the
     /// schema keeps; a value that is not one is a decode error naming it,
     /// never a default.
-    pub fn parsed<T>(&self, i: usize, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T> {
-        let value = self.text(i)?;
-        parse(value).ok_or_else(|| StoreError::Decode { column: i, reason: format!("{value:?} is not a {what}") })
+    pub fn parsed<T>(&self, c: impl Column, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T> {
+        let value = self.text(c)?;
+        parse(value).ok_or_else(|| StoreError::decode(c, format!("{value:?} is not a {what}")))
     }
 
-    pub fn bool(&self, i: usize) -> Result<bool> {
+    /// Column `c` as one of ferry's enums stored as a number.
+    pub fn coded<T>(&self, c: impl Column, what: &str, from_code: impl Fn(i64) -> Option<T>) -> Result<T> {
+        let value = self.int(c)?;
+        from_code(value).ok_or_else(|| StoreError::decode(c, format!("{value} is not a {what}")))
+    }
+
+    pub fn bool(&self, c: impl Column) -> Result<bool> {
         Ok(match self {
-            Row::Sqlite(r) => r.get(i)?,
-            Row::Postgres(r) => r.try_get(i)?,
+            Row::Sqlite(r) => r.get(c)?,
+            Row::Postgres(r) => r.try_get(c)?,
         })
     }
 }
@@ -420,12 +428,21 @@ fn sqlite_sql(sql: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
+    // Inside a string literal ('…', '' escaping a quote) or a quoted
+    // identifier ("…"), `$1` is text, not a parameter.
+    let mut quoted: Option<char> = None;
     while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
-            out.push('?');
-        } else {
-            out.push(c);
+        match quoted {
+            Some(q) if c == q => quoted = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quoted = Some(c),
+            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
+                out.push('?');
+                continue;
+            }
+            None => {}
         }
+        out.push(c);
     }
     Cow::Owned(out)
 }
@@ -651,6 +668,16 @@ pub(crate) fn trace_sql() -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn parameters_are_renumbered_outside_quotes_only() {
+        assert_eq!(
+            super::sqlite_sql("SELECT $1, '$2', 'it''s $3', \"$4\", $5"),
+            "SELECT ?1, '$2', 'it''s $3', \"$4\", ?5"
+        );
+        assert_eq!(super::sqlite_sql("SELECT 1"), "SELECT 1");
+    }
+
     use super::*;
 
     #[test]

@@ -48,10 +48,20 @@ pub enum StoreError {
     #[error("{0}")]
     Io(String),
     #[error("unexpected value in column {column}: {reason}")]
-    Decode { column: usize, reason: String },
+    Decode { column: String, reason: String },
 }
 
 impl StoreError {
+    /// A value of column `column` that is not what ferry wrote there.
+    pub fn decode(column: impl std::fmt::Display, reason: impl std::fmt::Display) -> StoreError {
+        StoreError::Decode { column: column.to_string(), reason: reason.to_string() }
+    }
+
+    /// An `INSERT … RETURNING` that returned no row.
+    pub fn no_id_returned(table: &str) -> StoreError {
+        StoreError::Decode { column: format!("{table}.id"), reason: "INSERT … RETURNING id gave no row".to_owned() }
+    }
+
     /// Whether the database refused a text value it cannot hold (PostgreSQL:
     /// a NUL character, SQLSTATE 22021): bad input, not a failure.
     pub fn is_unstorable_text(&self) -> bool {

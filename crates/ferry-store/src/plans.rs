@@ -41,7 +41,7 @@ pub fn save(tx: &mut Tx<'_>, source: i64, destination: i64, options: &str, actor
             &[Val::I(source), Val::I(destination), Val::T(options), Val::T(actor), Val::T(&now)],
             |r| r.int(0),
         )?
-        .ok_or_else(|| StoreError::Decode { column: 0, reason: "INSERT … RETURNING id gave no row".to_owned() })?;
+        .ok_or_else(|| StoreError::no_id_returned("plans"))?;
     audit::record(
         tx,
         audit::Action {

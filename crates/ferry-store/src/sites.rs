@@ -16,8 +16,12 @@ pub fn create_org(tx: &mut Tx<'_>, name: &str) -> Result<i64> {
         return Err(StoreError::Conflict(format!("organization {name:?} already exists")));
     }
     let now = ferry_core::model::now();
-    tx.execute("INSERT INTO orgs (name, created_at) VALUES ($1, $2)", &[Val::T(name), Val::T(&now)])?;
-    org_id(tx, name)?.ok_or_else(|| StoreError::NotFound(format!("organization {name:?} vanished")))
+    tx.query_opt(
+        "INSERT INTO orgs (name, created_at) VALUES ($1, $2) RETURNING id",
+        &[Val::T(name), Val::T(&now)],
+        |r| r.int(0),
+    )?
+    .ok_or_else(|| StoreError::no_id_returned("orgs"))
 }
 
 /// [`create_org`], recorded in the audit log as `actor`'s.

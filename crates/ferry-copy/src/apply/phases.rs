@@ -1,0 +1,396 @@
+//! One chunk of a phase: accounts (new accounts, site users, links), the
+//! structure (projects, customer lists, organizations, the imported group)
+//! and the maps every phase after the accounts reads the decisions through.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// One chunk of the current phase, in the caller's transaction.
+pub(super) fn apply_step(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    row: &RunRow,
+    maps: Option<&RunMaps>,
+    progress: &mut dyn Progress,
+    prefetched: Option<ReadAhead<Prefetched>>,
+    lists: Option<ReadAhead<SourceLists>>,
+) -> Result<(), CopyError> {
+    tx.lock_for_writing_ids()?;
+    let now = load_run(tx, run_id)?;
+    if now.state != RunState::Applying || (now.phase, now.cursor) != (row.phase, row.cursor) {
+        return Ok(()); // applied by another process meanwhile, or rolled back
+    }
+    if row.cursor == 0 {
+        // Each phase joins what the one before it wrote.
+        tx.analyze(&[
+            "accounts",
+            "site_users",
+            "copy_links",
+            "copy_grants",
+            "projects",
+            "organizations",
+            "project_customers",
+            "organization_members",
+            "requests",
+            "request_participants",
+            "comments",
+        ])?;
+    }
+    let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
+    match row.phase {
+        Phase::Accounts => {
+            let end = tx
+                .query_opt(
+                    "SELECT MAX(source_account_id) FROM (SELECT source_account_id FROM copy_customers
+                     WHERE run_id = $1 AND source_account_id > $2 ORDER BY source_account_id LIMIT $3) chunk",
+                    &[run, Val::I(row.cursor), Val::I(chunk(ACCOUNT_CHUNK))],
+                    |r| r.opt_int(0),
+                )?
+                .flatten();
+            let Some(end) = end else {
+                // Every account is written: the destination's duplicates
+                // can be counted again.
+                accounts::recount(tx, row.destination.id)?;
+                set_cursor(tx, run_id, Phase::Structure, 0)?;
+                return Ok(());
+            };
+            let range = [run, Val::I(row.cursor), Val::I(end), d, s];
+            // The new accounts have the emails and names of source
+            // accounts, whose search terms are indexed already.
+            let portal_only = tx.execute(
+                "INSERT INTO accounts (id, kind, site_id, ext_id, email, email_key, display_name, active, email_verified)
+                 SELECT cc.destination_account_id, 'customer', CAST($4 AS BIGINT), cc.new_account_ext_id, a.email, a.email_key,
+                        a.display_name, a.active, a.email_verified
+                 FROM copy_customers cc JOIN accounts a ON a.id = cc.source_account_id
+                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3
+                   AND cc.new_account_ext_id IS NOT NULL",
+                &range[..4],
+            )?;
+            tx.execute(
+                "INSERT INTO copy_grants (run_id, kind, a, b)
+                 SELECT $1, 'site_user', CAST($4 AS BIGINT), cc.source_account_id FROM copy_customers cc
+                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.adds_site_user
+                   AND NOT EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $4 AND su.account_id = cc.source_account_id)",
+                &range[..4],
+            )?;
+            // As for every membership: the grants are exactly the new rows.
+            let site_users = tx.execute(
+                "INSERT INTO site_users (site_id, account_id)
+                 SELECT a, b FROM copy_grants WHERE run_id = $1 AND kind = 'site_user' AND b > $2 AND b <= $3",
+                &range[..3],
+            )?;
+            let change = accounts::CountChange {
+                portal_only: i64::try_from(portal_only).unwrap_or(i64::MAX),
+                atlassian: i64::try_from(site_users).unwrap_or(i64::MAX),
+                duplicates: None,
+            };
+            accounts::change_counts(tx, row.destination.id, change)?;
+            tx.execute(
+                "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
+                 SELECT CAST($5 AS BIGINT), CAST($4 AS BIGINT), 'account', cc.source_account_id, cc.destination_account_id, CAST($1 AS BIGINT) FROM copy_customers cc
+                 WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3 AND cc.outcome <> $6",
+                &[range[0], range[1], range[2], range[3], range[4], Val::I(Outcome::AlreadyCopied.code())],
+            )?;
+            set_cursor(tx, run_id, Phase::Accounts, end)?;
+            progress.step("accounts", end as u64, 0);
+        }
+        Phase::Structure => {
+            let maps = maps.ok_or_else(|| CopyError::Invalid("the structure phase ran without its maps".to_owned()))?;
+            let lists = match lists {
+                Some(ahead) => ahead.fresh(tx)?,
+                None => None,
+            };
+            apply_structure(tx, run_id, row, maps, lists)?;
+            set_cursor(tx, run_id, Phase::Requests, 0)?;
+            progress.step("projects and memberships", 1, 1);
+        }
+        Phase::Requests => {
+            // Read ahead by another connection when it read from this
+            // cursor and nothing else was committed since.
+            let ahead = match prefetched {
+                Some(ahead) => ahead.fresh(tx)?,
+                None => None,
+            };
+            let source = match ahead {
+                Some(ahead) if ahead.from == row.cursor => ahead.chunk,
+                _ => read_chunk(tx, run_id, row, row.cursor)?,
+            };
+            let Some(source) = source else {
+                set_cursor(tx, run_id, Phase::Done, 0)?;
+                return Ok(());
+            };
+            let end = source.to;
+            let maps = maps.ok_or_else(|| CopyError::Invalid("the requests phase ran without its maps".to_owned()))?;
+            let copied = copy_requests(tx, run_id, row, maps, &source)?;
+            tx.execute(
+                "UPDATE copy_runs SET requests_copied = requests_copied + $2 WHERE id = $1",
+                &[Val::I(run_id), Val::I(copied as i64)],
+            )?;
+            set_cursor(tx, run_id, Phase::Requests, end)?;
+            progress.step("requests", end as u64, row.source_request_limit as u64);
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The customer-list entries and organization memberships of the run's
+/// source projects and organizations, mapped through the run's decisions
+/// to destination ids, sorted, without repeats. The source alone: another
+/// connection may read them ahead.
+pub(crate) struct SourceLists {
+    pub(super) customers: Vec<(i64, i64)>,
+    pub(super) organization_members: Vec<(i64, i64)>,
+}
+
+pub(super) fn read_source_lists(tx: &mut Tx<'_>, run_id: i64, maps: &RunMaps) -> Result<SourceLists, StoreError> {
+    let mut read = |customer_list: bool, sql: &str| -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut pairs: Vec<(i64, i64)> = Vec::new();
+        tx.query_each(sql, &[Val::I(run_id)], |r| {
+            let account = r.int(1)?;
+            // Portal-only customers that became Atlassian accounts reach
+            // the projects through the imported group, never a list.
+            let skip = customer_list && maps.via_group.contains(&account);
+            if let (Some(&to), false) = (maps.accounts.get(&account), skip) {
+                pairs.push((r.int(0)?, to));
+            }
+            Ok(())
+        })?;
+        pairs.sort_unstable();
+        pairs.dedup();
+        Ok(pairs)
+    };
+    Ok(SourceLists {
+        // The Customer role on a source project: its customer list, and
+        // every member of a group holding the role there, unless the group
+        // is an imported group awaiting review or declined (its members
+        // have no access on the source, so get none here).
+        customers: read(
+            true,
+            &format!(
+                "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
+             JOIN project_customers pc ON pc.project_id = cp.source_project_id WHERE cp.run_id = $1
+             UNION ALL
+             SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
+             JOIN customer_roles cr ON cr.project_id = cp.source_project_id
+             JOIN groups g ON g.id = cr.group_id AND {granting}
+             JOIN group_members gm ON gm.group_id = cr.group_id WHERE cp.run_id = $1",
+                granting = GroupState::grants_customer_role_sql("g.state")
+            ),
+        )?,
+        organization_members: read(
+            false,
+            "SELECT co.destination_organization_id, m.account_id FROM copy_organizations co
+             JOIN organization_members m ON m.organization_id = co.source_organization_id WHERE co.run_id = $1",
+        )?,
+    })
+}
+
+pub(super) fn apply_structure(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    row: &RunRow,
+    maps: &RunMaps,
+    lists: Option<SourceLists>,
+) -> Result<(), CopyError> {
+    let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
+    tx.execute(
+        "INSERT INTO projects (id, site_id, key, name)
+         SELECT cp.destination_project_id, CAST($2 AS BIGINT), cp.destination_key, p.name
+         FROM copy_projects cp JOIN projects p ON p.id = cp.source_project_id WHERE cp.run_id = $1 AND cp.created",
+        &[run, d],
+    )?;
+    tx.execute(
+        "INSERT INTO organizations (id, site_id, name)
+         SELECT co.destination_organization_id, CAST($2 AS BIGINT), co.name FROM copy_organizations co WHERE co.run_id = $1 AND co.created",
+        &[run, d],
+    )?;
+    for (kind, table, source_column, destination_column) in [
+        ("project", "copy_projects", "source_project_id", "destination_project_id"),
+        ("organization", "copy_organizations", "source_organization_id", "destination_organization_id"),
+    ] {
+        tx.execute(
+            &format!(
+                "INSERT INTO copy_links (source_site_id, destination_site_id, kind, source_id, destination_id, run_id)
+                 SELECT CAST($2 AS BIGINT), CAST($3 AS BIGINT), '{kind}', {source_column}, {destination_column}, CAST($1 AS BIGINT) FROM {table} WHERE run_id = $1 AND created"
+            ),
+            &[run, s, d],
+        )?;
+    }
+    // Memberships: record exactly the new ones as grants, then add them.
+    // Customer lists and organization members (a million rows at scale)
+    // are mapped in memory through the run's decisions and written in key
+    // order; organizations' projects are few.
+    let lists = match lists {
+        Some(lists) => lists,
+        None => read_source_lists(tx, run_id, maps)?,
+    };
+    for (kind, spec, existing_sql, mut pairs) in [
+        (
+            "customer",
+            &PROJECT_CUSTOMERS,
+            "SELECT pc.project_id, pc.account_id FROM copy_projects cp
+             JOIN project_customers pc ON pc.project_id = cp.destination_project_id WHERE cp.run_id = $1",
+            lists.customers,
+        ),
+        (
+            "organization_member",
+            &ORGANIZATION_MEMBERS,
+            "SELECT m.organization_id, m.account_id FROM copy_organizations co
+             JOIN organization_members m ON m.organization_id = co.destination_organization_id WHERE co.run_id = $1",
+            lists.organization_members,
+        ),
+    ] {
+        // What the destination already holds is read here, in the writer's
+        // transaction.
+        let mut existing = FxHashSet::default();
+        tx.query_each(existing_sql, &[run], |r| {
+            existing.insert((r.int(0)?, r.int(1)?));
+            Ok(())
+        })?;
+        pairs.retain(|pair| !existing.contains(pair));
+        let mut grants = RowBatch::new(&GRANTS);
+        let mut members = RowBatch::new(spec);
+        for (a, b) in pairs {
+            grants.push(&[run, Val::T(kind), Val::I(a), Val::I(b)]);
+            members.push(&[Val::I(a), Val::I(b)]);
+        }
+        write_batch(tx, &grants)?;
+        write_batch(tx, &members)?;
+    }
+    tx.execute(
+        "INSERT INTO copy_grants (run_id, kind, a, b)
+         SELECT DISTINCT CAST($1 AS BIGINT), 'organization_project', co.destination_organization_id, cp.destination_project_id
+         FROM organization_projects op
+         JOIN copy_organizations co ON co.run_id = $1 AND co.source_organization_id = op.organization_id
+         JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = op.project_id
+         WHERE NOT EXISTS (SELECT 1 FROM organization_projects t
+                           WHERE t.organization_id = co.destination_organization_id AND t.project_id = cp.destination_project_id)",
+        &[run],
+    )?;
+    tx.execute(
+        "INSERT INTO organization_projects (organization_id, project_id)
+         SELECT a, b FROM copy_grants WHERE run_id = $1 AND kind = 'organization_project'",
+        &[run],
+    )?;
+    // The imported group: awaiting review, holding the Customer role of the
+    // run's projects, so its members gain access only once approved.
+    if let Some(group_id) = row.group_id {
+        let name = tx
+            .query_opt("SELECT group_name FROM copy_runs WHERE id = $1", &[run], |r| {
+                Ok(r.opt_text(0)?.map(str::to_owned))
+            })?
+            .flatten()
+            .unwrap_or_default();
+        tx.execute(
+            "INSERT INTO groups (id, site_id, name, name_key, state, created_by_run) VALUES ($1, $2, $3, $4, $6, $5)",
+            &[
+                Val::I(group_id),
+                d,
+                Val::T(&name),
+                Val::T(&ferry_core::model::name_key(&name)),
+                run,
+                Val::T(GroupState::AwaitingReview.as_str()),
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO group_members (group_id, account_id)
+             SELECT DISTINCT CAST($2 AS BIGINT), destination_account_id FROM copy_customers WHERE run_id = $1 AND outcome = $3",
+            &[run, Val::I(group_id), Val::I(Outcome::MatchedAtlassian.code())],
+        )?;
+        tx.execute(
+            "INSERT INTO customer_roles (project_id, group_id)
+             SELECT destination_project_id, CAST($2 AS BIGINT) FROM copy_projects WHERE run_id = $1",
+            &[run, Val::I(group_id)],
+        )?;
+    }
+    Ok(())
+}
+
+pub(super) static REQUESTS: TableSpec = TableSpec {
+    table: "requests",
+    columns: &[
+        "id",
+        "site_id",
+        "project_id",
+        "number",
+        "summary",
+        "status",
+        "created",
+        "reporter_id",
+        "organization_id",
+        "copied_from",
+    ],
+    on_conflict: OnConflict::Fail,
+};
+pub(super) static REQUEST_LINKS: TableSpec = TableSpec {
+    table: "copy_links",
+    columns: &["source_site_id", "destination_site_id", "kind", "source_id", "destination_id", "run_id"],
+    on_conflict: OnConflict::Fail,
+};
+pub(super) static GRANTS: TableSpec =
+    TableSpec { table: "copy_grants", columns: &["run_id", "kind", "a", "b"], on_conflict: OnConflict::Fail };
+pub(super) static PROJECT_CUSTOMERS: TableSpec =
+    TableSpec { table: "project_customers", columns: &["project_id", "account_id"], on_conflict: OnConflict::Fail };
+pub(super) static ORGANIZATION_MEMBERS: TableSpec = TableSpec {
+    table: "organization_members",
+    columns: &["organization_id", "account_id"],
+    on_conflict: OnConflict::Fail,
+};
+pub(super) static PARTICIPANTS: TableSpec =
+    TableSpec { table: "request_participants", columns: &["request_id", "account_id"], on_conflict: OnConflict::Fail };
+pub(super) static COMMENTS: TableSpec = TableSpec {
+    table: "comments",
+    columns: &["request_id", "author_id", "created", "body"],
+    on_conflict: OnConflict::Fail,
+};
+
+/// The run's decisions the structure and requests phases map source ids
+/// through; they never change once written, so they are read once per
+/// process.
+pub(crate) struct RunMaps {
+    pub(super) accounts: FxHashMap<i64, i64>,
+    /// Source accounts whose access comes through the imported group.
+    pub(super) via_group: FxHashSet<i64>,
+    /// Source project -> (destination project, source key).
+    pub(super) projects: FxHashMap<i64, (i64, String)>,
+    pub(super) organizations: FxHashMap<i64, i64>,
+}
+
+pub(super) fn load_run_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RunMaps, StoreError> {
+    let run = [Val::I(run_id)];
+    let mut accounts = FxHashMap::default();
+    let mut via_group = FxHashSet::default();
+    tx.query_each(
+        "SELECT source_account_id, destination_account_id, via_group FROM copy_customers WHERE run_id = $1",
+        &run,
+        |r| {
+            let source = r.int(0)?;
+            accounts.insert(source, r.int(1)?);
+            if r.bool(2)? {
+                via_group.insert(source);
+            }
+            Ok(())
+        },
+    )?;
+    let mut projects = FxHashMap::default();
+    tx.query_each(
+        "SELECT cp.source_project_id, cp.destination_project_id, p.key
+         FROM copy_projects cp JOIN projects p ON p.id = cp.source_project_id WHERE cp.run_id = $1",
+        &run,
+        |r| {
+            projects.insert(r.int(0)?, (r.int(1)?, r.text(2)?.to_owned()));
+            Ok(())
+        },
+    )?;
+    let mut organizations = FxHashMap::default();
+    tx.query_each(
+        "SELECT source_organization_id, destination_organization_id FROM copy_organizations WHERE run_id = $1",
+        &run,
+        |r| {
+            organizations.insert(r.int(0)?, r.int(1)?);
+            Ok(())
+        },
+    )?;
+    Ok(RunMaps { accounts, via_group, projects, organizations })
+}
