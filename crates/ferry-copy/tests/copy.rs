@@ -138,7 +138,33 @@ fn every_customer_ends_with_the_account_types_reported(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
     ferry_snapshot::demo::load_demo(&mut store, 300, 9, &mut ferry_snapshot::Quiet).unwrap();
+    // The destination's accounts before the copy, by email: the ids a
+    // report's destination column may name.
+    let mut before: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    store
+        .read(|tx| {
+            let site = sites::site(tx, "demo-dst")?;
+            accounts::each_customer(tx, site.id, Default::default(), |c| {
+                before.entry(c.email_key).or_default().push(c.account_id);
+                Ok(())
+            })
+        })
+        .unwrap();
     let (_, data) = run(&mut store, &options("demo-src", "demo-dst"));
+    use ferry_core::plan::Outcome::*;
+    for c in &data.customers {
+        let named = c.destination_ext_id.as_ref();
+        if matches!(c.outcome, ExistingPortalOnly | MatchedAtlassian | ExistingSiteUser | BesidePortalOnly) {
+            assert!(named.is_some(), "{} ({:?}) names no destination account", c.email, c.outcome);
+        }
+        if let Some(id) = named {
+            let theirs = before.get(&c.email_key).map(Vec::as_slice).unwrap_or_default();
+            assert!(theirs.contains(id), "{}: {id} is not the destination's account for the email", c.email);
+        }
+        if c.outcome == NewSiteUser {
+            assert_eq!(named, None, "{}", c.email);
+        }
+    }
     let mut held: BTreeMap<String, (bool, bool)> = BTreeMap::new();
     store
         .read(|tx| {

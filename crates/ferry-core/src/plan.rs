@@ -455,6 +455,7 @@ mod tests {
                                     "{case}"
                                 );
                                 assert!(d.problems.is_empty(), "{case}");
+                                assert_eq!(d.matched, Some(99), "{case}");
                                 continue;
                             }
                             let verified_atlassian = atlassian.is_some_and(|(_, v)| v);
@@ -477,6 +478,16 @@ mod tests {
                                 _ => Target::Existing(1),
                             };
                             assert_eq!(d.target, target, "{case}");
+                            // The report's destination account: the one linked,
+                            // else the one that blocks linking (an unverified
+                            // Atlassian account), else none.
+                            let matched = match expected {
+                                MatchedAtlassian | ExistingSiteUser => Some(30),
+                                ExistingPortalOnly | BesidePortalOnly => Some(20),
+                                NewPortalOnly => atlassian.map(|_| 30),
+                                NewSiteUser | AlreadyCopied => None,
+                            };
+                            assert_eq!(d.matched, matched, "{case}");
                             // After: what was there, plus what the copy adds.
                             assert!(d.after.has_portal_only() >= before.has_portal_only(), "{case}");
                             assert!(d.after.has_atlassian() >= before.has_atlassian(), "{case}");

@@ -598,7 +598,84 @@ fn a_pending_or_declined_imported_group_grants_nothing_when_copied_on(backend: B
     assert_eq!(access(&mut store, "oceania", "chen@acme.test", None), seen);
 }
 
+/// The help center asks the database only for requests an account is
+/// related to, then applies the access rule: that filter must never hide a
+/// request the rule (`ferry_core::access::can_view_request`), asked about
+/// every request of the site, would show. Checked after a copy, with its
+/// imported group awaiting review, then approved.
+fn the_access_prefilter_never_hides_what_the_rule_shows(backend: Backend) {
+    use ferry_core::access::{AccessFacts, can_view_request};
+    use std::collections::{HashMap, HashSet};
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    ferry_snapshot::demo::load_demo(&mut store, 150, 3, &mut ferry_snapshot::Quiet).unwrap();
+    let (_, data) =
+        ferry_copy::run(&mut store, &CopyOptions::between("demo-src", "demo-dst"), &mut ferry_copy::Quiet, |_| {})
+            .unwrap();
+    let check = |store: &mut Store| {
+        store
+            .read(|tx| {
+                let site = sites::site(tx, "demo-dst")?.id;
+                let pairs = |tx: &mut ferry_store::Tx<'_>, sql: &str| -> Result<HashSet<(i64, i64)>, ferry_store::StoreError> {
+                    Ok(tx.query_all(sql, &[ferry_store::Val::I(site)], |r| Ok((r.int(0)?, r.int(1)?)))?.into_iter().collect())
+                };
+                let requests = tx.query_all(
+                    "SELECT r.id, p.key || '-' || r.number, r.project_id, r.reporter_id, r.organization_id
+                     FROM requests r JOIN projects p ON p.id = r.project_id WHERE r.site_id = $1",
+                    &[ferry_store::Val::I(site)],
+                    |r| Ok((r.int(0)?, r.text(1)?.to_owned(), r.int(2)?, r.int(3)?, r.opt_int(4)?)),
+                )?;
+                let participants = pairs(tx, "SELECT rp.request_id, rp.account_id FROM request_participants rp JOIN requests r ON r.id = rp.request_id WHERE r.site_id = $1")?;
+                let members = pairs(tx, "SELECT m.organization_id, m.account_id FROM organization_members m JOIN organizations o ON o.id = m.organization_id WHERE o.site_id = $1")?;
+                let listed = pairs(tx, "SELECT pc.project_id, pc.account_id FROM project_customers pc JOIN projects p ON p.id = pc.project_id WHERE p.site_id = $1")?;
+                let mut roles: HashMap<(i64, i64), Vec<GroupState>> = HashMap::new();
+                tx.query_each(
+                    "SELECT cr.project_id, gm.account_id, g.state FROM customer_roles cr JOIN groups g ON g.id = cr.group_id
+                     JOIN group_members gm ON gm.group_id = g.id WHERE g.site_id = $1",
+                    &[ferry_store::Val::I(site)],
+                    |r| {
+                        roles.entry((r.int(0)?, r.int(1)?)).or_default().push(r.parsed(2, "group state", GroupState::parse)?);
+                        Ok(())
+                    },
+                )?;
+                let accounts = tx.query_all(
+                    "SELECT id FROM accounts WHERE site_id = $1 UNION SELECT account_id FROM site_users WHERE site_id = $1",
+                    &[ferry_store::Val::I(site)],
+                    |r| r.int(0),
+                )?;
+                let mut seen = 0;
+                for id in accounts {
+                    let Some((account, _)) = ferry_store::accounts::site_account(tx, id)? else { continue };
+                    let mut by_rule: Vec<String> = requests
+                        .iter()
+                        .filter(|(request, _, project, reporter, organization)| {
+                            can_view_request(&AccessFacts {
+                                viewer_active: account.active,
+                                in_customer_list: listed.contains(&(*project, id)),
+                                role_group_states: roles.get(&(*project, id)).cloned().unwrap_or_default(),
+                                is_reporter: *reporter == id,
+                                is_participant: participants.contains(&(*request, id)),
+                                in_shared_organization: organization.is_some_and(|o| members.contains(&(o, id))),
+                            })
+                        })
+                        .map(|(_, key, ..)| key.clone())
+                        .collect();
+                    by_rule.sort();
+                    seen += by_rule.len();
+                    assert_eq!(ferry_store::access::viewable_request_keys(tx, site, account)?, by_rule, "account {id}");
+                }
+                Ok::<_, ferry_store::StoreError>(seen)
+            })
+            .unwrap()
+    };
+    assert!(check(&mut store) > 0, "some customer sees something");
+    let group = data.group_name.clone().expect("the demo matches Atlassian accounts");
+    decide_group(&mut store, "demo-dst", &group, GroupDecision::Approve).unwrap();
+    check(&mut store);
+}
+
 on_both_backends!(
+    the_access_prefilter_never_hides_what_the_rule_shows,
     a_pending_or_declined_imported_group_grants_nothing_when_copied_on,
     an_upgrade_makes_an_atlassian_account_of_another_site_a_user_of_this_one,
     requests_gained_is_what_approval_opens,

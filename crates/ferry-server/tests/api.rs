@@ -945,10 +945,28 @@ fn two_servers_share_sessions_and_one_applies_a_run(backend: Backend) {
         on_second(&session, Method::POST, "/api/v1/copies", Some(json!({"from": "eu", "to": "us"})));
     assert_eq!(status, StatusCode::ACCEPTED, "{started}");
     assert_eq!(started["run"], 1);
+    // The second server's run waits for the claim (PostgreSQL shows the
+    // waiter): from here on, a run applied would be one applied under
+    // another's claim.
+    let waiting = (0..600).any(|_| {
+        let waiting: i64 = holder
+            .query_one(
+                "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                 AND (classid::bigint << 32) + objid::bigint = $1",
+                &[&claim],
+            )
+            .unwrap()
+            .get(0);
+        waiting > 0 || {
+            std::thread::sleep(Duration::from_millis(50));
+            false
+        }
+    });
+    assert!(waiting, "the second server's run never waited for its claim");
     let (status, body) = server.call(&session, Method::POST, "/api/v1/copies/1/resume", None);
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "run_claimed");
-    std::thread::sleep(Duration::from_millis(500));
     let (_, run) = server.call(&session, Method::GET, "/api/v1/copies/1", None);
     assert_eq!(run["state"], "planning", "a claimed run was applied: {run}");
     // Released: the second server's run, which waited for the claim,

@@ -57,6 +57,12 @@ impl StoreError {
         StoreError::Decode { column: column.to_string(), reason: reason.to_string() }
     }
 
+    /// A wait for a lock ran out (PostgreSQL's `lock_timeout`, SQLSTATE
+    /// 55P03).
+    pub fn is_lock_timeout(&self) -> bool {
+        matches!(self, StoreError::Postgres(e) if e.code().is_some_and(|c| c.code() == "55P03"))
+    }
+
     /// An `INSERT … RETURNING` that returned no row.
     pub fn no_id_returned(table: &str) -> StoreError {
         StoreError::Decode { column: format!("{table}.id"), reason: "INSERT … RETURNING id gave no row".to_owned() }

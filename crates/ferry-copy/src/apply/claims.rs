@@ -24,19 +24,17 @@ pub(super) fn continue_run(
     if store.backend() == Backend::Postgres {
         let params = [Val::I(RUN_CLAIM + run_id)];
         // A process killed a moment ago may still hold the claim until the
-        // server notices its connection is gone: wait a while for it.
-        let started = Instant::now();
-        loop {
-            let claimed = store
-                .read(|tx| tx.query_opt("SELECT pg_try_advisory_lock($1)", &params, |r| r.bool(0)))?
-                .unwrap_or(false);
-            if claimed {
-                break;
-            }
-            if started.elapsed() > CLAIM_WAIT {
-                return Err(CopyError::Claimed(run_id));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        // server notices its connection is gone: wait a while for it, as a
+        // lock waiter PostgreSQL shows (`pg_locks`, not granted).
+        let waited = store.read(|tx| -> Result<(), StoreError> {
+            tx.batch(&format!("SET LOCAL lock_timeout = '{}ms'", CLAIM_WAIT.as_millis()))?;
+            tx.query_opt("SELECT pg_advisory_lock($1)", &params, |_| Ok(()))?;
+            Ok(())
+        });
+        match waited {
+            Ok(()) => {}
+            Err(e) if e.is_lock_timeout() => return Err(CopyError::Claimed(run_id)),
+            Err(e) => return Err(e.into()),
         }
         let result = continue_claimed(store, run_id, progress);
         let released = store.read(|tx| tx.query_opt("SELECT pg_advisory_unlock($1)", &params, |r| r.bool(0)));
