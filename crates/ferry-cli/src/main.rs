@@ -127,11 +127,15 @@ fn cli_actor() -> String {
 /// tokens never.
 fn start_logging(level: Option<&str>, default: &str) -> Result<(), Failure> {
     let filter = match level {
-        Some(level) => level.to_owned(),
-        None => std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned()),
+        Some(level) => tracing_subscriber::EnvFilter::try_new(level)
+            .map_err(|e| bad_input(format!("--log {level:?} is not a log level or filter: {e}")))?,
+        // RUST_LOG is shared with other programs: one this cannot read is
+        // passed over, never a reason to refuse the command.
+        None => std::env::var("RUST_LOG")
+            .ok()
+            .and_then(|value| tracing_subscriber::EnvFilter::try_new(value).ok())
+            .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default)),
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .map_err(|e| bad_input(format!("--log {filter:?} is not a log level or filter: {e}")))?;
     // Another subscriber already set (never in `ferry` itself) is kept.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -59,8 +59,6 @@ impl fmt::Debug for Email {
     }
 }
 
-/// `normalize(email)` of SPEC §1: Unicode NFC, surrounding white space
-/// trimmed, the whole address lowercased. The domain is compared in its
 /// The key to look an address up by, when the caller must answer alike for
 /// text that is no valid address (sign-in: "wrong email or password", after
 /// the same rate limit): the normalized form, else the text in lowercase,
@@ -69,6 +67,8 @@ pub fn lookup_key(raw: &str) -> String {
     normalize(raw).unwrap_or_else(|_| raw.to_lowercase())
 }
 
+/// `normalize(email)` of SPEC §1: Unicode NFC, surrounding white space
+/// trimmed, the whole address lowercased. The domain is compared in its
 /// Unicode form so that `xn--` and Unicode spellings of one domain are equal.
 pub fn normalize(raw: &str) -> Result<String, EmailError> {
     let trimmed = raw.trim();

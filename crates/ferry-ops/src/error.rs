@@ -135,7 +135,9 @@ pub struct Error {
     pub database: bool,
     /// ...because its disk is full or failing.
     pub disk: bool,
-    /// The store's own code for a database failure (`db`, `db_open`…).
+    /// The store's own code for a failure of or around the database
+    /// (`db`, `db_open`, `io`…): its message may quote rows, paths or
+    /// drivers, so the API sends the code alone and logs the message.
     pub store_code: Option<&'static str>,
 }
 
@@ -164,9 +166,9 @@ impl Error {
     /// What a caller over the network may read: a database failure's
     /// detail (which may quote rows) stays in the server's log.
     pub fn public_message(&self) -> String {
-        match (self.database, self.store_code) {
-            (true, Some(code)) => format!("database error ({code}); the server's log has the detail"),
-            _ => self.message.clone(),
+        match self.store_code {
+            Some(code) => format!("database error ({code}); the server's log has the detail"),
+            None => self.message.clone(),
         }
     }
 
@@ -197,11 +199,15 @@ impl From<StoreError> for Error {
             StoreError::Invalid(_) => Code::Invalid,
             StoreError::Conflict(_) => Code::Conflict,
             StoreError::SourceChanged(_) => Code::SourceChanged,
-            StoreError::NoDatabase { .. } => Code::NoDatabase,
             _ if e.is_unstorable_text() => {
                 return Error::invalid("a text value holds a NUL character, which the database cannot store");
             }
-            StoreError::Open { .. } | StoreError::Io(_) => Code::Internal,
+            // Failures around the database rather than in it: the CLI prints
+            // them as they are; the API keeps their detail for its log.
+            StoreError::NoDatabase { .. } | StoreError::Open { .. } | StoreError::Io(_) => {
+                let code = if matches!(e, StoreError::NoDatabase { .. }) { Code::NoDatabase } else { Code::Internal };
+                return Error { store_code: Some(e.code()), ..Error::new(code, e.to_string()) };
+            }
             StoreError::Sqlite(_)
             | StoreError::Postgres(_)
             | StoreError::Migration { .. }
@@ -317,6 +323,14 @@ mod tests {
         assert_eq!(e.code, Code::Internal);
         assert!(e.message.contains("secret"));
         assert_eq!(e.public_message(), "database error (db); the server's log has the detail");
+        let open =
+            Error::from(StoreError::Open { url: "/srv/ferry.db".to_owned(), reason: "permission denied".to_owned() });
+        assert!(!open.public_message().contains("/srv"), "{}", open.public_message());
+        assert!(open.full_text().contains("/srv/ferry.db"), "the CLI names the database");
+        assert!(!open.database, "no `database <name>:` prefix twice");
+        let none = Error::from(StoreError::NoDatabase { url: String::new(), reason: "names no database".to_owned() });
+        assert_eq!((none.code, none.code.exit_status(), none.code.http_status()), (Code::NoDatabase, 2, 500));
+        assert!(none.public_message().starts_with("database error (no_database)"));
         let refused = Error::from(CopyError::RollbackRefused { run: 3, blockers: vec!["run 4 first".to_owned()] });
         assert_eq!(refused.full_text(), "run 3 cannot be rolled back:\n  run 4 first");
         assert_eq!((refused.code.exit_status(), refused.code.http_status()), (2, 409));

@@ -87,10 +87,10 @@ impl IntoResponse for ApiError {
 /// code decides the status, as it decides the CLI's exit status.
 impl From<ferry_ops::Error> for ApiError {
     fn from(e: ferry_ops::Error) -> ApiError {
-        if e.database {
-            // The detail (which may quote rows) goes to the server's log
-            // only; the caller gets the stable code.
-            tracing::error!(code = e.store_code.unwrap_or("db"), "database error: {}", e.message);
+        if let Some(code) = e.store_code {
+            // The detail (which may quote rows or paths) goes to the
+            // server's log only; the caller gets the stable code.
+            tracing::error!(code, "database error: {}", e.message);
         }
         let status = StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let message = e.public_message();

@@ -27,7 +27,13 @@ pub(super) fn continue_run(
         // server notices its connection is gone: wait a while for it, as a
         // lock waiter PostgreSQL shows (`pg_locks`, not granted).
         let waited = store.read(|tx| -> Result<(), StoreError> {
-            tx.batch(&format!("SET LOCAL lock_timeout = '{}ms'", CLAIM_WAIT.as_millis()))?;
+            // A statement timeout shorter than the wait (set for the role,
+            // say) must not cut it short.
+            tx.batch(&format!(
+                "SET LOCAL lock_timeout = '{wait}ms'; SET LOCAL statement_timeout = '{statement}ms'",
+                wait = CLAIM_WAIT.as_millis(),
+                statement = CLAIM_WAIT.as_millis() + 5_000
+            ))?;
             tx.query_opt("SELECT pg_advisory_lock($1)", &params, |_| Ok(()))?;
             Ok(())
         });

@@ -145,7 +145,7 @@ pub(super) fn record_failure(
         };
         if permanent {
             let error = e.to_string();
-            tracing::warn!(run = run_id, "copy run failed: {error}");
+            tracing::info!(run = run_id, "copy run failed: {error}");
             let _ = store.write(|tx| {
                 let failed = tx.execute(
                     &format!(
