@@ -1194,3 +1194,37 @@ fn group_names_never_leave_their_links(backend: Backend) {
         server.raw(&admin, Method::GET, &format!("/console/sites/us/groups/{encoded}/approve"), None, &[]);
     assert!(html.contains(&format!("action=\"/console/sites/us/groups/{encoded}/approve\"")), "{html}");
 }
+
+/// Counts on the console's pages are grouped by commas.
+#[test]
+fn thousands_are_grouped_by_commas() {
+    for (n, text) in [(0, "0"), (7, "7"), (999, "999"), (1000, "1,000"), (1_234_567, "1,234,567"), (100_000, "100,000")]
+    {
+        assert_eq!(ferry_server::ui::thousands(n), text);
+    }
+}
+
+/// The vendored htmx is the version its name says and has the integrity
+/// hash the pages give; a page loads it with that hash, and it is served.
+#[test]
+fn vendored_htmx_matches_its_name_and_the_pages_integrity_hash() {
+    use base64::Engine;
+    use ferry_server::ui::{HTMX, HTMX_FILE, HTMX_SRI};
+    use sha2::{Digest, Sha384};
+
+    let sri = format!("sha384-{}", base64::engine::general_purpose::STANDARD.encode(Sha384::digest(HTMX)));
+    assert_eq!(sri, HTMX_SRI, "the pages' integrity attribute must match the vendored file");
+    let version = HTMX_FILE.trim_start_matches("htmx-").trim_end_matches(".min.js");
+    assert!(
+        String::from_utf8_lossy(HTMX).contains(&format!("version:\"{version}\"")),
+        "the file is not htmx {version}"
+    );
+
+    let (server, _, _) = start(Backend::Sqlite);
+    let (status, _, html) = server.raw(&Client::new(), Method::GET, "/sign-in", None, &[]);
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(html.contains(&format!("src=\"/static/{HTMX_FILE}\" integrity=\"{HTMX_SRI}\"")), "{html}");
+    let (status, _, served) = server.raw(&Client::new(), Method::GET, &format!("/static/{HTMX_FILE}"), None, &[]);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(served.as_bytes(), HTMX);
+}

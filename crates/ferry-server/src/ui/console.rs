@@ -16,7 +16,7 @@ use ferry_remedy::{GroupDecision, Selection, UpgradeStatus};
 use ferry_store::web::SessionOwner;
 use serde::Deserialize;
 
-use super::{ConsoleAdmin, Layout, UiError, UiResult, is_htmx, render};
+use super::{ConsoleAdmin, Layout, UiError, UiResult, is_htmx, render, thousands};
 use crate::api::copies::{PlanRequest, REPORT_FILES, report_download, report_files};
 use crate::api::sites::{CustomersQuery, PageQuery, admin_site};
 use crate::auth::{self, Caller, Credentials};
@@ -1268,29 +1268,4 @@ async fn revoke_token(State(state): State<AppState>, admin: ConsoleAdmin, Path(i
     let admin_id = admin.admin.id;
     state.store(None, move |store| Ok(store.write(|tx| ferry_store::web::revoke_token(tx, admin_id, id))?)).await?;
     Ok(Redirect::to("/console/tokens").into_response())
-}
-
-/// `1234567` as `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(d);
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn thousands_are_grouped_by_commas() {
-        for (n, text) in
-            [(0, "0"), (7, "7"), (999, "999"), (1000, "1,000"), (1_234_567, "1,234,567"), (100_000, "100,000")]
-        {
-            assert_eq!(super::thousands(n), text);
-        }
-    }
 }

@@ -185,33 +185,15 @@ async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> 
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use base64::Engine;
-    use sha2::{Digest, Sha384};
-
-    use super::*;
-
-    #[test]
-    fn vendored_htmx_matches_its_name_and_integrity_hash() {
-        let digest = Sha384::digest(HTMX);
-        let sri = format!("sha384-{}", base64::engine::general_purpose::STANDARD.encode(digest));
-        assert_eq!(sri, HTMX_SRI, "the pages' integrity attribute must match the vendored file");
-        let version = HTMX_FILE.trim_start_matches("htmx-").trim_end_matches(".min.js");
-        let text = String::from_utf8_lossy(HTMX);
-        assert!(text.contains(&format!("version:\"{version}\"")), "the file is not htmx {version}");
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
     }
-
-    #[test]
-    fn pages_load_htmx_with_its_integrity_hash() {
-        let page = SignInPageForTest { layout: Layout::default() };
-        let html = page.render().unwrap_or_default();
-        assert!(html.contains(&format!("src=\"/static/{HTMX_FILE}\" integrity=\"{HTMX_SRI}\"")), "{html}");
-    }
-
-    #[derive(Template)]
-    #[template(source = "{% extends \"base.html\" %}", ext = "html")]
-    struct SignInPageForTest {
-        layout: Layout,
-    }
+    out
 }
