@@ -139,7 +139,8 @@ fn start_logging(level: Option<&str>, default: &str) -> Result<(), Failure> {
     // Another subscriber already set (never in `ferry` itself) is kept.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| LogWriter)
+        .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
     Ok(())

@@ -45,6 +45,22 @@ impl<W: Write> Write for Output<W> {
     }
 }
 
+/// Where log lines go: stderr, which may be closed (`ferry --log info … 2>&1
+/// | head -1`) or full; then the line is dropped and the command goes on.
+pub(crate) struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 /// A line of progress on stderr, which may be closed: then it is dropped.
 pub(crate) fn note(line: &str) {
     let mut err = Output::new(std::io::stderr());

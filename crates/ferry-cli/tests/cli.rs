@@ -497,6 +497,16 @@ fn refusals_and_closed_pipes_leave_everything_usable(backend: Backend) {
     let run = first.trim().strip_prefix("run ").unwrap().to_owned();
     assert!(exit.success(), "a closed stdout failed the run: {exit:?}");
     assert!(ferry.ok(&["copy", "status", &run]).contains("state: done"));
+    // With log lines on the closed stderr too.
+    ferry.ok(&["site", "create", "demo", "logged"]);
+    let (first, exit) = head_1(
+        &ferry,
+        &["--log", "debug", "copy", "run", "--from", "demo-src", "--to", "logged", "--report", "logged"],
+    );
+    let logged = first.trim().strip_prefix("run ").unwrap().to_owned();
+    assert!(exit.success(), "a closed stderr with logs on failed the run: {exit:?}");
+    assert!(ferry.ok(&["copy", "status", &logged]).contains("state: done"));
+    ferry.ok(&["copy", "rollback", &logged]);
 
     // Resume of a finished run: says so, changes nothing, logs nothing.
     let entries = ferry.ok(&["audit"]).lines().count();
