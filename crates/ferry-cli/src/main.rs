@@ -139,7 +139,10 @@ fn start_logging(level: Option<&str>, default: &str) -> Result<(), Failure> {
     // Another subscriber already set (never in `ferry` itself) is kept.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| LogWriter)
+        // A closed stderr drops log lines as it drops notes; any other
+        // failure to write one is not reported (tracing would print it to
+        // the same stderr, and panic if that is closed).
+        .with_writer(|| Output::new(std::io::stderr()))
         .log_internal_errors(false)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();

@@ -16,9 +16,7 @@ impl<W: Write> Output<W> {
     pub(crate) fn new(inner: W) -> Output<W> {
         Output { inner, closed: false }
     }
-}
 
-impl<W: Write> Output<W> {
     /// `io` on the inner writer, unless the reader has gone; a broken pipe
     /// marks it gone and counts as `done`.
     fn unless_closed<T>(&mut self, done: T, io: impl FnOnce(&mut W) -> std::io::Result<T>) -> std::io::Result<T> {
@@ -42,22 +40,6 @@ impl<W: Write> Write for Output<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.unless_closed((), Write::flush)
-    }
-}
-
-/// Where log lines go: stderr, which may be closed (`ferry --log info … 2>&1
-/// | head -1`) or full; then the line is dropped and the command goes on.
-pub(crate) struct LogWriter;
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        let _ = std::io::stderr().flush();
-        Ok(())
     }
 }
 

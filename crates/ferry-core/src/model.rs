@@ -128,13 +128,15 @@ impl GroupState {
     /// state column `column`, for queries that must filter in the database:
     /// generated from the rule, so the two cannot disagree.
     pub fn grants_customer_role_sql(column: &str) -> String {
-        let states: Vec<String> = GroupState::ALL
-            .into_iter()
-            .filter(|s| s.grants_customer_role())
-            .map(|s| format!("'{}'", s.as_str()))
-            .collect();
-        format!("{column} IN ({})", states.join(", "))
+        let granting = GroupState::ALL.into_iter().filter(|s| s.grants_customer_role()).map(GroupState::as_str);
+        format!("{column} IN ({})", sql_literals(granting))
     }
+}
+
+/// Values as an SQL list of string literals (`'planning', 'applying'`), for
+/// enum values in a query: ferry's own constants, never user input.
+pub fn sql_literals<'a>(values: impl IntoIterator<Item = &'a str>) -> String {
+    values.into_iter().map(|v| format!("'{}'", v.replace('\'', "''"))).collect::<Vec<_>>().join(", ")
 }
 
 /// Parses a `true`/`false` cell.

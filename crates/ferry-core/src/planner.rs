@@ -148,7 +148,7 @@ pub struct DestinationFacts {
 #[derive(Debug, Clone, Default)]
 pub struct PlanFacts {
     pub projects: ProjectFacts,
-    /// The scope's accounts, in any order.
+    /// The scope's accounts, each once, in any order.
     pub customers: Vec<ScopedCustomer>,
     pub destination: DestinationFacts,
     /// The source organizations the plan involves (linked to its projects
@@ -423,7 +423,6 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
     }
 
     customers.sort_unstable_by(customer_order);
-    customers.dedup_by(|a, b| a.customer.account_id == b.customer.account_id);
     let decisions = decide_all(&customers, &index);
     let mut taken_ext: FxHashSet<String> = ext_ids.values().cloned().collect();
     let site_user_ids: FxHashSet<i64> = index.atlassian_by_email.values().map(|a| a.account_id).collect();

@@ -67,7 +67,7 @@ impl RunState {
 
     /// The states, as an SQL list of literals (`'planning', 'applying'`).
     pub fn sql_list(states: &[RunState]) -> String {
-        states.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ")
+        crate::model::sql_literals(states.iter().map(|s| s.as_str()))
     }
 }
 

@@ -150,10 +150,6 @@ impl Error {
         Error::new(Code::Invalid, message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> Error {
-        Error::new(Code::NotFound, message)
-    }
-
     pub fn internal(message: impl Into<String>) -> Error {
         Error::new(Code::Internal, message)
     }

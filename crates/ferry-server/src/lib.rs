@@ -4,7 +4,6 @@
 //! from browsers must come from ferry's own pages (CSRF, by Fetch Metadata
 //! and Origin); every response carries the security headers.
 
-pub use ferry_ops::admin;
 pub mod api;
 pub mod auth;
 mod error;

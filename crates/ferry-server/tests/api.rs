@@ -49,8 +49,8 @@ fn start(backend: Backend) -> (Server, String, String) {
     let mut store = db.store();
     store.write(|tx| ferry_store::sites::create_org(tx, "acme")).unwrap();
     store.write(|tx| ferry_store::sites::create_org(tx, "other")).unwrap();
-    let root = ferry_server::admin::create_admin(&mut store, "acme", "root@acme.test").unwrap();
-    let other = ferry_server::admin::create_admin(&mut store, "other", "else@other.test").unwrap();
+    let root = ferry_ops::admin::create_admin(&mut store, "acme", "root@acme.test").unwrap();
+    let other = ferry_ops::admin::create_admin(&mut store, "other", "else@other.test").unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let state = AppState::open(&db.url).unwrap();
     let base = runtime.block_on(async {
@@ -547,7 +547,7 @@ fn customer_pages_walk_every_customer_once(backend: Backend) {
     let (server, root, _) = start(backend);
     let mut store = server.store();
     ferry_snapshot::demo::load_demo(&mut store, 300, 7, &mut ferry_snapshot::Quiet).unwrap();
-    let password = ferry_server::admin::create_admin(&mut store, "demo", "root@acme.test").unwrap();
+    let password = ferry_ops::admin::create_admin(&mut store, "demo", "root@acme.test").unwrap();
     assert_ne!(password, root);
     let admin = server.sign_in("root@acme.test", &password);
     // A duplicate is upgraded first: its merged portal-only account is on
@@ -729,8 +729,8 @@ fn every_route_as_every_role(backend: Backend) {
     assert_eq!(status, StatusCode::ACCEPTED);
     wait_done(&server, &api_admin, 1);
     let mut store = server.store();
-    let chen = ferry_server::admin::set_customer_password(&mut store, "us", "chen@acme.test", None).unwrap();
-    let alice = ferry_server::admin::set_customer_password(&mut store, "eu", "alice@acme.test", None).unwrap();
+    let chen = ferry_ops::admin::set_customer_password(&mut store, "us", "chen@acme.test", None).unwrap();
+    let alice = ferry_ops::admin::set_customer_password(&mut store, "eu", "alice@acme.test", None).unwrap();
 
     let anonymous = browser_like();
     let customer_a = browser_like();
@@ -987,7 +987,7 @@ fn a_rollback_ends_the_sessions_of_the_accounts_it_removes(backend: Backend) {
     wait_done(&server, &admin, 1);
     // alice is a new portal-only account on us (case 1): she signs in.
     let mut store = server.store();
-    let password = ferry_server::admin::set_customer_password(&mut store, "us", "alice@acme.test", None).unwrap();
+    let password = ferry_ops::admin::set_customer_password(&mut store, "us", "alice@acme.test", None).unwrap();
     let alice = browser_like();
     let status =
         form_post(&server, &alice, "/help/us/sign-in", &format!("email=alice%40acme.test&password={password}"));
@@ -1068,7 +1068,7 @@ fn console_and_help_center_sessions_stay_apart(backend: Backend) {
     let admin = server.sign_in("root@acme.test", &root);
     story_sites(&server, &admin);
     let mut store = server.store();
-    let fay = ferry_server::admin::set_customer_password(&mut store, "us", "fay@acme.test", None).unwrap();
+    let fay = ferry_ops::admin::set_customer_password(&mut store, "us", "fay@acme.test", None).unwrap();
     let browser = browser_like();
     let form = |email: &str, password: &str| format!("email={}&password={}", urlencode(email), urlencode(password));
     assert_eq!(form_post(&server, &browser, "/sign-in", &form("root@acme.test", &root)), StatusCode::SEE_OTHER);

@@ -229,6 +229,62 @@ mod tests {
         assert!(refused.to_string().contains("FOREIGN KEY"), "{refused}");
     }
 
+    /// Migration 9 rebuilds `copy_runs` on SQLite: the runs and their
+    /// decisions stay, `summary` goes, a phase ferry does not know is
+    /// refused, and times an earlier ferry wrote with `+00:00` and
+    /// nanoseconds are written again as milliseconds with `Z`; text that is
+    /// no time is left as it is.
+    #[test]
+    fn migration_9_keeps_runs_and_writes_every_time_one_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let old = earlier_database(&path, 8);
+        old.execute_batch(
+            "INSERT INTO orgs (id, name, created_at) VALUES (1, 'acme', '2026-11-30T10:00:00.123456789+00:00');
+             INSERT INTO sites (id, org_id, slug, created_at) VALUES (1, 1, 'eu', '2026-11-30T12:00:00+02:00'),
+                                                               (2, 1, 'us', 'then');
+             INSERT INTO copy_runs (id, source_site_id, destination_site_id, options, state, phase, cursor,
+                                    started_at, finished_at, summary, requests_copied, error)
+             VALUES (3, 1, 2, '{}', 'rolled_back', 4, 0, '2026-11-30T10:00:01.5Z',
+                     '2026-11-30T10:05:00.000000001+00:00', '{\"x\": 1}', 0, NULL);
+             INSERT INTO copy_customers VALUES (3, 11, 42, NULL, 1, 'None', 'Portal-only', 0, 'po-x', 0, 0);",
+        )
+        .unwrap();
+        drop(old);
+
+        let mut store = Store::open(path.to_str().unwrap()).unwrap();
+        let times = store
+            .read(|tx| {
+                tx.query_all(
+                    "SELECT created_at FROM orgs UNION ALL SELECT created_at FROM sites
+                     UNION ALL SELECT started_at FROM copy_runs UNION ALL SELECT finished_at FROM copy_runs",
+                    &[],
+                    |r| Ok(r.text(0)?.to_owned()),
+                )
+            })
+            .unwrap();
+        assert_eq!(
+            times,
+            [
+                "2026-11-30T10:00:00.123Z",
+                "2026-11-30T10:00:00.000Z",
+                "then",
+                "2026-11-30T10:00:01.500Z",
+                "2026-11-30T10:05:00.000Z"
+            ]
+        );
+        let decisions = store
+            .read(|tx| tx.query_opt("SELECT COUNT(*) FROM copy_customers WHERE run_id = 3", &[], |r| r.int(0)))
+            .unwrap();
+        assert_eq!(decisions, Some(1));
+        assert!(store.read(|tx| tx.query_opt("SELECT summary FROM copy_runs", &[], |r| r.int(0))).is_err());
+        let refused = store.write(|tx| tx.execute("UPDATE copy_runs SET phase = 5 WHERE id = 3", &[])).unwrap_err();
+        assert!(refused.to_string().contains("CHECK"), "{refused}");
+        let checks =
+            store.read(|tx| tx.query_all("PRAGMA foreign_key_check", &[], |r| Ok(r.text(0)?.to_owned()))).unwrap();
+        assert!(checks.is_empty(), "{checks:?}");
+    }
+
     /// Migration 8 indexes the search terms of every account already
     /// there (computed in Rust) and counts every site's customers.
     #[test]

@@ -97,8 +97,9 @@ pub fn story_dir() -> std::path::PathBuf {
 }
 
 /// What `ferry access <site> <email> [--type]` prints: the keys of the
-/// requests that customer can view, sorted. A customer the site has no
-/// account for fails the test: use [`has_account`] where that is expected.
+/// requests that customer can view, sorted (`ferry_ops::access`, as the CLI
+/// and the API ask it). A customer the site has no account for fails the
+/// test, so "no account" never passes for "no access".
 #[allow(clippy::panic)]
 pub fn access(
     store: &mut Store,
@@ -106,36 +107,10 @@ pub fn access(
     email: &str,
     prefer: Option<ferry_core::model::AccountType>,
 ) -> Vec<String> {
-    match account_access(store, site, email, prefer) {
-        Some(keys) => keys,
-        None => panic!("site {site} has no account for {email} ({prefer:?}); use has_account where that is expected"),
+    match ferry_ops::access::customer_access(store, site, email, prefer) {
+        Ok(keys) => keys,
+        Err(e) => panic!("access of {email} on {site}: {e}"),
     }
-}
-
-/// The keys of the requests the account of `site` signing in with `email`
-/// can view; `None` when the site has no such account.
-#[allow(clippy::expect_used)]
-fn account_access(
-    store: &mut Store,
-    site: &str,
-    email: &str,
-    prefer: Option<ferry_core::model::AccountType>,
-) -> Option<Vec<String>> {
-    let key = ferry_core::email::Email::parse(email).expect("a valid email").key().to_owned();
-    store
-        .read(|tx| {
-            let site = ferry_store::sites::site(tx, site)?;
-            match ferry_store::accounts::find_by_email(tx, site.id, &key, prefer)? {
-                Some(account) => ferry_store::access::viewable_request_keys(tx, site.id, account).map(Some),
-                None => Ok(None),
-            }
-        })
-        .expect("access")
-}
-
-/// Whether site `site` has an account that signs in with `email`.
-pub fn has_account(store: &mut Store, site: &str, email: &str) -> bool {
-    account_access(store, site, email, None).is_some()
 }
 
 /// Asserts the database's own integrity checks pass: on SQLite

@@ -301,7 +301,7 @@ async fn set_password(server: &Server, email: &str, prefer: Option<ferry_core::m
     let (url, email) = (server.db.url.clone(), email.to_owned());
     tokio::task::spawn_blocking(move || {
         let mut store = ferry_store::Store::open(&url).unwrap();
-        ferry_server::admin::set_customer_password(&mut store, "us", &email, prefer).unwrap()
+        ferry_ops::admin::set_customer_password(&mut store, "us", &email, prefer).unwrap()
     })
     .await
     .unwrap()
