@@ -17,7 +17,9 @@ mod rollback;
 pub use apply::{RunStatus, check_can_start, check_resumable, is_claimed, list_runs, resume, run, run_report, status};
 pub use ferry_core::planner::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope};
 pub use load::{check_conflicts, plan_copy, validate_options};
-pub use report::{ReportData, ReportKind, prepare_report_dir, write_plan_report, write_report, write_run_report};
+pub use report::{
+    ReportData, ReportKind, UNCERTAIN_REASON, prepare_report_dir, write_plan_report, write_report, write_run_report,
+};
 pub use rollback::{RollbackSummary, rollback, rollback_blockers};
 
 use ferry_store::StoreError;

@@ -67,6 +67,9 @@ pub struct ReportData {
     /// Phase name -> seconds.
     pub timings: BTreeMap<String, f64>,
     pub state: String,
+    /// Destination accounts with a hidden email, as the check found them
+    /// (a run's report, read back later, does not know).
+    pub destination_hidden_emails: Option<u64>,
 }
 
 impl ReportData {
@@ -100,6 +103,7 @@ impl ReportData {
                 ReportKind::Prediction => "prediction".to_owned(),
                 ReportKind::Run(_) => "planned".to_owned(),
             },
+            destination_hidden_emails: Some(plan.destination_hidden_emails),
         }
     }
 
@@ -127,6 +131,13 @@ impl ReportData {
     /// order of [`ReportData::requires_attention`].
     pub fn attention_keys(&self) -> Vec<(String, Problem)> {
         self.customers.iter().flat_map(|c| c.problems.iter().map(|p| (c.email_key.clone(), *p))).collect()
+    }
+
+    /// The customers whose outcome is uncertain (SPEC §8): their source
+    /// site hides their email, so ferry matched them by account id only,
+    /// where Atlassian's copy, which sees the email, may match them by it.
+    pub fn uncertain(&self) -> impl Iterator<Item = &CustomerLine> {
+        self.customers.iter().filter(|c| ferry_core::email::is_hidden(&c.email_key))
     }
 
     /// What Summary.json holds.
@@ -163,9 +174,21 @@ impl ReportData {
                 "conflicts": self.conflicts.len(),
             },
             "imported_group": self.group_name,
+            "uncertain": {
+                "customers": self.uncertain().count(),
+                "reason": UNCERTAIN_REASON,
+                "source_account_ids": self.uncertain().map(|c| c.source_ext_id.as_str()).collect::<Vec<_>>(),
+                "destination_accounts_with_hidden_email": self.destination_hidden_emails,
+            },
         })
     }
 }
+
+/// Why [`ReportData::uncertain`] customers are uncertain, as Summary.json
+/// and the console say it.
+pub const UNCERTAIN_REASON: &str = "the source site hides these customers' emails: ferry never matches them by email \
+     (only an account with the same id is the same account), while Atlassian's copy, which sees the emails, may; \
+     pull with the organization admin key (ATLASSIAN_ADMIN_API_KEY, --org-id) to read them, then check again";
 
 /// Writes a CSV file: the header, then each row `rows` hands to the sink,
 /// every cell through the formula guard. Cells are borrowed: a million

@@ -711,7 +711,104 @@ fn the_schema_holds_exactly_the_typed_states(backend: Backend) {
     assert_eq!(states, RunState::ALL);
 }
 
+/// SPEC §7, §8: an account whose email its site hides has an empty email.
+/// It is never matched by email (a hidden portal-only customer is copied as
+/// a new account even though the destination has an Atlassian account that
+/// may be the same person), only by id (the same Atlassian account stays
+/// itself); the check counts and names the uncertain customers; a site that
+/// hides the email of an Atlassian account ferry knows keeps the email.
+fn hidden_emails_are_never_matched_and_make_outcomes_uncertain(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    store
+        .write(|tx| {
+            sites::create_org(tx, "acme")?;
+            sites::create_site(tx, "acme", "src")?;
+            sites::create_site(tx, "acme", "dst")
+        })
+        .unwrap();
+    let write = |dir: &Path, files: &[(&str, &str)]| {
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+    };
+    let (src, dst) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write(
+        dst.path(),
+        &[
+            (
+                "accounts.csv",
+                "account_id,account_type,email,display_name,active,email_verified\n\
+                 aa-kim,atlassian,kim@acme.test,Kim,true,true\n\
+                 aa-lee,atlassian,lee@acme.test,Lee,true,true\n\
+                 po-hid-dst,customer,,Hidden on dst,true,true\n",
+            ),
+            ("projects.csv", "project_key,name\nDESK,Desk\n"),
+        ],
+    );
+    write(
+        src.path(),
+        &[
+            (
+                "accounts.csv",
+                "account_id,account_type,email,display_name,active,email_verified\n\
+                 po-kim,customer,,Kim,true,true\n\
+                 po-zed,customer,,Zed,true,true\n\
+                 aa-lee,atlassian,,Lee,true,true\n\
+                 po-ann,customer,ann@acme.test,Ann,true,true\n",
+            ),
+            ("projects.csv", "project_key,name\nSUP,Support\n"),
+            ("customers.csv", "project_key,account_id\nSUP,po-kim\nSUP,po-zed\nSUP,aa-lee\nSUP,po-ann\n"),
+            (
+                "requests.csv",
+                "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization\n\
+                 SUP-1,SUP,Help,Open,2026-03-01T09:00:00Z,po-kim,,\n",
+            ),
+        ],
+    );
+    import_site(&mut store, "dst", dst.path(), &mut ferry_snapshot::Quiet).unwrap();
+    import_site(&mut store, "src", src.path(), &mut ferry_snapshot::Quiet).unwrap();
+    // The Atlassian account keeps the email the destination told.
+    let accounts = export(&mut store, "src")["accounts.csv"].clone();
+    assert!(accounts.contains("aa-lee,atlassian,lee@acme.test,Lee,true,true"), "{accounts}");
+    assert!(accounts.contains("po-kim,customer,,Kim,true,true"), "{accounts}");
+    // Importing the same snapshot again changes nothing.
+    let before = export(&mut store, "src");
+    import_site(&mut store, "src", src.path(), &mut ferry_snapshot::Quiet).unwrap();
+    assert_eq!(export(&mut store, "src"), before);
+
+    let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options("src", "dst"))).unwrap();
+    let outcome = |id: &str| {
+        let c = plan.customers.iter().find(|c| c.ext_id == id).unwrap();
+        (c.decision.outcome.label(), c.decision.problems.len())
+    };
+    // po-kim may be aa-kim (kim@acme.test) but is never linked by email.
+    assert_eq!(outcome("po-kim"), ("1: new portal-only account", 0));
+    assert_eq!(outcome("po-zed"), ("1: new portal-only account", 0));
+    assert_eq!(outcome("aa-lee").0, "5: Atlassian account already a site user");
+    let data = ferry_copy::ReportData::from_plan(&plan, ferry_copy::ReportKind::Prediction);
+    let summary = data.summary();
+    assert_eq!(summary["uncertain"]["customers"], 2, "{summary}");
+    assert_eq!(summary["uncertain"]["source_account_ids"], serde_json::json!(["po-kim", "po-zed"]));
+    assert_eq!(summary["uncertain"]["destination_accounts_with_hidden_email"], 1);
+
+    // The copy runs: both hidden customers become new portal-only accounts
+    // with hidden emails, and keep their requests.
+    let (_, data) = run(&mut store, &options("src", "dst"));
+    assert_eq!(data.uncertain().count(), 2);
+    let accounts = export(&mut store, "dst")["accounts.csv"].clone();
+    assert_eq!(accounts.lines().filter(|l| l.contains(",customer,,")).count(), 3, "{accounts}");
+    let requests = export(&mut store, "dst")["requests.csv"].clone();
+    assert!(requests.contains("SUP-1,SUP,Help,Open,2026-03-01T09:00:00Z,po-kim"), "{requests}");
+    // A second run changes nothing.
+    let before = export(&mut store, "dst");
+    run(&mut store, &options("src", "dst"));
+    assert_eq!(export(&mut store, "dst"), before);
+    ferry_testkit::assert_integrity(&mut store);
+}
+
 on_both_backends!(
+    hidden_emails_are_never_matched_and_make_outcomes_uncertain,
     the_schema_holds_exactly_the_typed_states,
     rollback_refuses_while_another_sources_run_builds_on_its_accounts,
     a_resumed_run_never_takes_ids_another_writer_took,

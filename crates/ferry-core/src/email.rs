@@ -67,6 +67,22 @@ pub fn lookup_key(raw: &str) -> String {
     normalize(raw).unwrap_or_else(|_| raw.to_lowercase())
 }
 
+/// The key of an account whose email its site hides (SPEC §7, §8): built
+/// from the account id, with a space before the `@` of any id, so that no
+/// address [`normalize`] accepts can ever equal it. Such an account is never
+/// matched by email: only an account with the same id (the same Atlassian
+/// account) has the same key.
+pub fn hidden_key(account_id: &str) -> String {
+    format!("{HIDDEN_PREFIX}{account_id}")
+}
+
+const HIDDEN_PREFIX: &str = "hidden ";
+
+/// Whether `key` is a [`hidden_key`]: the account's email is not known.
+pub fn is_hidden(key: &str) -> bool {
+    key.starts_with(HIDDEN_PREFIX)
+}
+
 /// `normalize(email)` of SPEC §1: Unicode NFC, surrounding white space
 /// trimmed, the whole address lowercased. The domain is compared in its
 /// Unicode form so that `xn--` and Unicode spellings of one domain are equal.
@@ -142,6 +158,17 @@ fn check_ascii_host(ascii: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hidden_key_is_no_address_and_names_its_account() {
+        for id in ["aa-1", "a@b.test", "qm:1f2e@x", "Zoë@exämple.test", ""] {
+            let key = hidden_key(id);
+            assert!(is_hidden(&key));
+            assert!(normalize(&key).is_err(), "{key:?} must not be an address");
+        }
+        assert_ne!(hidden_key("aa-1"), hidden_key("aa-2"));
+        assert!(!is_hidden(&normalize("hidden@acme.test").unwrap_or_default()));
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -214,6 +214,9 @@ pub struct CopyPlan {
     /// id the run covers (requests added later wait for the next run).
     pub requests_to_copy: u64,
     pub source_request_limit: i64,
+    /// Destination accounts whose email their site hides (SPEC §8): no
+    /// customer is matched to them by email, so any could be one of them.
+    pub destination_hidden_emails: u64,
 }
 
 /// The projects a plan copies, in key order, with their keys on the
@@ -422,6 +425,12 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
         }
     }
 
+    let destination_hidden_emails = index
+        .portal_by_email
+        .keys()
+        .chain(index.atlassian_by_email.keys())
+        .filter(|key| crate::email::is_hidden(key))
+        .count() as u64;
     customers.sort_unstable_by(customer_order);
     let decisions = decide_all(&customers, &index);
     let mut taken_ext: FxHashSet<String> = ext_ids.values().cloned().collect();
@@ -471,6 +480,7 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
         group_name,
         requests_to_copy,
         source_request_limit,
+        destination_hidden_emails,
     })
 }
 

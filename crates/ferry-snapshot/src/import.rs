@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use compact_str::CompactString;
-use ferry_core::email::normalize;
+use ferry_core::email::{hidden_key, is_hidden, normalize};
 use ferry_core::model::{
     AccountType, GroupState, canonical_timestamp, parse_bool, parse_request_key, validate_project_key,
 };
@@ -797,8 +797,11 @@ impl Validator {
         let Some(kind) = AccountType::from_jira_value(kind) else {
             return bad(format!("account_type {kind:?} is not `atlassian` or `customer`"));
         };
-        let key = normalize(email).map_err(|e| e.to_string())?;
-        let original = email.trim();
+        // An empty email is one the site hides (SPEC §7, §8): the account
+        // gets a key no address can equal, so it is never matched by email.
+        let hidden = email.trim().is_empty();
+        let mut key = if hidden { hidden_key(ext) } else { normalize(email).map_err(|e| e.to_string())? };
+        let mut original: Cow<'_, str> = Cow::Borrowed(email.trim());
         let active = parse_bool(active).ok_or_else(|| format!("active {active:?} is not true or false"))?;
         let verified = match (kind, parse_bool(verified)) {
             (_, Some(v)) => v,
@@ -820,13 +823,24 @@ impl Validator {
                         self.site_slug
                     ));
                 }
-                let existing = index.atlassian_by_id.get(ext);
-                if let Some((_, existing_key)) = existing
+                let existing = index.atlassian_by_id.get(ext).cloned();
+                if let Some((id, existing_key)) = &existing
                     && existing_key != key.as_str()
                 {
-                    return bad(format!(
-                        "Atlassian account {ext:?} already has email {existing_key:?}; one Atlassian account has one email"
-                    ));
+                    if hidden {
+                        // A site that hides the email of an account ferry
+                        // knows from elsewhere: the known email stays.
+                        key = existing_key.to_string();
+                        original = Cow::Owned(existing_key.to_string());
+                    } else if is_hidden(existing_key) {
+                        // The email of an account known only as hidden.
+                        index.atlassian_by_email.remove(existing_key);
+                        index.atlassian_by_id.insert(Key::from(ext), (*id, Key::from(key.as_str())));
+                    } else {
+                        return bad(format!(
+                            "Atlassian account {ext:?} already has email {existing_key:?}; one Atlassian account has one email"
+                        ));
+                    }
                 }
                 if let Some(owner) = index.atlassian_by_email.get(key.as_str())
                     && owner != ext
@@ -836,7 +850,10 @@ impl Validator {
                     ));
                 }
                 match existing {
-                    Some((id, _)) => *id,
+                    Some((id, _)) => {
+                        index.atlassian_by_email.insert(Key::from(key.as_str()), Key::from(ext));
+                        id
+                    }
                     None => {
                         created = true;
                         let id = index.account_ids.next_id();
@@ -892,14 +909,15 @@ impl Validator {
             Val::T(kind.jira_value()),
             site,
             Val::T(ext),
-            Val::T(original),
+            Val::T(&original),
             Val::T(&key),
             Val::T(display_name),
             Val::B(active),
             Val::B(verified),
         ];
         self.push(if created { 0 } else { 1 }, &row)?;
-        for term in ferry_core::search::terms(&key, display_name) {
+        let searchable_email = if is_hidden(&key) { "" } else { key.as_str() };
+        for term in ferry_core::search::terms(searchable_email, display_name) {
             self.push(3, &[Val::T(&term), Val::T(&key)])?;
         }
         if kind == AccountType::Atlassian {

@@ -99,6 +99,7 @@ pub(super) fn report_data(
         organizations,
         timings: Default::default(),
         state: row.state.as_str().to_owned(),
+        destination_hidden_emails: None,
     })
 }
 

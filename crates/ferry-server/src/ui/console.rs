@@ -760,7 +760,15 @@ struct Bar {
 struct Chart {
     bars: Vec<Bar>,
     height: usize,
+    /// Customers whose outcome is uncertain (hidden emails, SPEC §8): how
+    /// many, the first ones' source account ids, and why.
+    uncertain_count: usize,
+    uncertain: Vec<String>,
+    uncertain_reason: &'static str,
 }
+
+/// The most uncertain customers a page names; Summary.json names all.
+const UNCERTAIN_NAMED: usize = 50;
 
 /// Customers per outcome, as bars (inline SVG: no script, no library).
 fn chart(data: &ReportData) -> Chart {
@@ -780,7 +788,13 @@ fn chart(data: &ReportData) -> Chart {
         })
         .collect();
     let height = bars.len() * 22 + 4;
-    Chart { bars, height }
+    Chart {
+        bars,
+        height,
+        uncertain_count: data.uncertain().count(),
+        uncertain: data.uncertain().take(UNCERTAIN_NAMED).map(|c| c.source_ext_id.clone()).collect(),
+        uncertain_reason: ferry_copy::UNCERTAIN_REASON,
+    }
 }
 
 struct AttentionRow {
