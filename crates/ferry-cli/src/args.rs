@@ -115,6 +115,29 @@ pub(crate) enum SiteCommand {
         site: String,
         dir: PathBuf,
     },
+    /// Pull a real Jira Service Management Cloud site into a site (all or
+    /// nothing, as import), or with --out into a snapshot folder. Credentials
+    /// from the environment only: JIRA_EMAIL and JIRA_API_TOKEN; optionally
+    /// ATLASSIAN_ADMIN_API_KEY with --org-id.
+    Pull {
+        site: String,
+        /// The site's address, https://<name>.atlassian.net.
+        #[arg(long)]
+        jira: String,
+        /// Only these service desks' projects (comma-separated keys).
+        #[arg(long, value_delimiter = ',')]
+        projects: Vec<String>,
+        /// Write a snapshot folder instead; touches no database.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The Atlassian organization's id, for the admin API (email
+        /// verification, hidden emails).
+        #[arg(long = "org-id")]
+        org_id: Option<String>,
+        /// The organization admin API's address.
+        #[arg(long = "admin-api", default_value = ferry_ops::pull::DEFAULT_ADMIN_API)]
+        admin_api: String,
+    },
 }
 
 #[derive(Subcommand)]

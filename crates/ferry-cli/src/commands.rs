@@ -17,6 +17,13 @@ pub(crate) fn print_report_summary(
     }
     writeln!(out, "  {:>9}  requests", data.requests)?;
     writeln!(out, "  {:>9}  RequiresAttention rows", data.requires_attention().len())?;
+    let uncertain = data.uncertain().count();
+    if uncertain > 0 {
+        writeln!(
+            out,
+            "  {uncertain:>9}  customers with an uncertain outcome: their source site hides their email (Summary.json names them)"
+        )?;
+    }
     if let Some(group) = &data.group_name {
         writeln!(out, "  imported group {group} awaits review")?;
     }
@@ -258,4 +265,95 @@ pub(crate) fn print_upgrade(report: &ferry_remedy::UpgradeReport, out: &mut impl
         )?;
     }
     out.flush()
+}
+
+/// A spinner with the pull's current step and count, on a terminal only.
+struct PullBar(Option<indicatif::ProgressBar>);
+
+impl ferry_jira::PullProgress for PullBar {
+    fn step(&self, step: &str, items: u64) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(format!("pulling {step}: {items}"));
+        }
+    }
+}
+
+/// `ferry site pull`: the site into a snapshot folder (`--out`), or through
+/// a temporary one into the ferry site, all or nothing.
+pub(crate) fn pull(
+    db: &str,
+    site: &str,
+    options: &ferry_ops::pull::PullOptions,
+    out_dir: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let credentials = ferry_ops::pull::Credentials::from_env()?;
+    let config = ferry_ops::pull::config(options, credentials)?;
+    // The site must exist before anything is asked of Jira.
+    let mut store = match out_dir {
+        Some(_) => None,
+        None => {
+            let mut store = Store::open_existing(db)?;
+            store.set_actor(cli_actor());
+            ferry_ops::pull::check_site(&mut store, site)?;
+            Some(store)
+        }
+    };
+    let temporary = match out_dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("ferry-pull-").tempdir()?),
+    };
+    let dir = match (out_dir, &temporary) {
+        (Some(dir), _) => dir.to_owned(),
+        (None, Some(temp)) => temp.path().to_owned(),
+        (None, None) => return Err(Failure::internal("no folder to pull into")),
+    };
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let progress = PullBar(bar);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the HTTP runtime: {e}")))?;
+    let started = std::time::Instant::now();
+    let pulled = runtime.block_on(ferry_ops::pull::fetch(&config, &dir, &progress));
+    if let Some(bar) = &progress.0 {
+        bar.finish_and_clear();
+    }
+    let report = pulled?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut out = Output::new(std::io::stdout().lock());
+    let total: u64 = report.counts.iter().map(|(_, n)| n).sum();
+    match store.as_mut() {
+        None => {
+            writeln!(out, "pulled {} into snapshot {}: {total} rows in {seconds:.1} s", config.site_url, dir.display())?
+        }
+        Some(store) => {
+            let mut import_progress = TerminalProgress::new("importing");
+            let imported = ferry_ops::pull::import(store, site, &dir, &mut import_progress);
+            import_progress.done();
+            if let Err(failure) = imported {
+                // Keep what was pulled, to read the problems against.
+                if let Some(temp) = temporary {
+                    let kept = temp.keep();
+                    return Err(Failure {
+                        message: format!("{}; the pulled snapshot is kept in {}", failure.message, kept.display()),
+                        ..failure
+                    });
+                }
+                return Err(failure);
+            }
+            writeln!(out, "pulled {} into site {site}: {total} rows in {seconds:.1} s", config.site_url)?;
+        }
+    }
+    for (file, rows) in &report.counts {
+        writeln!(out, "  {file}: {rows}")?;
+    }
+    for line in ferry_ops::pull::report_lines(&report) {
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
 }

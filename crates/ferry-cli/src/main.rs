@@ -192,6 +192,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
         )?;
         return Ok(());
     }
+    if let Command::Site { command: SiteCommand::Pull { site, jira, projects, out, org_id, admin_api } } = &cli.command
+    {
+        let options = ferry_ops::pull::PullOptions {
+            jira: jira.clone(),
+            projects: projects.clone(),
+            org_id: org_id.clone(),
+            admin_api: Some(admin_api.clone()),
+        };
+        return commands::pull(&cli.db, site, &options, out.as_deref());
+    }
     if let Command::Serve { listen, demo } = &cli.command {
         return serve(&cli.db, listen, *demo);
     }
@@ -199,7 +209,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     store.set_actor(cli_actor());
     let mut out = Output::new(std::io::stdout().lock());
     match cli.command {
-        Command::Serve { .. } => {}
+        Command::Serve { .. } | Command::Site { command: SiteCommand::Pull { .. } } => {}
         Command::Admin { command: AdminCommand::Create { org, email } } => {
             let password = ferry_ops::admin::create_admin(&mut store, &org, &email)?;
             writeln!(out, "admin {email} of organization {org}; password (shown once): {password}")?;

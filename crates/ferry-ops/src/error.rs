@@ -40,12 +40,15 @@ pub enum Code {
     /// The operation finished but left some of what was asked undone (an
     /// upgrade with blocked accounts): the output says which.
     Partial,
+    /// A Jira Cloud site (or the organization admin API) refused a pull
+    /// or could not be reached; nothing was written.
+    Remote,
     /// The database, the disk or the output failed: not the input.
     Internal,
 }
 
 impl Code {
-    pub const ALL: [Code; 13] = [
+    pub const ALL: [Code; 14] = [
         Code::Invalid,
         Code::NotFound,
         Code::Conflict,
@@ -58,6 +61,7 @@ impl Code {
         Code::SourceChanged,
         Code::NoDatabase,
         Code::Partial,
+        Code::Remote,
         Code::Internal,
     ];
 
@@ -76,6 +80,7 @@ impl Code {
             Code::SourceChanged => "source_changed",
             Code::NoDatabase => "no_database",
             Code::Partial => "partial",
+            Code::Remote => "remote",
             Code::Internal => "internal",
         }
     }
@@ -93,7 +98,7 @@ impl Code {
             | Code::NotResumable
             | Code::RunUnfinished
             | Code::NoDatabase => 2,
-            Code::RunClaimed | Code::SourceChanged | Code::Partial | Code::Internal => 1,
+            Code::RunClaimed | Code::SourceChanged | Code::Partial | Code::Remote | Code::Internal => 1,
         }
     }
 
@@ -111,6 +116,7 @@ impl Code {
             | Code::RunUnfinished
             | Code::SourceChanged
             | Code::Partial => 409,
+            Code::Remote => 502,
             Code::NoDatabase | Code::Internal => 500,
         }
     }
@@ -154,7 +160,7 @@ impl Error {
         Error::new(Code::Internal, message)
     }
 
-    fn with_details(mut self, details: Vec<String>) -> Error {
+    pub(crate) fn with_details(mut self, details: Vec<String>) -> Error {
         self.details = details;
         self
     }
@@ -262,6 +268,18 @@ impl From<ImportError> for Error {
             // A snapshot folder that cannot be read is the input at fault.
             e @ (ImportError::Io { .. } | ImportError::Invalid(_)) => Error::invalid(e.to_string()),
         }
+    }
+}
+
+impl From<ferry_jira::PullError> for Error {
+    fn from(e: ferry_jira::PullError) -> Error {
+        use ferry_jira::PullError;
+        let code = match &e {
+            PullError::Config(_) => Code::Invalid,
+            PullError::Status { .. } | PullError::Network { .. } | PullError::Unexpected { .. } => Code::Remote,
+            PullError::Io { .. } => Code::Internal,
+        };
+        Error::new(code, format!("{e}; nothing was written"))
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod admin;
 pub mod error;
+pub mod pull;
 pub mod secrets;
 
 pub use error::{Code, Error, Result};
