@@ -84,8 +84,6 @@ pub fn base_url(raw: &str, what: &str) -> Result<Url, PullError> {
 
 impl Client {
     pub fn new(config: &PullConfig) -> Result<Client, PullError> {
-        // rustls with the ring provider; a second pull finds it installed.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let site = base_url(&config.site_url, "--jira")?;
         let admin = match &config.admin {
             Some(admin) => Some((base_url(&admin.url, "--admin-api")?, admin.key.clone())),
@@ -408,7 +406,8 @@ fn network_reason(e: &reqwest::Error) -> String {
 /// all of its step, never above `max`.
 fn backoff(attempt: u32, max: Duration) -> Duration {
     let step = Duration::from_millis(500u64.saturating_mul(1u64 << attempt.min(16))).min(max);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let jitter = 0.5 + f64::from(nanos % 1000) / 2000.0;
     step.mul_f64(jitter)
 }

@@ -170,8 +170,11 @@ pub async fn pull_snapshot(
     let mut met: FxHashSet<String> = FxHashSet::default();
 
     // Per desk: the customer list, the Customer role, the organizations linked.
-    let per_desk: Vec<DeskParts> = stream::iter(desk_ids.iter().cloned())
-        .map(|(id, key)| desk_parts(&client, id, key))
+    let per_desk: Vec<DeskParts> = stream::iter(desk_ids.clone())
+        .map(|(id, key)| {
+            let client = client.clone();
+            async move { desk_parts(&client, id, key).await }
+        })
         .buffered(in_flight)
         .try_collect()
         .await?;
@@ -254,7 +257,8 @@ pub async fn pull_snapshot(
     let mut fields_asked = vec!["summary".to_owned(), "status".to_owned(), "created".to_owned(), "reporter".to_owned()];
     fields_asked.extend(participants_field.iter().cloned());
     fields_asked.extend(organizations_field.iter().cloned());
-    let searches: Vec<(String, Vec<Value>)> = stream::iter(desk_ids.iter().map(|(_, key)| key.clone()))
+    let project_keys: Vec<String> = desk_ids.iter().map(|(_, key)| key.clone()).collect();
+    let searches: Vec<(String, Vec<Value>)> = stream::iter(project_keys)
         .map(|key| {
             let client = client.clone();
             let fields_asked = fields_asked.clone();
@@ -297,7 +301,8 @@ pub async fn pull_snapshot(
     while let Some(next) = comments_stream.next().await {
         let (key, path, comments) = next?;
         for comment in comments {
-            let author = comment.author.map(|a| a.account_id).ok_or_else(|| unexpected(&path, "a comment without an author"))?;
+            let author =
+                comment.author.map(|a| a.account_id).ok_or_else(|| unexpected(&path, "a comment without an author"))?;
             let created = comment
                 .created
                 .as_ref()
@@ -368,7 +373,8 @@ pub async fn pull_snapshot(
     // Email verification, and hidden emails, from the organization directory.
     if client.has_admin() {
         let org_id = config.admin.as_ref().map(|a| a.org_id.clone()).unwrap_or_default();
-        let atlassian: Vec<String> = accounts.iter().filter(|(_, a)| a.kind == "atlassian").map(|(id, _)| id.clone()).collect();
+        let atlassian: Vec<String> =
+            accounts.iter().filter(|(_, a)| a.kind == "atlassian").map(|(id, _)| id.clone()).collect();
         let mut records = stream::iter(atlassian)
             .map(|id| {
                 let client = client.clone();
@@ -412,7 +418,11 @@ pub async fn pull_snapshot(
     let mut hidden: Vec<HiddenEmail> = accounts
         .iter()
         .filter(|(_, a)| a.email.is_empty())
-        .map(|(id, a)| HiddenEmail { account_id: id.clone(), account_type: a.kind, display_name: a.display_name.clone() })
+        .map(|(id, a)| HiddenEmail {
+            account_id: id.clone(),
+            account_type: a.kind,
+            display_name: a.display_name.clone(),
+        })
         .collect();
     hidden.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
     report.hidden_emails = hidden;
@@ -433,7 +443,8 @@ pub async fn pull_snapshot(
     report.skipped_comments = (before - comments.len()) as u64;
     pulled.comments = comments;
     for request in &mut pulled.requests {
-        let participants: Vec<&str> = request[6].split(';').filter(|p| !p.is_empty() && accounts.contains_key(*p)).collect();
+        let participants: Vec<&str> =
+            request[6].split(';').filter(|p| !p.is_empty() && accounts.contains_key(*p)).collect();
         request[6] = participants.join(";");
     }
 
@@ -470,8 +481,9 @@ async fn desk_parts(client: &Client, id: String, key: String) -> Result<DeskPart
     let desk = segment(&id);
     let customers: Vec<User> =
         client.service_desk_pages(&format!("/rest/servicedeskapi/servicedesk/{desk}/customer"), &[], |_| {}).await?;
-    let organizations: Vec<Organization> =
-        client.service_desk_pages(&format!("/rest/servicedeskapi/servicedesk/{desk}/organization"), &[], |_| {}).await?;
+    let organizations: Vec<Organization> = client
+        .service_desk_pages(&format!("/rest/servicedeskapi/servicedesk/{desk}/organization"), &[], |_| {})
+        .await?;
     let roles_path = format!("/rest/api/3/project/{}/role", segment(&key));
     let roles: FxHashMap<String, String> = client.get(Service::Site, &roles_path, &[]).await?;
     let mut role_users = Vec::new();
@@ -636,7 +648,10 @@ fn write_snapshot(
             for (name, _) in ferry_snapshot::FILES {
                 let _ = std::fs::remove_file(dir.join(format!(".{name}.partial")));
             }
-            return Err(PullError::Io { path: temp.display().to_string(), source: std::io::Error::other(e.to_string()) });
+            return Err(PullError::Io {
+                path: temp.display().to_string(),
+                source: std::io::Error::other(e.to_string()),
+            });
         }
         counts.push((name, rows.len() as u64));
     }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 mod error;
 mod extract;
+pub mod pulls;
 mod state;
 pub mod ui;
 

@@ -77,6 +77,8 @@ pub struct AppState {
     /// form redirects to: reveal id -> (admin, token, when). In memory
     /// only (a token's text is never stored), for a few minutes.
     pub(crate) reveals: Arc<std::sync::Mutex<std::collections::HashMap<String, Reveal>>>,
+    /// Pulls from Jira Cloud this server started (in memory only).
+    pub(crate) pulls: crate::pulls::SharedPulls,
 }
 
 /// A new token waiting to be shown: its admin, its text, when it was made.
@@ -125,6 +127,7 @@ impl AppState {
             sign_ins_per_email: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_EMAIL))),
             sign_ins_per_address: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_ADDRESS))),
             reveals: Arc::default(),
+            pulls: Arc::default(),
             max_import_bytes: std::env::var("FERRY_MAX_IMPORT_BYTES")
                 .ok()
                 .and_then(|v| v.parse().ok())

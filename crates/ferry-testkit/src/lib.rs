@@ -3,6 +3,8 @@
 //! server named by `FERRY_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`),
 //! dropped when the test ends.
 
+pub mod jira;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use ferry_store::Store;

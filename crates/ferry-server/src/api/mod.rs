@@ -225,6 +225,8 @@ pub fn router(max_import_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(sites::create_site))
         .merge(import)
         .routes(routes!(sites::export_site))
+        .routes(routes!(sites::pull_site))
+        .routes(routes!(sites::pull_status))
         .routes(routes!(sites::customers))
         .routes(routes!(sites::access))
         .routes(routes!(copies::check))

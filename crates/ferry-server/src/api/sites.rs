@@ -177,6 +177,41 @@ pub async fn import_site(
         .await
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PullStarted {
+    /// Poll `GET /api/v1/pulls/{pull}` for its progress and result.
+    pub pull: u64,
+}
+
+/// Pulls a real Jira Service Management Cloud site (SPEC §8) into the site,
+/// in the background: answers at once with the pull's id. The credentials
+/// in the body are used for this pull only: never stored, never logged.
+/// When the pull is done its snapshot is imported all or nothing.
+#[utoipa::path(post, path = "/api/v1/sites/{site}/pull", tag = "sites", request_body = crate::pulls::PullRequest, params(("site" = String, Path)),
+    responses((status = 202, body = PullStarted), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn pull_site(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Path(site): Path<String>,
+    Body(request): Body<crate::pulls::PullRequest>,
+) -> ApiResult<(StatusCode, Json<PullStarted>)> {
+    let pull = crate::pulls::start(&state, caller, site, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(PullStarted { pull })))
+}
+
+/// Where a pull stands: its step and count while running; when done, the
+/// rows imported, the hidden emails and what was left out; when failed,
+/// why (nothing was written).
+#[utoipa::path(get, path = "/api/v1/pulls/{pull}", tag = "sites", params(("pull" = u64, Path)),
+    responses((status = 200, body = crate::pulls::PullStatus), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn pull_status(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Path(pull): Path<u64>,
+) -> ApiResult<Json<crate::pulls::PullStatus>> {
+    Ok(Json(crate::pulls::status(&state, &caller, pull)?))
+}
+
 /// Exports a site as a snapshot.
 #[utoipa::path(get, path = "/api/v1/sites/{site}/export", tag = "sites", params(("site" = String, Path)),
     responses((status = 200, body = Snapshot), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
