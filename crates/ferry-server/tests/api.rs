@@ -33,6 +33,7 @@ on_both_backends!(
     idle_connections_are_closed,
     large_snapshots_round_trip_through_the_api,
     group_names_never_leave_their_links,
+    a_jira_cloud_site_pulls_through_the_api_and_the_console,
 );
 
 struct Server {
@@ -310,6 +311,11 @@ fn the_story_through_the_api(backend: Backend) {
 
 /// Every operation the OpenAPI document lists, with its path parameters
 /// filled in.
+/// A pull of a Jira site on a port nothing listens on: valid, and it fails.
+fn unreachable_pull() -> Value {
+    json!({"jira": "http://127.0.0.1:9", "email": "admin@acme.test", "api_token": "not-a-token"})
+}
+
 fn documented_operations(server: &Server) -> Vec<(Method, String, String)> {
     let (status, doc) = server.call(&Client::new(), Method::GET, "/api/v1/openapi.json", None);
     assert_eq!(status, StatusCode::OK);
@@ -320,6 +326,7 @@ fn documented_operations(server: &Server) -> Vec<(Method, String, String)> {
                 .replace("{site}", "us")
                 .replace("{org}", "acme")
                 .replace("{run}", "1")
+                .replace("{pull}", "1")
                 .replace("{id}", "1")
                 .replace("{group}", "customers-from-eu")
                 .replace("{decision}", "approve")
@@ -345,6 +352,8 @@ fn every_route_is_documented_and_refuses_anonymous_callers(backend: Backend) {
         ("POST", "/api/v1/orgs/{org}/sites"),
         ("GET", "/api/v1/sites"),
         ("POST", "/api/v1/sites/{site}/import"),
+        ("POST", "/api/v1/sites/{site}/pull"),
+        ("GET", "/api/v1/pulls/{pull}"),
         ("GET", "/api/v1/sites/{site}/export"),
         ("GET", "/api/v1/sites/{site}/customers"),
         ("GET", "/api/v1/sites/{site}/access"),
@@ -388,6 +397,9 @@ fn authorization_of_every_route_per_role(backend: Backend) {
     let (status, _) = server.call(&admin, Method::POST, "/api/v1/copies", Some(json!({"from": "eu", "to": "us"})));
     assert_eq!(status, StatusCode::ACCEPTED);
     wait_done(&server, &admin, 1);
+    // Pull 1: a site nobody answers for (it fails at once, and exists).
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/sites/us/pull", Some(unreachable_pull()));
+    assert_eq!((status, body["pull"].as_u64()), (StatusCode::ACCEPTED, Some(1)), "{body}");
 
     // Route -> what an admin of another organization gets. Lists are
     // filtered to the caller's organizations instead of refused.
@@ -412,6 +424,7 @@ fn authorization_of_every_route_per_role(backend: Backend) {
             "/api/v1/copies/check" | "/api/v1/copies" => json!({"from": "eu", "to": "us"}),
             "/api/v1/sites/{site}/upgrade" => json!({"emails": ["fay@acme.test"], "dry_run": true}),
             "/api/v1/sites/{site}/import" => json!({"files": {}}),
+            "/api/v1/sites/{site}/pull" => unreachable_pull(),
             "/api/v1/orgs/{org}/sites" => json!({"site": "intruder"}),
             "/api/v1/orgs" => json!({"org": "elsewhere"}),
             "/api/v1/tokens" => json!({"name": "own"}),
@@ -1227,4 +1240,131 @@ fn vendored_htmx_matches_its_name_and_the_pages_integrity_hash() {
     let (status, _, served) = server.raw(&Client::new(), Method::GET, &format!("/static/{HTMX_FILE}"), None, &[]);
     assert_eq!(status, StatusCode::OK);
     assert_eq!(served.as_bytes(), HTMX);
+}
+
+/// SPEC §8 over the API and the console: a pull from a fake JSM Cloud site
+/// runs in the background and imports the site all or nothing; its status
+/// says the step, then the rows, hidden emails and notes; a refused token
+/// fails the pull naming path and status, never the token, with nothing
+/// written; another organization's admin gets neither the site nor the
+/// pull; the console's form starts one and its page follows it.
+fn a_jira_cloud_site_pulls_through_the_api_and_the_console(backend: Backend) {
+    use ferry_testkit::jira::{FakeJira, FakeOptions};
+    let (server, root, other) = start(backend);
+    let admin = server.sign_in("root@acme.test", &root);
+    let stranger = server.sign_in("else@other.test", &other);
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/orgs/acme/sites", Some(json!({"site": "eu"})));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let options = FakeOptions {
+        hidden_emails: std::collections::BTreeSet::from(["po-chen".to_owned()]),
+        ..FakeOptions::default()
+    };
+    let fake = FakeJira::start(&story_dir().join("eu"), options.clone());
+    let request = |token: &str| {
+        json!({
+            "jira": fake.url(),
+            "email": options.email,
+            "api_token": token,
+            "org_id": options.org_id,
+            "admin_api_key": options.admin_key,
+            "admin_api": fake.url(),
+        })
+    };
+    let wait = |pull: u64| -> Value {
+        for _ in 0..600 {
+            let (status, body) = server.call(&admin, Method::GET, &format!("/api/v1/pulls/{pull}"), None);
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["state"] != "running" {
+                return body;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("pull {pull} did not finish");
+    };
+
+    // A refused token: the pull fails, names path and status, not the token.
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/sites/eu/pull", Some(request("wrong-s3cret")));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let failed = wait(body["pull"].as_u64().unwrap());
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed["error_code"], "remote");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("/rest/servicedeskapi/servicedesk") && error.contains("401"), "{error}");
+    assert!(!failed.to_string().contains("s3cret"), "{failed}");
+    let (_, customers) = server.call(&admin, Method::GET, "/api/v1/sites/eu/customers", None);
+    assert_eq!(customers["customers"].as_array().map(Vec::len), Some(0), "nothing written: {customers}");
+
+    // The right token: the site arrives, with po-chen's email hidden.
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/sites/eu/pull", Some(request(&options.token)));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let pull = body["pull"].as_u64().unwrap();
+    let done = wait(pull);
+    assert_eq!(done["state"], "done", "{done}");
+    for file in ["accounts.csv", "customers.csv", "requests.csv"] {
+        let rows = std::fs::read_to_string(story_dir().join("eu").join(file)).unwrap().lines().count() - 1;
+        assert_eq!(done["rows"][file], rows, "{file}: {done}");
+    }
+    assert_eq!(done["hidden_emails"][0]["account_id"], "po-chen", "{done}");
+    assert_eq!(done["verification_checked"], true);
+    assert!(done["requests"].as_u64().unwrap() > 10 && done["retries"].as_u64().unwrap() > 0, "{done}");
+    assert!(!done.to_string().contains(&options.token) && !done.to_string().contains(&options.admin_key));
+    let (status, access) = server.call(&admin, Method::GET, "/api/v1/sites/eu/access?email=alice%40acme.test", None);
+    assert_eq!(status, StatusCode::OK, "{access}");
+    assert!(access.to_string().contains("SUP-1"), "{access}");
+
+    // Another organization's admin: neither the site nor the pull.
+    let (status, _) = server.call(&stranger, Method::POST, "/api/v1/sites/eu/pull", Some(request(&options.token)));
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server.call(&stranger, Method::GET, &format!("/api/v1/pulls/{pull}"), None);
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Bad input is refused before anything starts.
+    let mut plain = request(&options.token);
+    plain["jira"] = json!("http://acme.atlassian.net");
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/sites/eu/pull", Some(plain));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("plain http"), "{body}");
+    let (status, _) = server.call(&admin, Method::POST, "/api/v1/sites/nowhere/pull", Some(request(&options.token)));
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = server.call(&admin, Method::GET, "/api/v1/pulls/999", None);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The console: the form, then the pull's page until done.
+    let console = browser_like();
+    let status = form_post(&server, &console, "/sign-in", &format!("email=root%40acme.test&password={root}"));
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, html) = server.raw(&console, Method::GET, "/console/sites/eu/pull", None, &[]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Pull from Jira Cloud") && html.contains("type=\"password\""), "{html}");
+    let form = format!(
+        "jira={}&email={}&api_token={}&projects=SUP&org_id=&admin_api_key=&admin_api=",
+        urlencode(&fake.url()),
+        urlencode(&options.email),
+        urlencode(&options.token)
+    );
+    let started = server.runtime.block_on(async {
+        console
+            .post(format!("{}/console/sites/eu/pull", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let location = started.headers()[reqwest::header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/console/pulls/"), "{location}");
+    let console_pull: u64 = location.trim_start_matches("/console/pulls/").parse().unwrap();
+    let done = wait(console_pull);
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["verification_checked"], false, "no admin key in that form");
+    let (status, _, html) = server.raw(&console, Method::GET, &location, None, &[]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"pull-state\">Done") && html.contains("accounts.csv"), "{html}");
+    assert!(!html.contains(&options.token), "the page never shows the token");
+    let (status, _, partial) =
+        server.raw(&console, Method::GET, &format!("{location}/progress"), None, &[("hx-request", "true")]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(partial.starts_with("<div id=\"pull-progress\""), "{partial}");
+    let (status, _, _) = server.raw(&browser_like(), Method::GET, &location, None, &[]);
+    assert_eq!(status, StatusCode::SEE_OTHER, "anonymous: to the sign-in page");
 }

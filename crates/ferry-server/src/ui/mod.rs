@@ -5,6 +5,7 @@
 
 mod console;
 mod help;
+mod pull;
 
 use askama::Template;
 use axum::Router;
@@ -171,7 +172,11 @@ pub fn is_htmx(headers: &axum::http::HeaderMap) -> bool {
 }
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/static/{file}", get(static_file)).merge(console::routes()).merge(help::routes())
+    Router::new()
+        .route("/static/{file}", get(static_file))
+        .merge(console::routes())
+        .merge(help::routes())
+        .merge(pull::routes())
 }
 
 async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> Response {
