@@ -18,13 +18,23 @@ impl Ferry {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ferry"))
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        command
             .args(args)
             .env("FERRY_DB", &self.db.url)
             .env("FERRY_ACTOR", "cli:tester")
-            .current_dir(self.cwd.path())
-            .output()
-            .unwrap()
+            .env_remove("JIRA_EMAIL")
+            .env_remove("JIRA_API_TOKEN")
+            .env_remove("ATLASSIAN_ADMIN_API_KEY")
+            .current_dir(self.cwd.path());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().unwrap()
     }
 
     /// Runs and expects success; returns stdout.
@@ -618,6 +628,7 @@ on_both_backends!(
     a_bad_import_exits_2_names_every_row_and_writes_nothing,
     unknown_names_exit_2_with_what_to_do,
     demo_then_export_and_list,
+    jira_cloud_sites_pull_and_check_from_the_command_line,
 );
 
 #[test]
@@ -669,4 +680,116 @@ fn a_setting_that_names_no_database_is_refused() {
     // The next ordinary command starts the database.
     assert!(ferry(None, &["--db", "typo.db", "org", "create", "acme"]).status.success());
     assert!(ferry(None, &["--db", "typo.db", "audit"]).status.success());
+}
+
+/// SPEC §8 through the binary: credentials only from the environment; a
+/// site that does not exist is refused before any request; two pulled
+/// sites check as the story says; `--out` writes a snapshot and opens no
+/// database; a refused token exits 1 naming path and status, and neither
+/// its error nor a trace-level log holds the token.
+fn jira_cloud_sites_pull_and_check_from_the_command_line(backend: Backend) {
+    use ferry_testkit::jira::{FakeJira, FakeOptions};
+    let ferry = Ferry::new(backend);
+    let options = FakeOptions::default();
+    let (eu, us) = (
+        FakeJira::start(&story_dir().join("eu"), options.clone()),
+        FakeJira::start(&story_dir().join("us"), options.clone()),
+    );
+    let env = [
+        ("JIRA_EMAIL", options.email.as_str()),
+        ("JIRA_API_TOKEN", options.token.as_str()),
+        ("ATLASSIAN_ADMIN_API_KEY", options.admin_key.as_str()),
+    ];
+    let pull = |site: &str, fake: &FakeJira, extra: &[&str], env: &[(&str, &str)]| {
+        let url = fake.url();
+        let mut args =
+            vec!["site", "pull", site, "--jira", url.as_str(), "--org-id", "fake-org", "--admin-api", url.as_str()];
+        args.extend_from_slice(extra);
+        ferry.run_with(&args, env)
+    };
+    ferry.ok(&["org", "create", "acme"]);
+
+    let out = pull("eu", &eu, &[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JIRA_API_TOKEN"), "credentials come from the environment");
+    let out = pull("eu", &eu, &[], &env);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(eu.stats().requests, 0, "an unknown site is refused before any request");
+
+    ferry.ok(&["site", "create", "acme", "eu"]);
+    ferry.ok(&["site", "create", "acme", "us"]);
+    for (site, fake) in [("eu", &eu), ("us", &us)] {
+        let out = pull(site, fake, &[], &env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(&format!("into site {site}")) && stdout.contains("accounts.csv: "), "{stdout}");
+        assert!(stdout.contains("email verification: read from the organization admin API"), "{stdout}");
+    }
+    assert_eq!(ferry.ok(&["access", "eu", "Chen@ACME.test"]), "SUP-3\n");
+    let report = ferry.cwd.path().join("check");
+    ferry.ok(&["copy", "check", "--from", "eu", "--to", "us", "--report", &path(&report)]);
+    assert_eq!(
+        std::fs::read_to_string(report.join("RequiresAttention.csv")).unwrap(),
+        std::fs::read_to_string(story_dir().join("RequiresAttention.csv")).unwrap()
+    );
+    // Pulling again changes nothing.
+    let before = ferry.ok(&["customer", "list", "eu"]);
+    assert!(pull("eu", &eu, &[], &env).status.success());
+    assert_eq!(ferry.ok(&["customer", "list", "eu"]), before);
+
+    // --out: a snapshot folder, and no database is opened or created.
+    let snapshot = ferry.cwd.path().join("snapshot");
+    let nowhere = ferry.cwd.path().join("no.db");
+    let url = us.url();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["site", "pull", "us", "--jira", &url, "--out", &path(&snapshot)])
+        .env("FERRY_DB", &nowhere)
+        .env("JIRA_EMAIL", &options.email)
+        .env("JIRA_API_TOKEN", &options.token)
+        .env_remove("ATLASSIAN_ADMIN_API_KEY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("email verification: not read"), "{stdout}");
+    assert!(!nowhere.exists(), "--out touches no database");
+    let accounts = std::fs::read_to_string(snapshot.join("accounts.csv")).unwrap();
+    assert!(accounts.starts_with("account_id,account_type,email,display_name,active,email_verified\n"));
+    assert!(accounts.contains("aa-chen,atlassian,chen@acme.test,Chen,true,true"), "{accounts}");
+
+    // A refused token: exit 1, path and status named, the token nowhere.
+    let wrong = [
+        ("JIRA_EMAIL", options.email.as_str()),
+        ("JIRA_API_TOKEN", "s3cret-never-shown"),
+        ("ATLASSIAN_ADMIN_API_KEY", options.admin_key.as_str()),
+    ];
+    let out = pull("eu", &eu, &["--log", "trace"], &wrong);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/rest/servicedeskapi/servicedesk answered 401"), "{stderr}");
+    assert!(stderr.contains("nothing was written"), "{stderr}");
+    let basic = base64_of(&format!("{}:s3cret-never-shown", options.email));
+    for secret in ["s3cret-never-shown", basic.as_str(), options.admin_key.as_str()] {
+        assert!(!stderr.contains(secret), "{secret} leaked: {stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+    }
+    assert_eq!(ferry.ok(&["customer", "list", "eu"]), before, "a failed pull writes nothing");
+}
+
+/// Base64 (standard alphabet, padded) of `text`: how basic auth sends it.
+fn base64_of(text: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
