@@ -122,7 +122,7 @@ async fn my_requests(c: &Client) -> Step<Vec<String>> {
     Ok(keys)
 }
 
-async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
+async fn story(server: &Server, c: &Client, root: &str, jira: &str) -> Step<()> {
     let base = &server.base;
     const CONSOLE: &str = "header a[href='/console/users']";
     const HELP: &str = "#my-requests";
@@ -292,6 +292,29 @@ async fn story(server: &Server, c: &Client, root: &str) -> Step<()> {
     if keys != ["HR-1", "SUP-6"] {
         return Err(format!("after the upgrade fay sees {keys:?}"));
     }
+    pull_from_jira_cloud(server, c, root, jira).await
+}
+
+/// The console's Pull from Jira Cloud: from the sites list to the form, the
+/// pull's page follows it (htmx) until it is done, with its rows.
+async fn pull_from_jira_cloud(server: &Server, c: &Client, root: &str, jira: &str) -> Step<()> {
+    let base = &server.base;
+    sign_in(c, &format!("{base}/sign-in"), "root@acme.test", root, "header a[href='/console/users']").await?;
+    c.goto(&format!("{base}/console")).await.map_err(fail("console"))?;
+    click(c, "a[href='/console/sites/pulled/pull']").await?;
+    fill(c, "#jira", jira).await?;
+    fill(c, "#email", "admin@example.test").await?;
+    fill(c, "#api_token", "fake-token").await?;
+    click(c, "#start-pull").await?;
+    text_when(c, "#pull-state", |state| state == "Done").await?;
+    let rows = text(c, "#pull-rows").await?;
+    if !rows.contains("accounts.csv") {
+        return Err(format!("the pull's rows: {rows}"));
+    }
+    let page = c.source().await.map_err(fail("page source"))?;
+    if page.contains("fake-token") {
+        return Err("the pull's page shows the API token".to_owned());
+    }
     Ok(())
 }
 
@@ -337,10 +360,15 @@ pub fn the_story_in_a_browser(backend: Backend) {
     let many = json!({"files": {"accounts.csv": accounts}});
     let (status, body) = server.call(&admin, reqwest::Method::POST, "/api/v1/sites/many/import", Some(many));
     assert!(status.is_success(), "{body}");
+    // A site to pull from a fake Jira Cloud site (SPEC §8) in the console.
+    let (status, body) =
+        server.call(&admin, reqwest::Method::POST, "/api/v1/orgs/acme/sites", Some(json!({"site": "pulled"})));
+    assert!(status.is_success(), "{body}");
+    let fake = ferry_testkit::jira::FakeJira::start(&ferry_testkit::story_dir().join("eu"), Default::default());
     let driver = driver();
     let outcome = server.runtime.block_on(async {
         let c = browser(&driver).await;
-        let result = story(&server, &c, &root).await;
+        let result = story(&server, &c, &root, &fake.url()).await;
         if result.is_err() {
             let dir = screenshot_dir();
             let _ = std::fs::create_dir_all(&dir);
