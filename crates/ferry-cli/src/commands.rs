@@ -288,16 +288,12 @@ pub(crate) fn pull(
 ) -> Result<(), Failure> {
     let credentials = ferry_ops::pull::Credentials::from_env()?;
     let config = ferry_ops::pull::config(options, credentials)?;
-    // The site must exist before anything is asked of Jira.
-    let mut store = match out_dir {
-        Some(_) => None,
-        None => {
-            let mut store = Store::open_existing(db)?;
-            store.set_actor(cli_actor());
-            ferry_ops::pull::check_site(&mut store, site)?;
-            Some(store)
-        }
-    };
+    // The site must exist before anything is asked of Jira. The database
+    // is closed while the pull runs (it may take hours; a server may close
+    // an idle connection) and opened again for the import.
+    if out_dir.is_none() {
+        ferry_ops::pull::check_site(&mut Store::open_existing(db)?, site)?;
+    }
     let temporary = match out_dir {
         Some(_) => None,
         None => Some(tempfile::Builder::new().prefix("ferry-pull-").tempdir()?),
@@ -327,11 +323,14 @@ pub(crate) fn pull(
     let seconds = started.elapsed().as_secs_f64();
     let mut out = Output::new(std::io::stdout().lock());
     let total: u64 = report.counts.iter().map(|(_, n)| n).sum();
-    match store.as_mut() {
-        None => {
+    match out_dir {
+        Some(_) => {
             writeln!(out, "pulled {} into snapshot {}: {total} rows in {seconds:.1} s", config.site_url, dir.display())?
         }
-        Some(store) => {
+        None => {
+            let mut store = Store::open_existing(db)?;
+            store.set_actor(cli_actor());
+            let store = &mut store;
             let mut import_progress = TerminalProgress::new("importing");
             let imported = ferry_ops::pull::import(store, site, &dir, &mut import_progress);
             import_progress.done();

@@ -740,7 +740,7 @@ fn hidden_emails_are_never_matched_and_make_outcomes_uncertain(backend: Backend)
                 "accounts.csv",
                 "account_id,account_type,email,display_name,active,email_verified\n\
                  aa-kim,atlassian,kim@acme.test,Kim,true,true\n\
-                 aa-lee,atlassian,lee@acme.test,Lee,true,true\n\
+                 aa-lee,atlassian,Lee@Acme.test,Lee,true,false\n\
                  po-hid-dst,customer,,Hidden on dst,true,true\n",
             ),
             ("projects.csv", "project_key,name\nDESK,Desk\n"),
@@ -768,9 +768,11 @@ fn hidden_emails_are_never_matched_and_make_outcomes_uncertain(backend: Backend)
     );
     import_site(&mut store, "dst", dst.path(), &mut ferry_snapshot::Quiet).unwrap();
     import_site(&mut store, "src", src.path(), &mut ferry_snapshot::Quiet).unwrap();
-    // The Atlassian account keeps the email the destination told.
+    // The Atlassian account stays as the destination shows it: email, its
+    // spelling and its verification (the hiding site cannot know them).
     let accounts = export(&mut store, "src")["accounts.csv"].clone();
-    assert!(accounts.contains("aa-lee,atlassian,lee@acme.test,Lee,true,true"), "{accounts}");
+    assert!(accounts.contains("aa-lee,atlassian,Lee@Acme.test,Lee,true,false"), "{accounts}");
+    assert!(export(&mut store, "dst")["accounts.csv"].contains("aa-lee,atlassian,Lee@Acme.test,Lee,true,false"));
     assert!(accounts.contains("po-kim,customer,,Kim,true,true"), "{accounts}");
     // Importing the same snapshot again changes nothing.
     let before = export(&mut store, "src");

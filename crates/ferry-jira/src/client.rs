@@ -57,29 +57,37 @@ pub struct Answer {
 
 /// A base URL ferry may send credentials to: `https`, or `http` only to
 /// this machine (a test double); no user, password, query or fragment.
+/// Errors name the scheme and host only: what was typed may hold a secret.
 pub fn base_url(raw: &str, what: &str) -> Result<Url, PullError> {
     let trimmed = raw.trim().trim_end_matches('/');
-    let url = Url::parse(trimmed).map_err(|e| PullError::Config(format!("{what} {trimmed:?} is not a URL: {e}")))?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        "http" => {
-            return Err(PullError::Config(format!(
-                "{what} {trimmed:?} is plain http: credentials go only over https (http is allowed to this machine only)"
-            )));
-        }
-        other => return Err(PullError::Config(format!("{what} {trimmed:?}: scheme {other:?} is not https"))),
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(PullError::Config(format!("{what} {trimmed:?} has no host")));
-    }
+    let url = Url::parse(trimmed).map_err(|e| {
+        PullError::Config(format!("{what} is not a URL ({e}); it must look like https://your-site.atlassian.net"))
+    })?;
     if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
         return Err(PullError::Config(format!(
-            "{what} must be only scheme, host and path (no user, password, query or fragment)"
+            "{what} must be only scheme, host and path (no user, password, query or fragment): credentials go in the environment"
         )));
     }
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return Err(PullError::Config(format!("{what} has no host")));
+    };
+    let shown = format!("{}://{host}", url.scheme());
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(host) => {}
+        "http" => {
+            return Err(PullError::Config(format!(
+                "{what} {shown} is plain http: credentials go only over https (http is allowed to this machine only)"
+            )));
+        }
+        _ => return Err(PullError::Config(format!("{what} {shown}: the scheme is not https"))),
+    }
     Ok(url)
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]`.
+pub fn is_loopback(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]" | "::1")
 }
 
 impl Client {
@@ -212,7 +220,14 @@ impl Client {
                     }
                 }
                 Ok((status, _, bytes)) => {
-                    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    let body = match serde_json::from_slice(&bytes) {
+                        Ok(body) => body,
+                        // A 200 must be JSON; an error's body is only read for its words.
+                        Err(e) if status.is_success() && !bytes.is_empty() => {
+                            return Err(unexpected(path, format!("the answer is not JSON ({e})")));
+                        }
+                        Err(_) => Value::Null,
+                    };
                     return Ok(Answer { status, body });
                 }
                 Err(reason) => {
@@ -258,9 +273,11 @@ impl Client {
             full.push(("start", items.len().to_string()));
             full.push(("limit", limit.to_string()));
             let page: Value = self.get(Service::Site, path, &full).await?;
-            let values = page_values(path, &page)?;
+            let last = page.get("isLastPage").and_then(Value::as_bool);
+            check_offset(path, &page, "start", items.len())?;
+            let values = page_values(path, page)?;
             let count = values.len();
-            let last = page.get("isLastPage").and_then(Value::as_bool).unwrap_or(count == 0);
+            let last = last.unwrap_or(count == 0);
             for value in values {
                 items.push(item(path, value)?);
             }
@@ -287,9 +304,11 @@ impl Client {
             full.push(("startAt", items.len().to_string()));
             full.push(("maxResults", limit.to_string()));
             let page: Value = self.get(Service::Site, path, &full).await?;
-            let values = page_values(path, &page)?;
+            let last = page.get("isLast").and_then(Value::as_bool);
+            check_offset(path, &page, "startAt", items.len())?;
+            let values = page_values(path, page)?;
             let count = values.len();
-            let last = page.get("isLast").and_then(Value::as_bool).unwrap_or(count == 0);
+            let last = last.unwrap_or(count == 0);
             for value in values {
                 items.push(item(path, value)?);
             }
@@ -327,16 +346,24 @@ impl Client {
             for value in values {
                 items.push(item(PATH, value)?);
             }
+            if items.len() > MAX_USERS {
+                return Err(unexpected(PATH, format!("more than {MAX_USERS} users: the search does not end")));
+            }
             on_page(items.len());
         }
     }
 
     /// Every issue of a JQL search (`POST /rest/api/3/search/jql`), paged
-    /// by `nextPageToken`.
-    pub async fn search_issues(&self, jql: &str, fields: &[String]) -> Result<Vec<Value>, PullError> {
+    /// by `nextPageToken`, handed to `on_issue` page by page.
+    pub async fn search_issues(
+        &self,
+        jql: &str,
+        fields: &[String],
+        mut on_issue: impl FnMut(Value) -> Result<(), PullError>,
+    ) -> Result<(), PullError> {
         const PATH: &str = "/rest/api/3/search/jql";
-        let mut issues = Vec::new();
         let mut token: Option<String> = None;
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
         loop {
             let mut body = serde_json::json!({
                 "jql": jql,
@@ -348,26 +375,34 @@ impl Client {
             }
             let answer = self.send(Service::Site, Method::POST, PATH, &[], Some(&body)).await?;
             let page: Value = ok_json(PATH, "POST", answer)?;
-            let values = match page.get("issues") {
-                Some(Value::Array(values)) => values.clone(),
-                None | Some(Value::Null) => Vec::new(),
-                Some(_) => return Err(unexpected(PATH, "`issues` is not an array")),
+            let Value::Object(mut page) = page else {
+                return Err(unexpected(PATH, "a page that is not a JSON object"));
             };
-            issues.extend(values);
-            let next = page.get("nextPageToken").and_then(Value::as_str).filter(|t| !t.is_empty());
+            let next = page.get("nextPageToken").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned);
             let last = page.get("isLast").and_then(Value::as_bool).unwrap_or(next.is_none());
-            match next {
-                Some(next) if !last => {
-                    if token.as_deref() == Some(next) {
-                        return Err(unexpected(PATH, "the same nextPageToken twice"));
-                    }
-                    token = Some(next.to_owned());
-                }
-                _ => return Ok(issues),
+            match page.remove("issues") {
+                Some(Value::Array(values)) => values.into_iter().try_for_each(&mut on_issue)?,
+                None | Some(Value::Null) => {}
+                Some(_) => return Err(unexpected(PATH, "`issues` is not an array")),
             }
+            if last {
+                return Ok(());
+            }
+            let Some(next) = next else {
+                return Err(unexpected(PATH, "isLast is false but there is no nextPageToken"));
+            };
+            if !seen.insert(next.clone()) {
+                return Err(unexpected(PATH, "a nextPageToken seen before: the search does not end"));
+            }
+            token = Some(next);
         }
     }
 }
+
+/// The most users a user search may list (an Atlassian site has at most
+/// tens of thousands of licensed users; this is far beyond), against a
+/// server that ignores `startAt`.
+const MAX_USERS: usize = 50_000_000;
 
 fn method_name(method: &Method) -> &'static str {
     match *method {
@@ -452,11 +487,25 @@ fn error_text(body: &Value) -> String {
     }
 }
 
-fn page_values(path: &str, page: &Value) -> Result<Vec<Value>, PullError> {
-    match page.get("values") {
-        Some(Value::Array(values)) => Ok(values.clone()),
+fn page_values(path: &str, page: Value) -> Result<Vec<Value>, PullError> {
+    let Value::Object(mut page) = page else {
+        return Err(unexpected(path, "a page that is not a JSON object"));
+    };
+    match page.remove("values") {
+        Some(Value::Array(values)) => Ok(values),
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(_) => Err(unexpected(path, "`values` is not an array")),
+    }
+}
+
+/// A page that says where it starts must start where it was asked to: a
+/// server that ignores the offset would otherwise be paged for ever.
+fn check_offset(path: &str, page: &Value, field: &str, asked: usize) -> Result<(), PullError> {
+    match page.get(field).and_then(Value::as_u64) {
+        Some(start) if start != asked as u64 => {
+            Err(unexpected(path, format!("asked for items from {asked}, the page starts at {start}")))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -16,6 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use pull::{PullReport, pull_snapshot};
+pub use reqwest::Url;
 
 /// A credential: never printed, never logged (its `Debug` is redacted).
 #[derive(Clone)]

@@ -178,17 +178,17 @@ pub async fn pull_snapshot(
         .buffered(in_flight)
         .try_collect()
         .await?;
-    let mut groups: Vec<(String, String)> = Vec::new();
-    let mut seen_groups: FxHashSet<String> = FxHashSet::default();
+    let mut groups: Vec<((bool, String), String)> = Vec::new();
+    let mut seen_groups: FxHashSet<(bool, String)> = FxHashSet::default();
     for parts in per_desk {
         for user in parts.customers {
             pulled.customers.insert((parts.key.clone(), user.account_id.clone()));
-            met.insert(user.account_id.clone());
+            meet(&mut met, &user.account_id);
             known.entry(user.account_id.clone()).or_insert(user);
         }
         for account in parts.role_users {
             pulled.customers.insert((parts.key.clone(), account.clone()));
-            met.insert(account);
+            meet(&mut met, &account);
         }
         for (group_id, name) in parts.role_groups {
             pulled.customer_roles.insert((parts.key.clone(), name.clone()));
@@ -204,10 +204,11 @@ pub async fn pull_snapshot(
 
     // Members of the groups holding the role.
     let members: Vec<(String, Vec<User>)> = stream::iter(groups)
-        .map(|(group_id, name)| {
+        .map(|((by_id, group), name)| {
             let client = client.clone();
             async move {
-                let query = [("groupId", group_id), ("includeInactiveUsers", "true".to_owned())];
+                let by = if by_id { "groupId" } else { "groupname" };
+                let query = [(by, group), ("includeInactiveUsers", "true".to_owned())];
                 let users: Vec<User> = client.start_at_pages("/rest/api/3/group/member", &query).await?;
                 Ok::<_, PullError>((name, users))
             }
@@ -221,7 +222,7 @@ pub async fn pull_snapshot(
         }
         for user in users {
             pulled.groups.insert((name.clone(), user.account_id.clone()));
-            met.insert(user.account_id.clone());
+            meet(&mut met, &user.account_id);
             known.entry(user.account_id.clone()).or_insert(user);
         }
     }
@@ -248,7 +249,7 @@ pub async fn pull_snapshot(
         }
         for user in users {
             pulled.organizations.insert((name.clone(), user.account_id.clone()));
-            met.insert(user.account_id.clone());
+            meet(&mut met, &user.account_id);
             known.entry(user.account_id.clone()).or_insert(user);
         }
     }
@@ -258,32 +259,47 @@ pub async fn pull_snapshot(
     fields_asked.extend(participants_field.iter().cloned());
     fields_asked.extend(organizations_field.iter().cloned());
     let project_keys: Vec<String> = desk_ids.iter().map(|(_, key)| key.clone()).collect();
-    let searches: Vec<(String, Vec<Value>)> = stream::iter(project_keys)
+    let participants_id = participants_field.clone();
+    let organizations_id = organizations_field.clone();
+    // Each page of issues becomes rows as it arrives.
+    let searches: Vec<Vec<[String; 8]>> = stream::iter(project_keys)
         .map(|key| {
             let client = client.clone();
             let fields_asked = fields_asked.clone();
+            let (participants_id, organizations_id) = (participants_id.clone(), organizations_id.clone());
             async move {
                 let jql = format!("project = \"{}\" ORDER BY key ASC", key.replace('\\', "\\\\").replace('"', "\\\""));
-                let issues = client.search_issues(&jql, &fields_asked).await?;
-                Ok::<_, PullError>((key, issues))
+                let mut rows = Vec::new();
+                client
+                    .search_issues(&jql, &fields_asked, |issue| {
+                        rows.push(request_row(&key, &issue, participants_id.as_deref(), organizations_id.as_deref())?);
+                        Ok(())
+                    })
+                    .await?;
+                Ok::<_, PullError>(rows)
             }
         })
         .buffered(in_flight)
         .try_collect()
         .await?;
     let mut request_keys = Vec::new();
-    for (project, issues) in searches {
-        for issue in issues {
-            let row = request_row(&project, &issue, participants_field.as_deref(), organizations_field.as_deref())?;
-            met.insert(row[5].clone());
-            for participant in row[6].split(';').filter(|p| !p.is_empty()) {
-                met.insert(participant.to_owned());
+    let mut seen_requests: FxHashSet<String> = FxHashSet::default();
+    for rows in searches {
+        for row in rows {
+            // A key a later page repeats is the same request.
+            if !seen_requests.insert(row[0].clone()) {
+                continue;
+            }
+            meet(&mut met, &row[5]);
+            for participant in row[6].split(';') {
+                meet(&mut met, participant);
             }
             request_keys.push(row[0].clone());
             pulled.requests.push(row);
         }
         progress.step("requests", pulled.requests.len() as u64);
     }
+    drop(seen_requests);
 
     // Public comments of every request.
     let mut comments_stream = stream::iter(request_keys)
@@ -310,7 +326,7 @@ pub async fn pull_snapshot(
                 .and_then(Value::as_i64)
                 .and_then(chrono::DateTime::from_timestamp_millis)
                 .ok_or_else(|| unexpected(&path, "a comment without created.epochMillis"))?;
-            met.insert(author.clone());
+            meet(&mut met, &author);
             pulled.comments.push([key.clone(), author, utc(created), comment.body.unwrap_or_default()]);
         }
         done += 1;
@@ -328,11 +344,29 @@ pub async fn pull_snapshot(
     let mut lookups = stream::iter(unknown)
         .map(|id| {
             let client = client.clone();
-            async move { client.get::<User>(Service::Site, "/rest/api/3/user", &[("accountId", id)]).await }
+            async move {
+                const PATH: &str = "/rest/api/3/user";
+                let answer = client.send(Service::Site, Method::GET, PATH, &[("accountId", id.clone())], None).await?;
+                // An account deleted since it was listed: left out, counted.
+                if answer.status == StatusCode::NOT_FOUND {
+                    return Ok::<_, PullError>((id, None));
+                }
+                Ok((id, Some(ok_json::<User>(PATH, "GET", answer)?)))
+            }
         })
         .buffer_unordered(in_flight);
-    while let Some(user) = lookups.next().await {
-        let user = user?;
+    while let Some(found) = lookups.next().await {
+        let (id, user) = found?;
+        let Some(mut user) = user else {
+            known.remove(&id);
+            continue;
+        };
+        // A list may have shown the email the lookup leaves out.
+        if user.email_address.as_deref().is_none_or(|e| e.trim().is_empty())
+            && let Some(listed) = known.get(&user.account_id).and_then(|u| u.email_address.clone())
+        {
+            user.email_address = Some(listed);
+        }
         known.insert(user.account_id.clone(), user);
         looked_up += 1;
         if looked_up.is_multiple_of(100) {
@@ -348,7 +382,10 @@ pub async fn pull_snapshot(
     wanted.sort_unstable();
     wanted.dedup();
     for id in wanted {
-        let Some(user) = known.get(id) else { continue };
+        let Some(user) = known.get(id) else {
+            report.skipped_accounts.push(id.clone());
+            continue;
+        };
         let kind = match user.account_type.as_deref() {
             Some("atlassian") => "atlassian",
             Some("customer") => "customer",
@@ -431,8 +468,17 @@ pub async fn pull_snapshot(
     // Leave out what refers to an account ferry does not copy.
     let kept = |id: &String| accounts.contains_key(id);
     pulled.customers.retain(|(_, id)| kept(id));
-    pulled.groups.retain(|(_, id)| id.is_empty() || kept(id));
-    pulled.organizations.retain(|(_, id)| id.is_empty() || kept(id));
+    // A group or organization whose members were all left out stays, empty:
+    // roles, links and requests still name it.
+    for set in [&mut pulled.groups, &mut pulled.organizations] {
+        let names: BTreeSet<String> = set.iter().map(|(name, _)| name.clone()).collect();
+        set.retain(|(_, id)| id.is_empty() || kept(id));
+        for name in names {
+            if !set.iter().any(|(n, _)| *n == name) {
+                set.insert((name, String::new()));
+            }
+        }
+    }
     let before = pulled.requests.len();
     pulled.requests.retain(|r| kept(&r[5]));
     report.skipped_requests = (before - pulled.requests.len()) as u64;
@@ -472,8 +518,9 @@ struct DeskParts {
     key: String,
     customers: Vec<User>,
     role_users: Vec<String>,
-    /// group id, group name
-    role_groups: Vec<(String, String)>,
+    /// how to ask the group's members (by `groupId` when true, else by
+    /// `groupname`), and its name
+    role_groups: Vec<((bool, String), String)>,
     organizations: Vec<String>,
 }
 
@@ -502,8 +549,12 @@ async fn desk_parts(client: &Client, id: String, key: String) -> Result<DeskPart
                     .or_else(|| group.get("displayName"))
                     .and_then(Value::as_str)
                     .ok_or_else(|| unexpected(&path, "a group actor without a name"))?;
-                let group_id = group.get("groupId").and_then(Value::as_str).unwrap_or(name);
-                role_groups.push((group_id.to_owned(), name.to_owned()));
+                // Members are asked by id; a group without one (older sites) by name.
+                let member_query = match group.get("groupId").and_then(Value::as_str) {
+                    Some(id) => (true, id.to_owned()),
+                    None => (false, name.to_owned()),
+                };
+                role_groups.push((member_query, name.to_owned()));
             }
         }
     }
@@ -561,6 +612,15 @@ fn request_row(
     ])
 }
 
+/// Notes an account id met in the site's data; an empty id (a request with
+/// no reporter) or `unknown` (a deleted, corrupted record) names no account.
+fn meet(met: &mut FxHashSet<String>, id: &str) {
+    let id = id.trim();
+    if !id.is_empty() && id != "unknown" {
+        met.insert(id.to_owned());
+    }
+}
+
 /// A Jira time (`2023-06-24T19:24:50.000+0000`, offsets without a colon,
 /// or RFC 3339) in UTC, as `site import` stores it.
 pub(crate) fn jira_time(value: &str) -> Option<String> {
@@ -600,60 +660,52 @@ fn write_snapshot(
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let bool_text = |v: bool| if v { "true" } else { "false" };
-    let mut account_rows: Vec<(&String, &Account)> = accounts.iter().collect();
-    account_rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let pairs = |set: &BTreeSet<(String, String)>| -> Vec<Vec<String>> {
-        set.iter().map(|(a, b)| vec![a.clone(), b.clone()]).collect()
-    };
+    let mut account_ids: Vec<&String> = accounts.keys().collect();
+    account_ids.sort_unstable();
     let mut counts = Vec::new();
     for (name, header) in ferry_snapshot::FILES {
-        let rows: Vec<Vec<String>> = match name {
-            "accounts.csv" => account_rows
-                .iter()
-                .map(|(id, a)| {
-                    vec![
-                        (*id).clone(),
-                        a.kind.to_owned(),
-                        a.email.clone(),
-                        a.display_name.clone(),
-                        bool_text(a.active).to_owned(),
-                        bool_text(a.verified).to_owned(),
-                    ]
-                })
-                .collect(),
-            "projects.csv" => pulled.projects.iter().map(|(k, n)| vec![k.clone(), n.clone()]).collect(),
-            // A real site has no review state: an empty state keeps the
-            // state a group already has in ferry, and makes a new one active.
-            "groups.csv" => pulled.groups.iter().map(|(g, a)| vec![g.clone(), a.clone(), String::new()]).collect(),
-            "customer_roles.csv" => pairs(&pulled.customer_roles),
-            "organizations.csv" => pairs(&pulled.organizations),
-            "organization_projects.csv" => pairs(&pulled.organization_projects),
-            "customers.csv" => pairs(&pulled.customers),
-            "requests.csv" => pulled.requests.iter().map(|r| r.to_vec()).collect(),
-            "comments.csv" => pulled.comments.iter().map(|c| c.to_vec()).collect(),
-            _ => Vec::new(),
-        };
         let temp = dir.join(format!(".{name}.partial"));
-        let file = std::fs::File::create(&temp).map_err(io(&temp))?;
-        let mut out = csv::Writer::from_writer(std::io::BufWriter::new(file));
-        let written = (|| -> Result<(), csv::Error> {
-            out.write_record(header)?;
-            for row in &rows {
-                out.write_record(row)?;
+        let written = std::fs::File::create(&temp).map_err(|e| e.to_string()).and_then(|file| {
+            let mut out = csv::Writer::from_writer(std::io::BufWriter::with_capacity(1 << 20, file));
+            out.write_record(header).map_err(|e| e.to_string())?;
+            let mut rows = 0u64;
+            let mut row = |cells: &[&str]| -> Result<(), csv::Error> {
+                rows += 1;
+                out.write_record(cells)
+            };
+            let pairs = |set: &BTreeSet<(String, String)>, row: &mut dyn FnMut(&[&str]) -> Result<(), csv::Error>| {
+                set.iter().try_for_each(|(a, b)| row(&[a, b]))
+            };
+            let result = match name {
+                "accounts.csv" => account_ids.iter().try_for_each(|id| {
+                    let a = &accounts[*id];
+                    row(&[id, a.kind, &a.email, &a.display_name, bool_text(a.active), bool_text(a.verified)])
+                }),
+                "projects.csv" => pulled.projects.iter().try_for_each(|(k, n)| row(&[k, n])),
+                // A real site has no review state: an empty state keeps the
+                // state a group already has in ferry, and makes a new one active.
+                "groups.csv" => pulled.groups.iter().try_for_each(|(g, a)| row(&[g, a, ""])),
+                "customer_roles.csv" => pairs(&pulled.customer_roles, &mut row),
+                "organizations.csv" => pairs(&pulled.organizations, &mut row),
+                "organization_projects.csv" => pairs(&pulled.organization_projects, &mut row),
+                "customers.csv" => pairs(&pulled.customers, &mut row),
+                "requests.csv" => pulled.requests.iter().try_for_each(|r| row(&r.each_ref().map(String::as_str))),
+                "comments.csv" => pulled.comments.iter().try_for_each(|c| row(&c.each_ref().map(String::as_str))),
+                _ => Ok(()),
+            };
+            result.map_err(|e| e.to_string())?;
+            out.flush().map_err(|e| e.to_string())?;
+            Ok(rows)
+        });
+        match written {
+            Ok(rows) => counts.push((name, rows)),
+            Err(reason) => {
+                for (name, _) in ferry_snapshot::FILES {
+                    let _ = std::fs::remove_file(dir.join(format!(".{name}.partial")));
+                }
+                return Err(PullError::Io { path: temp.display().to_string(), source: std::io::Error::other(reason) });
             }
-            out.flush()?;
-            Ok(())
-        })();
-        if let Err(e) = written {
-            for (name, _) in ferry_snapshot::FILES {
-                let _ = std::fs::remove_file(dir.join(format!(".{name}.partial")));
-            }
-            return Err(PullError::Io {
-                path: temp.display().to_string(),
-                source: std::io::Error::other(e.to_string()),
-            });
         }
-        counts.push((name, rows.len() as u64));
     }
     for (name, _) in ferry_snapshot::FILES {
         let temp = dir.join(format!(".{name}.partial"));
@@ -662,9 +714,28 @@ fn write_snapshot(
     Ok(counts)
 }
 
+/// The pull's future can run on a spawned task (the server's): it is
+/// `Send` and holds no borrowed lifetimes. A compile-time check.
+#[allow(dead_code)]
+fn spawnable(config: &'static PullConfig, dir: &'static Path, progress: &'static dyn PullProgress) {
+    fn send<T: Send + 'static>(_: T) {}
+    send(pull_snapshot(config, dir, progress));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_and_unknown_ids_name_no_account() {
+        let mut met = FxHashSet::default();
+        for id in ["", " ", "unknown", "aa-1", " aa-2 "] {
+            meet(&mut met, id);
+        }
+        let mut met: Vec<String> = met.into_iter().collect();
+        met.sort();
+        assert_eq!(met, ["aa-1", "aa-2"]);
+    }
 
     #[test]
     fn jira_times_become_utc() {

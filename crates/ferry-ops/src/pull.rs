@@ -140,7 +140,7 @@ pub fn report_lines(report: &PullReport) -> Vec<String> {
     }
     if !report.skipped_accounts.is_empty() || report.skipped_comments > 0 || report.skipped_requests > 0 {
         lines.push(format!(
-            "left out: {} account(s) of other types (apps), {} public comment(s) by them, {} request(s) reported by them",
+            "left out: {} account(s) of other types (apps) or deleted, {} public comment(s) by them or on requests left out, {} request(s) reported by them or by no one",
             report.skipped_accounts.len(),
             report.skipped_comments,
             report.skipped_requests

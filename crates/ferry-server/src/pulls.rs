@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use axum::http::StatusCode;
 use ferry_jira::{PullProgress, PullReport, Secret};
 use ferry_ops::pull::{Credentials, PullOptions};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,13 @@ use crate::{ApiError, ApiResult, AppState};
 
 /// Finished pulls kept for their pages, at most.
 const KEPT: usize = 200;
+
+/// Pulls running at once on one server (one per site at most).
+const MAX_RUNNING: usize = 4;
+
+/// The hosts a server pulls from by default (`FERRY_PULL_HOSTS` replaces
+/// them): Jira Cloud sites and the organization admin API.
+pub const DEFAULT_PULL_HOSTS: [&str; 3] = ["atlassian.net", "jira.com", "api.atlassian.com"];
 
 /// What to pull: the site's address and the credentials, which are used
 /// for this pull only, never stored and never logged.
@@ -137,9 +145,11 @@ impl PullProgress for JobProgress {
 /// Checks the request and the caller's right to the site, registers the
 /// pull and starts it; its id.
 pub(crate) async fn start(state: &AppState, caller: AdminCaller, site: String, request: PullRequest) -> ApiResult<u64> {
-    ferry_jira::client::base_url(&request.jira, "jira").map_err(|e| ApiError::invalid(e.to_string()))?;
+    let jira = ferry_jira::client::base_url(&request.jira, "jira").map_err(|e| ApiError::invalid(e.to_string()))?;
+    allowed(state, &jira, "jira")?;
     if let Some(url) = request.admin_api.as_deref().filter(|u| !u.trim().is_empty()) {
-        ferry_jira::client::base_url(url, "admin_api").map_err(|e| ApiError::invalid(e.to_string()))?;
+        let admin = ferry_jira::client::base_url(url, "admin_api").map_err(|e| ApiError::invalid(e.to_string()))?;
+        allowed(state, &admin, "admin_api")?;
     }
     if request.email.trim().is_empty() || request.api_token.trim().is_empty() {
         return Err(ApiError::invalid("email and api_token are required (an Atlassian account and its API token)"));
@@ -167,6 +177,21 @@ pub(crate) async fn start(state: &AppState, caller: AdminCaller, site: String, r
         .await?;
     let pulls = state.pulls.clone();
     let id = with(&pulls, |p| {
+        let running: Vec<&PullStatus> = p.jobs.values().filter(|j| j.state == PullState::Running).collect();
+        if let Some(other) = running.iter().find(|j| j.site == site) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("pull {} into site {site} is still running; wait for it", other.pull),
+            ));
+        }
+        if running.len() >= MAX_RUNNING {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("{MAX_RUNNING} pulls are running on this server; start this one when one ends"),
+            ));
+        }
         p.next += 1;
         let id = p.next;
         p.jobs.insert(
@@ -201,11 +226,16 @@ pub(crate) async fn start(state: &AppState, caller: AdminCaller, site: String, r
         for old in finished.iter().take(finished.len().saturating_sub(KEPT)) {
             p.jobs.remove(old);
         }
-        id
-    });
+        Ok(id)
+    })?;
     let state = state.clone();
+    let work = {
+        let state = state.clone();
+        tokio::spawn(async move { run(&state, id, &site, config, actor).await })
+    };
     tokio::spawn(async move {
-        let outcome = run(&state, id, &site, config, actor).await;
+        // A pull that panicked fails; it never stays "running".
+        let outcome = work.await.unwrap_or_else(|e| Err(ApiError::internal(format!("the pull stopped: {e}"))));
         with(&state.pulls, |p| {
             if let Some(job) = p.jobs.get_mut(&id) {
                 job.finished_at = Some(ferry_core::model::now());
@@ -278,10 +308,36 @@ fn fill(job: &mut PullStatus, report: PullReport) {
     job.retries = report.retries;
 }
 
-/// Pull `id`, if the caller administers its site's organization.
+/// Pull `id`, if the caller administers its site's organization: another
+/// organization's pull is not found (ids are sequential; a refusal would
+/// tell which organizations exist).
 pub(crate) fn status(state: &AppState, caller: &AdminCaller, id: u64) -> ApiResult<PullStatus> {
-    let job = with(&state.pulls, |p| p.jobs.get(&id).cloned())
-        .ok_or_else(|| ApiError::not_found(format!("no pull {id} on this server (pulls are kept in its memory)")))?;
-    caller.require_org(&job.org)?;
+    let missing =
+        || ApiError::not_found(format!("no pull {id} of yours on this server (pulls are kept in its memory)"));
+    let job = with(&state.pulls, |p| p.jobs.get(&id).cloned()).ok_or_else(missing)?;
+    if caller.require_org(&job.org).is_err() {
+        return Err(missing());
+    }
     Ok(job)
+}
+
+/// Refuses an address this server may not pull from: its host must be one
+/// of `FERRY_PULL_HOSTS` (a name, or a domain its subdomains match), by
+/// default Atlassian's own. An admin could otherwise make the server call
+/// any host it reaches (its own loopback, the internal network).
+fn allowed(state: &AppState, url: &ferry_jira::Url, what: &str) -> ApiResult<()> {
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let host = host.trim_end_matches('.');
+    let ok = state.pull_hosts.iter().any(|allowed| {
+        let allowed = allowed.trim().trim_start_matches("*.").to_ascii_lowercase();
+        !allowed.is_empty() && (host == allowed || host.ends_with(&format!(".{allowed}")))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "{what}: this server pulls only from {} (FERRY_PULL_HOSTS sets the list)",
+            state.pull_hosts.join(", ")
+        )))
+    }
 }

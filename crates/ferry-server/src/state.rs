@@ -79,6 +79,8 @@ pub struct AppState {
     pub(crate) reveals: Arc<std::sync::Mutex<std::collections::HashMap<String, Reveal>>>,
     /// Pulls from Jira Cloud this server started (in memory only).
     pub(crate) pulls: crate::pulls::SharedPulls,
+    /// Hosts pulls may read from (`FERRY_PULL_HOSTS`, comma-separated).
+    pub(crate) pull_hosts: Vec<String>,
 }
 
 /// A new token waiting to be shown: its admin, its text, when it was made.
@@ -128,11 +130,24 @@ impl AppState {
             sign_ins_per_address: Arc::new(RateLimiter::keyed(per_minute(SIGN_INS_PER_ADDRESS))),
             reveals: Arc::default(),
             pulls: Arc::default(),
+            pull_hosts: match std::env::var("FERRY_PULL_HOSTS") {
+                Ok(hosts) if !hosts.trim().is_empty() => {
+                    hosts.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect()
+                }
+                _ => crate::pulls::DEFAULT_PULL_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+            },
             max_import_bytes: std::env::var("FERRY_MAX_IMPORT_BYTES")
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(MAX_IMPORT_BYTES),
         })
+    }
+
+    /// The same state allowing pulls from these hosts (tests: a fake site
+    /// on this machine).
+    pub fn with_pull_hosts(mut self, hosts: &[&str]) -> AppState {
+        self.pull_hosts = hosts.iter().map(|h| (*h).to_owned()).collect();
+        self
     }
 
     /// The same state with another import body limit.

@@ -53,7 +53,8 @@ fn start(backend: Backend) -> (Server, String, String) {
     let root = ferry_ops::admin::create_admin(&mut store, "acme", "root@acme.test").unwrap();
     let other = ferry_ops::admin::create_admin(&mut store, "other", "else@other.test").unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let state = AppState::open(&db.url).unwrap();
+    // Pulls may read from the fake Jira sites the tests start on this machine.
+    let state = AppState::open(&db.url).unwrap().with_pull_hosts(&["127.0.0.1", "atlassian.net"]);
     let base = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -413,6 +414,9 @@ fn authorization_of_every_route_per_role(backend: Backend) {
             ) => StatusCode::OK,
             ("POST", "/api/v1/tokens" | "/api/v1/orgs") => StatusCode::CREATED,
             ("DELETE", "/api/v1/tokens/{id}") => StatusCode::NOT_FOUND,
+            // Another organization's pull is not found: pull ids are
+            // sequential, a refusal would name the organization.
+            ("GET", "/api/v1/pulls/{pull}") => StatusCode::NOT_FOUND,
             _ => StatusCode::FORBIDDEN,
         }
     };
@@ -1315,7 +1319,19 @@ fn a_jira_cloud_site_pulls_through_the_api_and_the_console(backend: Backend) {
     // Another organization's admin: neither the site nor the pull.
     let (status, _) = server.call(&stranger, Method::POST, "/api/v1/sites/eu/pull", Some(request(&options.token)));
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = server.call(&stranger, Method::GET, &format!("/api/v1/pulls/{pull}"), None);
+    let (status, body) = server.call(&stranger, Method::GET, &format!("/api/v1/pulls/{pull}"), None);
+    assert_eq!(status, StatusCode::NOT_FOUND, "another organization's pull is not found");
+    assert!(!body.to_string().contains("acme"), "{body}");
+    // Only the hosts the server allows: not another one, not this machine's
+    // other services.
+    let mut elsewhere = request(&options.token);
+    elsewhere["jira"] = json!("https://intranet.example.com");
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/sites/eu/pull", Some(elsewhere));
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.to_string().contains("FERRY_PULL_HOSTS"), "{body}");
+    let mut admin_elsewhere = request(&options.token);
+    admin_elsewhere["admin_api"] = json!("http://localhost:9");
+    let (status, _) = server.call(&admin, Method::POST, "/api/v1/sites/eu/pull", Some(admin_elsewhere));
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Bad input is refused before anything starts.
     let mut plain = request(&options.token);
@@ -1367,4 +1383,12 @@ fn a_jira_cloud_site_pulls_through_the_api_and_the_console(backend: Backend) {
     assert!(partial.starts_with("<div id=\"pull-progress\""), "{partial}");
     let (status, _, _) = server.raw(&browser_like(), Method::GET, &location, None, &[]);
     assert_eq!(status, StatusCode::SEE_OTHER, "anonymous: to the sign-in page");
+
+    // One pull per site at a time: a site that does not answer keeps its
+    // pull retrying, and a second pull into that site is refused.
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/sites/eu/pull", Some(unreachable_pull()));
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/sites/eu/pull", Some(request(&options.token)));
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.to_string().contains("still running"), "{body}");
 }

@@ -802,6 +802,7 @@ impl Validator {
         let hidden = email.trim().is_empty();
         let mut key = if hidden { hidden_key(ext) } else { normalize(email).map_err(|e| e.to_string())? };
         let mut original: Cow<'_, str> = Cow::Borrowed(email.trim());
+        let mut keep_known = false;
         let active = parse_bool(active).ok_or_else(|| format!("active {active:?} is not true or false"))?;
         let verified = match (kind, parse_bool(verified)) {
             (_, Some(v)) => v,
@@ -829,9 +830,11 @@ impl Validator {
                 {
                     if hidden {
                         // A site that hides the email of an account ferry
-                        // knows from elsewhere: the known email stays.
+                        // knows from elsewhere: the account stays as that
+                        // site shows it (email, its spelling, verification).
                         key = existing_key.to_string();
                         original = Cow::Owned(existing_key.to_string());
+                        keep_known = true;
                     } else if is_hidden(existing_key) {
                         // The email of an account known only as hidden.
                         index.atlassian_by_email.remove(existing_key);
@@ -915,10 +918,12 @@ impl Validator {
             Val::B(active),
             Val::B(verified),
         ];
-        self.push(if created { 0 } else { 1 }, &row)?;
-        let searchable_email = if is_hidden(&key) { "" } else { key.as_str() };
-        for term in ferry_core::search::terms(searchable_email, display_name) {
-            self.push(3, &[Val::T(&term), Val::T(&key)])?;
+        if !keep_known {
+            self.push(if created { 0 } else { 1 }, &row)?;
+            let searchable_email = if is_hidden(&key) { "" } else { key.as_str() };
+            for term in ferry_core::search::terms(searchable_email, display_name) {
+                self.push(3, &[Val::T(&term), Val::T(&key)])?;
+            }
         }
         if kind == AccountType::Atlassian {
             let site_id = self.site_id;
