@@ -473,11 +473,9 @@ pub async fn pull_snapshot(
     for set in [&mut pulled.groups, &mut pulled.organizations] {
         let names: BTreeSet<String> = set.iter().map(|(name, _)| name.clone()).collect();
         set.retain(|(_, id)| id.is_empty() || kept(id));
-        for name in names {
-            if !set.iter().any(|(n, _)| *n == name) {
-                set.insert((name, String::new()));
-            }
-        }
+        let left: BTreeSet<&String> = set.iter().map(|(name, _)| name).collect();
+        let emptied: Vec<String> = names.into_iter().filter(|name| !left.contains(name)).collect();
+        set.extend(emptied.into_iter().map(|name| (name, String::new())));
     }
     let before = pulled.requests.len();
     pulled.requests.retain(|r| kept(&r[5]));
