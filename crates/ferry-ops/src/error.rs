@@ -313,6 +313,7 @@ mod tests {
                 "source_changed",
                 "no_database",
                 "partial",
+                "remote",
                 "internal"
             ]
         );
@@ -323,7 +324,10 @@ mod tests {
             match code.exit_status() {
                 2 => assert!(code.http_status() < 500 || code == Code::NoDatabase, "{code}"),
                 1 => assert!(
-                    matches!(code, Code::RunClaimed | Code::SourceChanged | Code::Partial | Code::Internal),
+                    matches!(
+                        code,
+                        Code::RunClaimed | Code::SourceChanged | Code::Partial | Code::Remote | Code::Internal
+                    ),
                     "{code}"
                 ),
                 other => panic!("{code}: exit {other}"),

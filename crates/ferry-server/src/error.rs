@@ -34,7 +34,7 @@ pub struct ErrorDetail {
     /// Stable, for scripts: `unauthorized`, `forbidden`, `not_found`,
     /// `invalid`, `unsupported_media_type`, `conflict`, `blocking_conflicts`,
     /// `rollback_refused`, `run_claimed`, `run_done`, `not_resumable`,
-    /// `run_unfinished`, `source_changed`, `rate_limited`,
+    /// `run_unfinished`, `source_changed`, `remote`, `rate_limited`,
     /// `session_required`, `csrf`, `internal`.
     pub code: String,
     pub message: String,
