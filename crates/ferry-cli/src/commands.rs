@@ -294,15 +294,6 @@ pub(crate) fn pull(
     if out_dir.is_none() {
         ferry_ops::pull::check_site(&mut Store::open_existing(db)?, site)?;
     }
-    let temporary = match out_dir {
-        Some(_) => None,
-        None => Some(tempfile::Builder::new().prefix("ferry-pull-").tempdir()?),
-    };
-    let dir = match (out_dir, &temporary) {
-        (Some(dir), _) => dir.to_owned(),
-        (None, Some(temp)) => temp.path().to_owned(),
-        (None, None) => return Err(Failure::internal("no folder to pull into")),
-    };
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -315,11 +306,21 @@ pub(crate) fn pull(
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the HTTP runtime: {e}")))?;
     let started = std::time::Instant::now();
-    let pulled = runtime.block_on(ferry_ops::pull::fetch(&config, &dir, &progress));
+    let pulled = runtime.block_on(ferry_ops::pull::fetch(&config, &progress));
     if let Some(bar) = &progress.0 {
         bar.finish_and_clear();
     }
-    let report = pulled?;
+    // Only now, with the whole site read, does anything reach the disk.
+    let temporary = match out_dir {
+        Some(_) => None,
+        None => Some(tempfile::Builder::new().prefix("ferry-pull-").tempdir()?),
+    };
+    let dir = match (out_dir, &temporary) {
+        (Some(dir), _) => dir.to_owned(),
+        (None, Some(temp)) => temp.path().to_owned(),
+        (None, None) => return Err(Failure::internal("no folder to pull into")),
+    };
+    let report = ferry_ops::pull::write(pulled?, &dir)?;
     let seconds = started.elapsed().as_secs_f64();
     let mut out = Output::new(std::io::stdout().lock());
     let total: u64 = report.counts.iter().map(|(_, n)| n).sum();

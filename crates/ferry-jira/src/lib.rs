@@ -15,7 +15,7 @@ mod pull;
 use std::fmt;
 use std::time::Duration;
 
-pub use pull::{PullReport, pull_snapshot};
+pub use pull::{PullReport, PulledSite, pull_site, pull_snapshot};
 pub use reqwest::Url;
 
 /// A credential: never printed, never logged (its `Debug` is redacted).

@@ -127,14 +127,43 @@ struct Pulled {
     comments: Vec<[String; 4]>,
 }
 
-/// Pulls the site of `config` and writes its snapshot into `dir` (created
-/// if missing; files are written beside their final names and renamed when
-/// all are complete, so a failed pull leaves no snapshot behind).
+/// A site read over the network, not yet written: [`PulledSite::write`]
+/// writes its snapshot. Nothing touches the disk before that, so a pull
+/// stopped while it reads (an error, a kill) leaves nothing behind.
+pub struct PulledSite {
+    pulled: Pulled,
+    accounts: FxHashMap<String, Account>,
+    report: PullReport,
+}
+
+impl PulledSite {
+    /// What the pull met (its `counts` are filled by [`PulledSite::write`]).
+    pub fn report(&self) -> &PullReport {
+        &self.report
+    }
+
+    /// Writes the snapshot into `dir` (created if missing; files are
+    /// written beside their final names and renamed when all are complete,
+    /// so a failed write leaves no snapshot behind).
+    pub fn write(self, dir: &Path) -> Result<PullReport, PullError> {
+        let mut report = self.report;
+        report.counts = write_snapshot(dir, &self.pulled, &self.accounts)?;
+        Ok(report)
+    }
+}
+
+/// Pulls the site of `config` and writes its snapshot into `dir`
+/// ([`pull_site`], then [`PulledSite::write`]).
 pub async fn pull_snapshot(
     config: &PullConfig,
     dir: &Path,
     progress: &dyn PullProgress,
 ) -> Result<PullReport, PullError> {
+    pull_site(config, progress).await?.write(dir)
+}
+
+/// Reads the site of `config` over its REST APIs (SPEC §8).
+pub async fn pull_site(config: &PullConfig, progress: &dyn PullProgress) -> Result<PulledSite, PullError> {
     let client = Client::new(config)?;
     let in_flight = client.limits().in_flight.max(1) * 2;
     let mut report = PullReport { verification_checked: client.has_admin(), ..PullReport::default() };
@@ -492,10 +521,9 @@ pub async fn pull_snapshot(
         request[6] = participants.join(";");
     }
 
-    report.counts = write_snapshot(dir, &pulled, &accounts)?;
     report.requests = client.counters().requests.load(std::sync::atomic::Ordering::Relaxed);
     report.retries = client.counters().retries.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(report)
+    Ok(PulledSite { pulled, accounts, report })
 }
 
 fn select_desks(desks: Vec<Desk>, projects: Option<&[String]>) -> Result<Vec<Desk>, PullError> {
@@ -718,6 +746,7 @@ fn write_snapshot(
 fn spawnable(config: &'static PullConfig, dir: &'static Path, progress: &'static dyn PullProgress) {
     fn send<T: Send + 'static>(_: T) {}
     send(pull_snapshot(config, dir, progress));
+    send(pull_site(config, progress));
 }
 
 #[cfg(test)]

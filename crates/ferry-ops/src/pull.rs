@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ferry_jira::{AdminApi, Limits, PullConfig, PullProgress, PullReport, Secret};
+use ferry_jira::{AdminApi, Limits, PullConfig, PullProgress, PullReport, PulledSite, Secret};
 use ferry_snapshot::{ImportError, ImportSummary, Progress};
 use ferry_store::{Store, sites};
 
@@ -95,9 +95,14 @@ pub fn check_site(store: &mut Store, site: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Pulls into snapshot folder `dir`.
-pub async fn fetch(config: &PullConfig, dir: &Path, progress: &dyn PullProgress) -> Result<PullReport, Error> {
-    Ok(ferry_jira::pull_snapshot(config, dir, progress).await?)
+/// Reads the site over the network; nothing is written yet.
+pub async fn fetch(config: &PullConfig, progress: &dyn PullProgress) -> Result<PulledSite, Error> {
+    Ok(ferry_jira::pull_site(config, progress).await?)
+}
+
+/// Writes a pulled site's snapshot into folder `dir`.
+pub fn write(pulled: PulledSite, dir: &Path) -> Result<PullReport, Error> {
+    Ok(pulled.write(dir)?)
 }
 
 /// Imports a pulled snapshot into `site`: all of it or nothing. A snapshot

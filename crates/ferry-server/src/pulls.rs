@@ -270,13 +270,18 @@ async fn run(
     config: ferry_jira::PullConfig,
     actor: Option<String>,
 ) -> Result<(PullReport, BTreeMap<String, u64>), ApiError> {
+    let progress = JobProgress { pulls: state.pulls.clone(), id };
+    let pulled = ferry_ops::pull::fetch(&config, &progress).await?;
+    drop(config);
+    // Only now, with the whole site read, does anything reach the disk.
     let dir = tempfile::Builder::new()
         .prefix("ferry-pull-")
         .tempdir()
         .map_err(|e| ApiError::internal(format!("no scratch folder: {e}")))?;
-    let progress = JobProgress { pulls: state.pulls.clone(), id };
-    let report = ferry_ops::pull::fetch(&config, dir.path(), &progress).await?;
-    drop(config);
+    let path = dir.path().to_owned();
+    let report = tokio::task::spawn_blocking(move || ferry_ops::pull::write(pulled, &path))
+        .await
+        .map_err(|e| ApiError::internal(format!("writing the pulled snapshot stopped: {e}")))??;
     progress.step("importing", report.counts.iter().map(|(_, n)| n).sum());
     let site = site.to_owned();
     let path = dir.path().to_owned();
