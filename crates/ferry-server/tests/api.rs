@@ -1315,6 +1315,16 @@ fn a_jira_cloud_site_pulls_through_the_api_and_the_console(backend: Backend) {
     let (status, access) = server.call(&admin, Method::GET, "/api/v1/sites/eu/access?email=alice%40acme.test", None);
     assert_eq!(status, StatusCode::OK, "{access}");
     assert!(access.to_string().contains("SUP-1"), "{access}");
+    // A check into the story's us site: po-chen's outcome is uncertain (its
+    // email is hidden), in the check's answer and on the console's page.
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/orgs/acme/sites", Some(json!({"site": "us"})));
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = server.call(&admin, Method::POST, "/api/v1/sites/us/import", Some(snapshot("us")));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, check) =
+        server.call(&admin, Method::POST, "/api/v1/copies/check", Some(json!({"from": "eu", "to": "us"})));
+    assert_eq!(status, StatusCode::OK, "{check}");
+    assert!(check.to_string().contains("po-chen"), "the check names the uncertain customer: {check}");
 
     // Another organization's admin: neither the site nor the pull.
     let (status, _) = server.call(&stranger, Method::POST, "/api/v1/sites/eu/pull", Some(request(&options.token)));
@@ -1348,6 +1358,9 @@ fn a_jira_cloud_site_pulls_through_the_api_and_the_console(backend: Backend) {
     let console = browser_like();
     let status = form_post(&server, &console, "/sign-in", &format!("email=root%40acme.test&password={root}"));
     assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, html) = server.raw(&console, Method::GET, "/console/copies/check?from=eu&to=us", None, &[]);
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"uncertain\"") && html.contains("po-chen"), "{html}");
     let (status, _, html) = server.raw(&console, Method::GET, "/console/sites/eu/pull", None, &[]);
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("Pull from Jira Cloud") && html.contains("type=\"password\""), "{html}");
