@@ -244,7 +244,13 @@ impl Client {
             attempt += 1;
             inner.counters.retries.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(path, attempt, wait_ms = wait.as_millis() as u64, "retrying");
-            tokio::time::sleep(wait).await;
+            // `Retry-After: 0` means now: a zero sleep would still wait for
+            // the timer's next tick.
+            if wait.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(wait).await;
+            }
         }
     }
 
