@@ -10,7 +10,7 @@ pub(crate) fn print_report_summary(
 ) -> std::io::Result<()> {
     use ferry_core::plan::Outcome;
     for outcome in Outcome::ALL {
-        let n = data.customers.iter().filter(|c| c.outcome == outcome).count();
+        let n = data.outcome_count(outcome);
         if n > 0 {
             writeln!(out, "  {n:>9}  {}", outcome.label())?;
         }

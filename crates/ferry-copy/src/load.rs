@@ -11,7 +11,7 @@ use ferry_core::planner::{
     ScopedCustomer, SourceProject,
 };
 use ferry_store::sites::{self, Site};
-use ferry_store::{Store, Tx, Val};
+use ferry_store::{Store, StoreError, Tx, Val};
 use rustc_hash::FxHashMap;
 
 use crate::CopyError;
@@ -25,13 +25,10 @@ fn id_list(ids: impl IntoIterator<Item = i64>) -> String {
 /// to the chosen projects, and with `--customers all` every account of the
 /// source site. Each relation is read on its own and merged here; one SQL
 /// `UNION` of them all costs SQLite several times more.
-fn scope_ids(
-    tx: &mut Tx<'_>,
-    scope: Scope,
-    source_site: i64,
-    projects: &str,
-    organizations: &str,
-) -> Result<IdSet, CopyError> {
+fn scope_ids(tx: &mut Tx<'_>, scope: Scope, source_site: i64, frame: &Frame) -> Result<IdSet, CopyError> {
+    let (projects, organizations, after) = (&frame.project_ids, &frame.organizations_sql, frame.copied_through);
+    // The people of requests: only of requests above the watermark (those
+    // below it were copied, with their people, by earlier runs).
     let mut parts = vec![
         format!("SELECT account_id FROM project_customers WHERE project_id IN ({projects})"),
         format!(
@@ -40,13 +37,14 @@ fn scope_ids(
         ),
         // `+project_id`: scanning requests in table order beats SQLite's
         // walk of the (project, number) index with a row lookup per request.
-        format!("SELECT reporter_id FROM requests WHERE +project_id IN ({projects})"),
+        format!("SELECT reporter_id FROM requests WHERE id > {after} AND +project_id IN ({projects})"),
         format!(
             "SELECT rp.account_id FROM request_participants rp JOIN requests r ON r.id = rp.request_id
-             WHERE +r.project_id IN ({projects})"
+             WHERE rp.request_id > {after} AND +r.project_id IN ({projects})"
         ),
         format!(
-            "SELECT c.author_id FROM comments c JOIN requests r ON r.id = c.request_id WHERE +r.project_id IN ({projects})"
+            "SELECT c.author_id FROM comments c JOIN requests r ON r.id = c.request_id
+             WHERE c.request_id > {after} AND +r.project_id IN ({projects})"
         ),
         format!("SELECT account_id FROM organization_members WHERE organization_id IN ({organizations})"),
     ];
@@ -92,6 +90,26 @@ impl IdSet {
     fn contains(&self, id: i64) -> bool {
         usize::try_from(id).is_ok_and(|at| self.bits.get(at / 64).is_some_and(|w| w & (1u64 << (at % 64)) != 0))
     }
+
+    /// How many ids both sets hold.
+    fn common(&self, other: &IdSet) -> u64 {
+        self.bits.iter().zip(&other.bits).map(|(a, b)| u64::from((a & b).count_ones())).sum()
+    }
+}
+
+/// The source accounts earlier runs between the two sites linked: they
+/// are copied, and a re-run leaves them be (SPEC §2, re-run).
+fn linked_accounts(tx: &mut Tx<'_>, source: i64, destination: i64) -> Result<IdSet, CopyError> {
+    let mut ids = IdSet::default();
+    tx.query_each(
+        "SELECT source_id FROM copy_links WHERE source_site_id = $1 AND destination_site_id = $2 AND kind = 'account'",
+        &[Val::I(source), Val::I(destination)],
+        |r| {
+            ids.insert(r.int(0)?);
+            Ok(())
+        },
+    )?;
+    Ok(ids)
 }
 
 /// The links of earlier runs between two sites, of one kind.
@@ -111,10 +129,32 @@ fn links(tx: &mut Tx<'_>, source: i64, destination: i64, kind: &str) -> Result<F
 
 /// Reads the destination: its accounts by email, its site users, what
 /// earlier runs linked, merged accounts, organizations and group names.
-fn load_destination(tx: &mut Tx<'_>, source_id: i64, destination_id: i64) -> Result<DestinationFacts, CopyError> {
+fn load_destination(tx: &mut Tx<'_>, destination_id: i64, accounts: bool) -> Result<DestinationFacts, CopyError> {
     let mut index = DestinationIndex::default();
     let mut ext_ids: FxHashMap<i64, String> = FxHashMap::default();
     let mut merged_into: FxHashMap<i64, i64> = FxHashMap::default();
+    if accounts {
+        read_destination_accounts(tx, destination_id, &mut index, &mut ext_ids, &mut merged_into)?;
+    }
+    let organizations = organizations_with_members(tx, "o.site_id = $1", &[Val::I(destination_id)])?;
+    let group_keys: HashSet<String> = tx
+        .query_all("SELECT name_key FROM groups WHERE site_id = $1", &[Val::I(destination_id)], |r| {
+            Ok(r.text(0)?.to_owned())
+        })?
+        .into_iter()
+        .collect();
+    Ok(DestinationFacts { index, ext_ids, merged_into, organizations, group_keys })
+}
+
+/// The destination's accounts by email (portal-only ones and site users),
+/// their ids as snapshots name them, and the merged ones.
+fn read_destination_accounts(
+    tx: &mut Tx<'_>,
+    destination_id: i64,
+    index: &mut DestinationIndex,
+    ext_ids: &mut FxHashMap<i64, String>,
+    merged_into: &mut FxHashMap<i64, i64>,
+) -> Result<(), CopyError> {
     tx.query_each(
         "SELECT id, ext_id, email_key, active, email_verified, merged_into FROM accounts WHERE site_id = $1",
         &[Val::I(destination_id)],
@@ -143,15 +183,7 @@ fn load_destination(tx: &mut Tx<'_>, source_id: i64, destination_id: i64) -> Res
             Ok(())
         },
     )?;
-    index.linked = links(tx, source_id, destination_id, "account")?;
-    let organizations = organizations_with_members(tx, "o.site_id = $1", &[Val::I(destination_id)])?;
-    let group_keys: HashSet<String> = tx
-        .query_all("SELECT name_key FROM groups WHERE site_id = $1", &[Val::I(destination_id)], |r| {
-            Ok(r.text(0)?.to_owned())
-        })?
-        .into_iter()
-        .collect();
-    Ok(DestinationFacts { index, ext_ids, merged_into, organizations, group_keys })
+    Ok(())
 }
 
 /// The organizations `condition` (on `o`) selects, by id: name and members'
@@ -186,11 +218,14 @@ fn organizations_with_members(
     Ok(organizations)
 }
 
-/// Organizations linked to the projects or shared by their requests.
-fn organizations_sql(project_ids: &str) -> String {
+/// Organizations linked to the projects or shared by their requests above
+/// the watermark (an organization shared by a request copied before was
+/// considered by the run that copied it).
+fn organizations_sql(project_ids: &str, copied_through: i64) -> String {
     format!(
         "SELECT organization_id FROM organization_projects WHERE project_id IN ({project_ids})
-         UNION SELECT organization_id FROM requests WHERE +project_id IN ({project_ids}) AND organization_id IS NOT NULL"
+         UNION SELECT organization_id FROM requests
+         WHERE id > {copied_through} AND +project_id IN ({project_ids}) AND organization_id IS NOT NULL"
     )
 }
 
@@ -221,14 +256,52 @@ struct Frame {
     projects: ProjectFacts,
     project_ids: String,
     organizations_sql: String,
+    /// Every source request of the chosen projects up to this id was
+    /// copied by earlier runs between the two sites ([`copied_through`]).
+    copied_through: i64,
 }
 
 fn load_frame(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Frame, CopyError> {
     let projects = load_projects(tx, options)?;
     let (selected, _) = planner::select_projects(&projects, options)?;
     let project_ids = id_list(selected.iter().map(|p| p.source_id));
-    let organizations_sql = organizations_sql(&project_ids);
-    Ok(Frame { projects, project_ids, organizations_sql })
+    let selected: Vec<i64> = selected.iter().map(|p| p.source_id).collect();
+    let copied_through = copied_through(tx, projects.source.id, projects.destination.id, &selected)?;
+    let organizations_sql = organizations_sql(&project_ids, copied_through);
+    Ok(Frame { projects, project_ids, organizations_sql, copied_through })
+}
+
+/// The watermark of earlier runs between two sites for `projects`: a run
+/// that finished copied every request of its projects up to its
+/// `source_request_limit` (ids grow as requests arrive, and a rollback
+/// goes newest first, so a finished run's limit stays true), so every
+/// request of the projects up to the lowest of their highest limits is
+/// copied. 0 when a project was never copied in full.
+pub(crate) fn copied_through(
+    tx: &mut Tx<'_>,
+    source: i64,
+    destination: i64,
+    projects: &[i64],
+) -> Result<i64, StoreError> {
+    if projects.is_empty() {
+        return Ok(0);
+    }
+    let mut limits: FxHashMap<i64, i64> = FxHashMap::default();
+    tx.query_each(
+        &format!(
+            "SELECT cp.source_project_id, MAX(r.source_request_limit) FROM copy_runs r
+             JOIN copy_projects cp ON cp.run_id = r.id
+             WHERE r.source_site_id = $1 AND r.destination_site_id = $2 AND r.state = '{done}'
+             GROUP BY cp.source_project_id",
+            done = ferry_core::run::RunState::Done.as_str()
+        ),
+        &[Val::I(source), Val::I(destination)],
+        |r| {
+            limits.insert(r.int(0)?, r.int(1)?);
+            Ok(())
+        },
+    )?;
+    Ok(projects.iter().map(|p| limits.get(p).copied().unwrap_or(0)).min().unwrap_or(0))
 }
 
 /// What a plan reads beside the source's customers.
@@ -246,15 +319,17 @@ fn side_reads(
     destination_id: i64,
     project_ids: &str,
     organizations_sql: &str,
+    copied_through: i64,
+    accounts: bool,
 ) -> Result<SideReads, CopyError> {
-    let destination = load_destination(tx, source_id, destination_id)?;
+    let destination = load_destination(tx, destination_id, accounts)?;
     let source_organizations = organizations_with_members(tx, &format!("o.id IN ({organizations_sql})"), &[])?;
     let organization_links = links(tx, source_id, destination_id, "organization")?;
     let requests = tx
         .query_opt(
             &format!(
                 "SELECT COUNT(*), COALESCE(MAX(r.id), 0) FROM requests r
-                 WHERE r.project_id IN ({project_ids}) AND NOT EXISTS (
+                 WHERE r.id > {copied_through} AND +r.project_id IN ({project_ids}) AND NOT EXISTS (
                      SELECT 1 FROM copy_links l WHERE l.source_site_id = $1 AND l.destination_site_id = $2
                      AND l.kind = 'request' AND l.source_id = r.id)"
             ),
@@ -265,11 +340,28 @@ fn side_reads(
     Ok(SideReads { destination, source_organizations, organization_links, requests })
 }
 
-/// The scope's accounts: the accounts in the id range of the scope, kept
-/// when in it (one range scan instead of a lookup per id).
-fn load_customers(tx: &mut Tx<'_>, options: &CopyOptions, frame: &Frame) -> Result<Vec<ScopedCustomer>, CopyError> {
-    let source = &frame.projects.source;
-    let in_scope = scope_ids(tx, options.customers, source.id, &frame.project_ids, &frame.organizations_sql)?;
+/// The scope's accounts that no earlier run between the two sites copied
+/// (the accounts in the id range of the scope, kept when in it and not
+/// linked: one range scan instead of a lookup per id), and how many of the
+/// scope were copied before.
+fn load_customers(
+    tx: &mut Tx<'_>,
+    options: &CopyOptions,
+    frame: &Frame,
+) -> Result<(Vec<ScopedCustomer>, u64), CopyError> {
+    let (source, destination) = (&frame.projects.source, &frame.projects.destination);
+    let mut in_scope = scope_ids(tx, options.customers, source.id, frame)?;
+    let linked = linked_accounts(tx, source.id, destination.id)?;
+    let already_copied = in_scope.common(&linked);
+    if already_copied > 0 {
+        for (word, gone) in in_scope.bits.iter_mut().zip(&linked.bits) {
+            *word &= !gone;
+        }
+        in_scope.len -= already_copied as usize;
+    }
+    if in_scope.len == 0 {
+        return Ok((Vec::new(), already_copied));
+    }
     let (low, high) = (in_scope.low.unwrap_or(0), in_scope.high.unwrap_or(-1));
     let mut customers = Vec::with_capacity(in_scope.len);
     tx.query_each(
@@ -293,7 +385,7 @@ fn load_customers(tx: &mut Tx<'_>, options: &CopyOptions, frame: &Frame) -> Resu
             Ok(())
         },
     )?;
-    Ok(customers)
+    Ok((customers, already_copied))
 }
 
 /// Reads every fact a plan is decided from. With `sibling` (another
@@ -308,18 +400,9 @@ pub(crate) fn load(
 ) -> Result<PlanFacts, CopyError> {
     let frame = load_frame(tx, options)?;
     let (source_id, destination_id) = (frame.projects.source.id, frame.projects.destination.id);
-    std::thread::scope(|scope| {
-        let side = sibling.map(|other| {
-            let (projects, organizations) = (frame.project_ids.clone(), frame.organizations_sql.clone());
-            scope.spawn(move || other.read(|t| side_reads(t, source_id, destination_id, &projects, &organizations)))
-        });
-        let customers = load_customers(tx, options, &frame)?;
-        let side = match side {
-            Some(handle) => ferry_store::joined(handle)?,
-            None => side_reads(tx, source_id, destination_id, &frame.project_ids, &frame.organizations_sql)?,
-        };
+    let facts = |customers: Vec<ScopedCustomer>, already_copied: u64, side: SideReads, frame: Frame| {
         let SideReads { destination, source_organizations, organization_links, requests } = side;
-        Ok(PlanFacts {
+        PlanFacts {
             projects: frame.projects,
             customers,
             destination,
@@ -327,7 +410,46 @@ pub(crate) fn load(
             organization_links,
             requests_to_copy: requests.0,
             source_request_limit: requests.1,
-        })
+            already_copied,
+        }
+    };
+    // A re-run (earlier runs copied the projects) reads its few new
+    // customers first, and the destination's accounts only for them.
+    if frame.copied_through > 0 {
+        let (customers, already_copied) = load_customers(tx, options, &frame)?;
+        let side = side_reads(
+            tx,
+            source_id,
+            destination_id,
+            &frame.project_ids,
+            &frame.organizations_sql,
+            frame.copied_through,
+            !customers.is_empty(),
+        )?;
+        return Ok(facts(customers, already_copied, side, frame));
+    }
+    std::thread::scope(|scope| {
+        let side = sibling.map(|other| {
+            let (projects, organizations) = (frame.project_ids.clone(), frame.organizations_sql.clone());
+            let through = frame.copied_through;
+            scope.spawn(move || {
+                other.read(|t| side_reads(t, source_id, destination_id, &projects, &organizations, through, true))
+            })
+        });
+        let (customers, already_copied) = load_customers(tx, options, &frame)?;
+        let side = match side {
+            Some(handle) => ferry_store::joined(handle)?,
+            None => side_reads(
+                tx,
+                source_id,
+                destination_id,
+                &frame.project_ids,
+                &frame.organizations_sql,
+                frame.copied_through,
+                true,
+            )?,
+        };
+        Ok(facts(customers, already_copied, side, frame))
     })
 }
 

@@ -70,6 +70,9 @@ pub struct ReportData {
     /// Destination accounts with a hidden email, as the check found them
     /// (a run's report, read back later, does not know).
     pub destination_hidden_emails: Option<u64>,
+    /// Customers of the scope earlier runs between the two sites copied:
+    /// counted, not listed (a re-run costs what changed).
+    pub already_copied: u64,
 }
 
 impl ReportData {
@@ -104,6 +107,7 @@ impl ReportData {
                 ReportKind::Run(_) => "planned".to_owned(),
             },
             destination_hidden_emails: Some(plan.destination_hidden_emails),
+            already_copied: plan.already_copied,
         }
     }
 
@@ -133,6 +137,13 @@ impl ReportData {
         self.customers.iter().flat_map(|c| c.problems.iter().map(|p| (c.email_key.clone(), *p))).collect()
     }
 
+    /// Customers with `outcome`: those listed, and for "already copied"
+    /// also those of the scope an earlier run copied (counted, not listed).
+    pub fn outcome_count(&self, outcome: Outcome) -> u64 {
+        let listed = self.customers.iter().filter(|c| c.outcome == outcome).count() as u64;
+        if outcome == Outcome::AlreadyCopied { listed + self.already_copied } else { listed }
+    }
+
     /// The customers whose outcome is uncertain (SPEC §8): their source
     /// site hides their email, so ferry matched them by account id only,
     /// where Atlassian's copy, which sees the email, may match them by it.
@@ -144,8 +155,7 @@ impl ReportData {
     pub fn summary(&self) -> serde_json::Value {
         let mut outcomes = BTreeMap::new();
         for outcome in Outcome::ALL {
-            let n = self.customers.iter().filter(|c| c.outcome == outcome).count();
-            outcomes.insert(outcome.label(), n);
+            outcomes.insert(outcome.label(), self.outcome_count(outcome));
         }
         let mut problems = BTreeMap::new();
         for problem in Problem::ALL {
@@ -165,7 +175,8 @@ impl ReportData {
             },
             "timings_seconds": self.timings,
             "counts": {
-                "customers": self.customers.len(),
+                "customers": self.customers.len() as u64 + self.already_copied,
+                "already_copied": self.already_copied,
                 "outcomes": outcomes,
                 "problems": problems,
                 "requires_attention_rows": self.customers.iter().map(|c| c.problems.len()).sum::<usize>(),

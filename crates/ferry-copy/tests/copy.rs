@@ -197,14 +197,24 @@ fn a_run_right_after_a_run_changes_nothing(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
     ferry_snapshot::demo::load_demo(&mut store, 200, 5, &mut ferry_snapshot::Quiet).unwrap();
-    run(&mut store, &options("demo-src", "demo-dst"));
+    let (_, first) = run(&mut store, &options("demo-src", "demo-dst"));
     let after_first = export(&mut store, "demo-dst");
-    let (_, second) = run(&mut store, &options("demo-src", "demo-dst"));
+    let (second_run, second) = run(&mut store, &options("demo-src", "demo-dst"));
     assert_eq!(export(&mut store, "demo-dst"), after_first);
     assert_eq!(second.requests, 0);
-    assert!(second.customers.iter().all(|c| c.outcome == ferry_core::plan::Outcome::AlreadyCopied));
+    // A re-run decides only what no earlier run copied: here nothing. The
+    // scope's customers are counted as already copied, not listed again.
+    assert!(second.customers.is_empty(), "{:?}", second.customers.first());
+    assert_eq!(second.already_copied, first.customers.len() as u64);
+    let already = ferry_core::plan::Outcome::AlreadyCopied;
+    assert_eq!(second.outcome_count(already), first.customers.len() as u64);
+    assert_eq!(second.summary()["counts"]["already_copied"], first.customers.len());
+    assert_eq!(second.summary()["counts"]["customers"], first.customers.len());
     assert!(second.requires_attention().is_empty());
     assert_eq!(second.group_name, None, "no second imported group");
+    // `copy report` of the re-run says the same.
+    let rebuilt = ferry_copy::run_report(&mut store, second_run).unwrap();
+    assert_eq!(rebuilt.already_copied, second.already_copied);
 }
 
 fn a_rerun_copies_only_what_is_new(backend: Backend) {
@@ -237,6 +247,9 @@ fn a_rerun_copies_only_what_is_new(backend: Backend) {
         .map(|c| c.email.as_str())
         .collect();
     assert_eq!(new, ["gus@acme.test"]);
+    let listed: Vec<&str> = second.customers.iter().map(|c| c.email.as_str()).collect();
+    assert_eq!(listed, ["gus@acme.test"], "a re-run lists only what it decided");
+    assert!(second.already_copied > 0);
     assert_eq!(access(&mut store, "us", "gus@acme.test", None), ["SUP-7", "SUP-8"]);
     assert_eq!(access(&mut store, "us", "alice@acme.test", None), ["SUP-1", "SUP-8"]);
     let requests = export(&mut store, "us")["requests.csv"].clone();
@@ -809,7 +822,103 @@ fn hidden_emails_are_never_matched_and_make_outcomes_uncertain(backend: Backend)
     ferry_testkit::assert_integrity(&mut store);
 }
 
+/// A delta re-run (SPEC §2, re-run) decides only the customers no earlier
+/// run copied, yet leaves every customer with the access one copy of the
+/// final source would give: new customers, new requests by old and new
+/// ones, an old customer added to another project's list and a new member
+/// of an old organization all arrive.
+fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
+    let additions = tempfile::tempdir().unwrap();
+    let (first_db, second_db) = (TestDb::new(backend), TestDb::new(backend));
+    let (mut twice, mut once) = (first_db.store(), second_db.store());
+    for store in [&mut twice, &mut once] {
+        ferry_snapshot::demo::load_demo(store, 150, 21, &mut ferry_snapshot::Quiet).unwrap();
+    }
+    // What arrives on the source after the first copy (the same for both).
+    let source = export(&mut twice, "demo-src");
+    let old_sup =
+        source["customers.csv"].lines().find(|l| l.starts_with("SUP,")).unwrap().split(',').nth(1).unwrap().to_owned();
+    let old_org = source["organizations.csv"].lines().nth(1).unwrap().split(',').next().unwrap().to_owned();
+    let next = |key: &str| {
+        source["requests.csv"]
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}-")))
+            .filter_map(|l| l.split(',').next()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1
+    };
+    let (sup, its) = (next("SUP"), next("ITS"));
+    let write = |name: &str, text: String| std::fs::write(additions.path().join(name), text).unwrap();
+    write(
+        "accounts.csv",
+        "account_id,account_type,email,display_name,active,email_verified\n\
+         po-new-1,customer,new.one@acme.test,New One,true,true\n\
+         po-new-2,customer,new.two@acme.test,New Two,true,true\n\
+         aa-new-3,atlassian,new.three@acme.test,New Three,true,true\n"
+            .to_owned(),
+    );
+    write("customers.csv", format!("project_key,account_id\nSUP,po-new-1\nITS,{old_sup}\nSUP,aa-new-3\n"));
+    write("organizations.csv", format!("organization,account_id\n{old_org},po-new-2\n"));
+    write(
+        "requests.csv",
+        format!(
+            "request_key,project_key,summary,status,created,reporter_id,participant_ids,organization\n\
+             SUP-{sup},SUP,Later,Open,2026-05-01T09:00:00Z,po-new-1,{old_sup},\n\
+             ITS-{its},ITS,Later too,Open,2026-05-02T09:00:00Z,{old_sup},po-new-2,\n"
+        ),
+    );
+    write(
+        "comments.csv",
+        format!("request_key,author_id,created,body\nSUP-{sup},aa-new-3,2026-05-01T10:00:00Z,Me too\n"),
+    );
+
+    run(&mut twice, &options("demo-src", "demo-dst"));
+    import_site(&mut twice, "demo-src", additions.path(), &mut ferry_snapshot::Quiet).unwrap();
+    let (_, delta) = run(&mut twice, &options("demo-src", "demo-dst"));
+    let mut decided: Vec<&str> = delta.customers.iter().map(|c| c.source_ext_id.as_str()).collect();
+    decided.sort_unstable();
+    assert_eq!(decided, ["aa-new-3", "po-new-1", "po-new-2"], "only the new customers are decided");
+    assert_eq!(delta.requests, 2);
+
+    import_site(&mut once, "demo-src", additions.path(), &mut ferry_snapshot::Quiet).unwrap();
+    run(&mut once, &options("demo-src", "demo-dst"));
+
+    let emails: Vec<String> = export(&mut once, "demo-dst")["accounts.csv"]
+        .lines()
+        .skip(1)
+        .filter_map(|l| csv::ReaderBuilder::new().has_headers(false).from_reader(l.as_bytes()).records().next()?.ok())
+        .filter(|r| !r[2].is_empty())
+        .map(|r| r[2].to_owned())
+        .collect();
+    assert!(emails.len() > 100);
+    for email in &emails {
+        for kind in [AccountType::PortalOnly, AccountType::Atlassian] {
+            let has = |store: &mut Store| ferry_ops_like_access(store, email, kind);
+            assert_eq!(has(&mut twice), has(&mut once), "{email} ({kind:?})");
+        }
+    }
+    let requests = |store: &mut Store| export(store, "demo-dst")["requests.csv"].clone();
+    assert_eq!(requests(&mut twice), requests(&mut once));
+    ferry_testkit::assert_integrity(&mut twice);
+}
+
+/// The requests `email`'s account of `kind` can view on demo-dst, or
+/// `None` when the site has no such account.
+fn ferry_ops_like_access(store: &mut Store, email: &str, kind: AccountType) -> Option<Vec<String>> {
+    let has = store
+        .read(|tx| {
+            let site = sites::site(tx, "demo-dst")?;
+            let key = ferry_core::email::normalize(email).unwrap_or_default();
+            accounts::find_by_email(tx, site.id, &key, Some(kind))
+        })
+        .unwrap()
+        .is_some_and(|a| a.account_type == kind);
+    has.then(|| access(store, "demo-dst", email, Some(kind)))
+}
+
 on_both_backends!(
+    a_delta_rerun_gives_the_access_of_one_copy,
     hidden_emails_are_never_matched_and_make_outcomes_uncertain,
     the_schema_holds_exactly_the_typed_states,
     rollback_refuses_while_another_sources_run_builds_on_its_accounts,

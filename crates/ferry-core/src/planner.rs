@@ -159,6 +159,9 @@ pub struct PlanFacts {
     /// Source requests not copied before, and the highest of their ids.
     pub requests_to_copy: u64,
     pub source_request_limit: i64,
+    /// Customers of the scope an earlier run between the two sites copied
+    /// (linked): not in `customers`, counted (SPEC §2, re-run).
+    pub already_copied: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +220,8 @@ pub struct CopyPlan {
     /// Destination accounts whose email their site hides (SPEC §8): no
     /// customer is matched to them by email, so any could be one of them.
     pub destination_hidden_emails: u64,
+    /// Customers of the scope earlier runs copied: not decided again.
+    pub already_copied: u64,
 }
 
 /// The projects a plan copies, in key order, with their keys on the
@@ -412,6 +417,7 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
         organization_links,
         requests_to_copy,
         source_request_limit,
+        already_copied,
     } = facts;
 
     // An account copied earlier and since upgraded lives on as the account
@@ -481,6 +487,7 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
         requests_to_copy,
         source_request_limit,
         destination_hidden_emails,
+        already_copied,
     })
 }
 

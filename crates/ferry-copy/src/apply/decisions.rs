@@ -57,6 +57,10 @@ pub(super) fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions
 }
 
 pub(super) fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), CopyError> {
+    tx.execute(
+        "UPDATE copy_runs SET already_copied = $2 WHERE id = $1",
+        &[Val::I(run_id), Val::I(plan.already_copied as i64)],
+    )?;
     let mut account_ids = IdAllocator::start(tx, "accounts")?;
     let mut writer = BulkWriter::new(&COPY_CUSTOMERS);
     let mut batch = RowBatch::new(&COPY_CUSTOMERS);

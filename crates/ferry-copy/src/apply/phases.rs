@@ -49,8 +49,11 @@ pub(super) fn apply_step(
                 .flatten();
             let Some(end) = end else {
                 // Every account is written: the destination's duplicates
-                // can be counted again.
-                accounts::recount(tx, row.destination.id)?;
+                // can be counted again. A run with no customers to decide
+                // (a re-run with nothing new) changed no account.
+                if row.cursor > 0 {
+                    accounts::recount(tx, row.destination.id)?;
+                }
                 set_cursor(tx, run_id, Phase::Structure, 0)?;
                 return Ok(());
             };
@@ -101,7 +104,15 @@ pub(super) fn apply_step(
                 None => None,
             };
             apply_structure(tx, run_id, row, maps, lists)?;
-            set_cursor(tx, run_id, Phase::Requests, 0)?;
+            // Requests up to the earlier runs' watermark are copied: the
+            // run starts above it, so a re-run reads only what is new.
+            let projects = tx.query_all(
+                "SELECT source_project_id FROM copy_projects WHERE run_id = $1",
+                &[Val::I(run_id)],
+                |r| r.int(0),
+            )?;
+            let start = crate::load::copied_through(tx, row.source.id, row.destination.id, &projects)?;
+            set_cursor(tx, run_id, Phase::Requests, start)?;
             progress.step("projects and memberships", 1, 1);
         }
         Phase::Requests => {
@@ -357,10 +368,75 @@ pub(crate) struct RunMaps {
     pub(super) organizations: FxHashMap<i64, i64>,
 }
 
+/// The accounts earlier runs between the run's two sites copied (their
+/// links; a re-run does not decide them again), as the run's own decisions
+/// would map them: a destination account merged by an upgrade lives on as
+/// the account it was merged into, and a portal-only source account linked
+/// to a site user of the destination (case 3) reaches the projects through
+/// the imported group, never a customer list.
+fn earlier_accounts(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    accounts: &mut FxHashMap<i64, i64>,
+    via_group: &mut FxHashSet<i64>,
+) -> Result<(), StoreError> {
+    let Some((source, destination)) = tx.query_opt(
+        "SELECT source_site_id, destination_site_id FROM copy_runs WHERE id = $1",
+        &[Val::I(run_id)],
+        |r| Ok((r.int(0)?, r.int(1)?)),
+    )?
+    else {
+        return Ok(());
+    };
+    let pair = [Val::I(source), Val::I(destination), Val::I(run_id)];
+    let mut links: Vec<(i64, i64)> = Vec::new();
+    tx.query_each(
+        "SELECT source_id, destination_id FROM copy_links
+         WHERE source_site_id = $1 AND destination_site_id = $2 AND kind = 'account' AND run_id <> $3",
+        &pair,
+        |r| {
+            links.push((r.int(0)?, r.int(1)?));
+            Ok(())
+        },
+    )?;
+    if links.is_empty() {
+        return Ok(());
+    }
+    let mut merged: FxHashMap<i64, i64> = FxHashMap::default();
+    tx.query_each(
+        "SELECT id, merged_into FROM accounts WHERE site_id = $1 AND merged_into IS NOT NULL",
+        &[Val::I(destination)],
+        |r| {
+            merged.insert(r.int(0)?, r.int(1)?);
+            Ok(())
+        },
+    )?;
+    let mut site_users: FxHashSet<i64> = FxHashSet::default();
+    tx.query_each("SELECT account_id FROM site_users WHERE site_id = $1", &[Val::I(destination)], |r| {
+        site_users.insert(r.int(0)?);
+        Ok(())
+    })?;
+    // Portal-only accounts belong to their site; Atlassian accounts to none.
+    let mut portal: FxHashSet<i64> = FxHashSet::default();
+    tx.query_each("SELECT id FROM accounts WHERE site_id = $1", &[Val::I(source)], |r| {
+        portal.insert(r.int(0)?);
+        Ok(())
+    })?;
+    accounts.reserve(links.len());
+    for (from, to) in links {
+        accounts.insert(from, merged.get(&to).copied().unwrap_or(to));
+        if portal.contains(&from) && site_users.contains(&to) {
+            via_group.insert(from);
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn load_run_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RunMaps, StoreError> {
     let run = [Val::I(run_id)];
     let mut accounts = FxHashMap::default();
     let mut via_group = FxHashSet::default();
+    earlier_accounts(tx, run_id, &mut accounts, &mut via_group)?;
     tx.query_each(
         "SELECT source_account_id, destination_account_id, via_group FROM copy_customers WHERE run_id = $1",
         &run,
@@ -369,6 +445,8 @@ pub(super) fn load_run_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RunMaps, Sto
             accounts.insert(source, r.int(1)?);
             if r.bool(2)? {
                 via_group.insert(source);
+            } else {
+                via_group.remove(&source);
             }
             Ok(())
         },

@@ -87,6 +87,7 @@ pub(super) fn report_data(
         Ok(tx.query_opt(sql, &[Val::I(run_id)], |r| r.int(0))?.unwrap_or(0) as u64)
     };
     let requests = count(tx, "SELECT requests_copied FROM copy_runs WHERE id = $1")?;
+    let already_copied = count(tx, "SELECT already_copied FROM copy_runs WHERE id = $1")?;
     let organizations = count(tx, "SELECT COUNT(*) FROM copy_organizations WHERE run_id = $1")?;
     Ok(ReportData {
         kind: ReportKind::Run(run_id),
@@ -100,6 +101,7 @@ pub(super) fn report_data(
         timings: Default::default(),
         state: row.state.as_str().to_owned(),
         destination_hidden_emails: None,
+        already_copied,
     })
 }
 

@@ -773,8 +773,7 @@ const UNCERTAIN_NAMED: usize = 50;
 /// Customers per outcome, as bars (inline SVG: no script, no library).
 fn chart(data: &ReportData) -> Chart {
     const COLORS: [&str; 7] = ["#0052cc", "#00875a", "#ff991f", "#6554c0", "#00b8d9", "#de350b", "#6b778c"];
-    let counts: Vec<(Outcome, usize)> =
-        Outcome::ALL.iter().map(|o| (*o, data.customers.iter().filter(|c| c.outcome == *o).count())).collect();
+    let counts: Vec<(Outcome, usize)> = Outcome::ALL.iter().map(|o| (*o, data.outcome_count(*o) as usize)).collect();
     let max = counts.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1);
     let bars: Vec<Bar> = counts
         .iter()
