@@ -37,6 +37,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_search", then crate::accounts::index_and_count),
     migration!(9, "0009_typed_runs", then canonical_times),
     migration!(10, "0010_delta_runs"),
+    migration!(11, "0011_request_order"),
 ];
 
 /// Times written before ferry kept one format (some carried `+00:00` and

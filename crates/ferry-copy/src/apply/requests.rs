@@ -67,14 +67,18 @@ pub(super) fn read_chunk(
     let end = tx
         .query_opt(
             "SELECT MAX(id) FROM (SELECT r.id FROM requests r
-               JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = +r.project_id
-               WHERE r.id > $2 AND r.id <= $3 ORDER BY r.id LIMIT $4) chunk",
+               WHERE r.project_id IN (SELECT source_project_id FROM copy_projects WHERE run_id = $1)
+                 AND r.id > $2 AND r.id <= $3 ORDER BY r.id LIMIT $4) chunk",
             &[Val::I(run_id), Val::I(from), Val::I(row.source_request_limit), Val::I(chunk(REQUEST_CHUNK))],
             |r| r.opt_int(0),
         )?
         .flatten();
     let Some(to) = end else { return Ok(None) };
-    let range = [Val::I(from), Val::I(to)];
+    // Only the run's projects' requests: the range also holds other sites'
+    // requests (the destination's copies among them).
+    let range = [Val::I(from), Val::I(to), Val::I(run_id)];
+    const OURS: &str = "SELECT id FROM requests WHERE project_id IN
+        (SELECT source_project_id FROM copy_projects WHERE run_id = $3) AND id > $1 AND id <= $2";
     let mut chunk = SourceChunk {
         from,
         to,
@@ -85,7 +89,8 @@ pub(super) fn read_chunk(
     };
     tx.query_each(
         "SELECT id, project_id, number, summary, status, created, reporter_id, organization_id
-         FROM requests WHERE id > $1 AND id <= $2 ORDER BY id",
+         FROM requests WHERE project_id IN (SELECT source_project_id FROM copy_projects WHERE run_id = $3)
+           AND id > $1 AND id <= $2 ORDER BY id",
         &range,
         |r| {
             let request = SourceRequest {
@@ -103,7 +108,7 @@ pub(super) fn read_chunk(
         },
     )?;
     tx.query_each(
-        "SELECT request_id, account_id FROM request_participants WHERE request_id > $1 AND request_id <= $2",
+        &format!("SELECT request_id, account_id FROM request_participants WHERE request_id IN ({OURS})"),
         &range,
         |r| {
             chunk.participants.push((r.int(0)?, r.int(1)?));
@@ -111,11 +116,15 @@ pub(super) fn read_chunk(
         },
     )?;
     tx.query_each(
-        "SELECT request_id, author_id, created, body FROM comments WHERE request_id > $1 AND request_id <= $2 ORDER BY id",
+        &format!("SELECT request_id, author_id, created, body FROM comments WHERE request_id IN ({OURS}) ORDER BY id"),
         &range,
         |r| {
-            let comment =
-                SourceComment { request: r.int(0)?, author: r.int(1)?, created: chunk.keep(r.text(2)?), body: chunk.keep(r.text(3)?) };
+            let comment = SourceComment {
+                request: r.int(0)?,
+                author: r.int(1)?,
+                created: chunk.keep(r.text(2)?),
+                body: chunk.keep(r.text(3)?),
+            };
             chunk.comments.push(comment);
             Ok(())
         },
