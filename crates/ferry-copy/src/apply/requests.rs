@@ -64,20 +64,34 @@ pub(super) fn read_chunk(
     row: &RunRow,
     from: i64,
 ) -> Result<Option<SourceChunk>, CopyError> {
+    // The run's first request above `from`, found through the index on
+    // (project, id): between `from` and it lie other sites' requests (the
+    // destination's copies among them), which a re-run must not read. From
+    // there the requests are read in id order, the projects' and others'
+    // together, as they lie.
+    let first = tx
+        .query_opt(
+            "SELECT MIN(first) FROM (SELECT (SELECT r.id FROM requests r
+                 WHERE r.project_id = cp.source_project_id AND r.id > $2 ORDER BY r.id LIMIT 1) AS first
+             FROM copy_projects cp WHERE cp.run_id = $1) firsts",
+            &[Val::I(run_id), Val::I(from)],
+            |r| r.opt_int(0),
+        )?
+        .flatten();
+    let Some(first) = first.filter(|first| *first <= row.source_request_limit) else { return Ok(None) };
+    let start = first - 1;
     let end = tx
         .query_opt(
             "SELECT MAX(id) FROM (SELECT r.id FROM requests r
-               WHERE r.project_id IN (SELECT source_project_id FROM copy_projects WHERE run_id = $1)
-                 AND r.id > $2 AND r.id <= $3 ORDER BY r.id LIMIT $4) chunk",
-            &[Val::I(run_id), Val::I(from), Val::I(row.source_request_limit), Val::I(chunk(REQUEST_CHUNK))],
+               JOIN copy_projects cp ON cp.run_id = $1 AND cp.source_project_id = +r.project_id
+               WHERE r.id > $2 AND r.id <= $3 ORDER BY r.id LIMIT $4) chunk",
+            &[Val::I(run_id), Val::I(start), Val::I(row.source_request_limit), Val::I(chunk(REQUEST_CHUNK))],
             |r| r.opt_int(0),
         )?
         .flatten();
     let Some(to) = end else { return Ok(None) };
-    // Only the run's projects' requests: the range also holds other sites'
-    // requests (the destination's copies among them).
-    let range = [Val::I(from), Val::I(to), Val::I(run_id)];
-    const OURS: &str = "SELECT id FROM requests WHERE project_id IN
+    let range = [Val::I(start), Val::I(to), Val::I(run_id)];
+    const OURS: &str = "SELECT id FROM requests WHERE +project_id IN
         (SELECT source_project_id FROM copy_projects WHERE run_id = $3) AND id > $1 AND id <= $2";
     let mut chunk = SourceChunk {
         from,
@@ -89,7 +103,7 @@ pub(super) fn read_chunk(
     };
     tx.query_each(
         "SELECT id, project_id, number, summary, status, created, reporter_id, organization_id
-         FROM requests WHERE project_id IN (SELECT source_project_id FROM copy_projects WHERE run_id = $3)
+         FROM requests WHERE +project_id IN (SELECT source_project_id FROM copy_projects WHERE run_id = $3)
            AND id > $1 AND id <= $2 ORDER BY id",
         &range,
         |r| {
@@ -108,7 +122,10 @@ pub(super) fn read_chunk(
         },
     )?;
     tx.query_each(
-        &format!("SELECT request_id, account_id FROM request_participants WHERE request_id IN ({OURS})"),
+        &format!(
+            "SELECT request_id, account_id FROM request_participants
+             WHERE request_id > $1 AND request_id <= $2 AND request_id IN ({OURS})"
+        ),
         &range,
         |r| {
             chunk.participants.push((r.int(0)?, r.int(1)?));
@@ -116,7 +133,10 @@ pub(super) fn read_chunk(
         },
     )?;
     tx.query_each(
-        &format!("SELECT request_id, author_id, created, body FROM comments WHERE request_id IN ({OURS}) ORDER BY id"),
+        &format!(
+            "SELECT request_id, author_id, created, body FROM comments
+             WHERE request_id > $1 AND request_id <= $2 AND request_id IN ({OURS}) ORDER BY id"
+        ),
         &range,
         |r| {
             let comment = SourceComment {
