@@ -90,9 +90,8 @@ pub(super) fn read_chunk(
         )?
         .flatten();
     let Some(to) = end else { return Ok(None) };
-    let range = [Val::I(start), Val::I(to), Val::I(run_id)];
-    const OURS: &str = "SELECT id FROM requests WHERE +project_id IN
-        (SELECT source_project_id FROM copy_projects WHERE run_id = $3) AND id > $1 AND id <= $2";
+    // Rows of other projects in the range are dropped while copying.
+    let range = [Val::I(start), Val::I(to)];
     let mut chunk = SourceChunk {
         from,
         to,
@@ -103,8 +102,7 @@ pub(super) fn read_chunk(
     };
     tx.query_each(
         "SELECT id, project_id, number, summary, status, created, reporter_id, organization_id
-         FROM requests WHERE +project_id IN (SELECT source_project_id FROM copy_projects WHERE run_id = $3)
-           AND id > $1 AND id <= $2 ORDER BY id",
+         FROM requests WHERE id > $1 AND id <= $2 ORDER BY id",
         &range,
         |r| {
             let request = SourceRequest {
@@ -122,10 +120,7 @@ pub(super) fn read_chunk(
         },
     )?;
     tx.query_each(
-        &format!(
-            "SELECT request_id, account_id FROM request_participants
-             WHERE request_id > $1 AND request_id <= $2 AND request_id IN ({OURS})"
-        ),
+        "SELECT request_id, account_id FROM request_participants WHERE request_id > $1 AND request_id <= $2",
         &range,
         |r| {
             chunk.participants.push((r.int(0)?, r.int(1)?));
@@ -133,10 +128,7 @@ pub(super) fn read_chunk(
         },
     )?;
     tx.query_each(
-        &format!(
-            "SELECT request_id, author_id, created, body FROM comments
-             WHERE request_id > $1 AND request_id <= $2 AND request_id IN ({OURS}) ORDER BY id"
-        ),
+        "SELECT request_id, author_id, created, body FROM comments WHERE request_id > $1 AND request_id <= $2 ORDER BY id",
         &range,
         |r| {
             let comment = SourceComment {
