@@ -313,15 +313,12 @@ struct SideReads {
     requests: (u64, i64),
 }
 
-fn side_reads(
-    tx: &mut Tx<'_>,
-    source_id: i64,
-    destination_id: i64,
-    project_ids: &str,
-    organizations_sql: &str,
-    copied_through: i64,
-    accounts: bool,
-) -> Result<SideReads, CopyError> {
+/// What a plan reads beside the source's customers; the destination's
+/// accounts only with `accounts` (a re-run with no new customer needs none).
+fn side_reads(tx: &mut Tx<'_>, frame: &Frame, accounts: bool) -> Result<SideReads, CopyError> {
+    let (source_id, destination_id) = (frame.projects.source.id, frame.projects.destination.id);
+    let (project_ids, organizations_sql, copied_through) =
+        (&frame.project_ids, &frame.organizations_sql, frame.copied_through);
     let destination = load_destination(tx, destination_id, accounts)?;
     let source_organizations = organizations_with_members(tx, &format!("o.id IN ({organizations_sql})"), &[])?;
     let organization_links = links(tx, source_id, destination_id, "organization")?;
@@ -399,57 +396,34 @@ pub(crate) fn load(
     options: &CopyOptions,
 ) -> Result<PlanFacts, CopyError> {
     let frame = load_frame(tx, options)?;
-    let (source_id, destination_id) = (frame.projects.source.id, frame.projects.destination.id);
-    let facts = |customers: Vec<ScopedCustomer>, already_copied: u64, side: SideReads, frame: Frame| {
-        let SideReads { destination, source_organizations, organization_links, requests } = side;
-        PlanFacts {
-            projects: frame.projects,
-            customers,
-            destination,
-            source_organizations,
-            organization_links,
-            requests_to_copy: requests.0,
-            source_request_limit: requests.1,
-            already_copied,
-        }
-    };
     // A re-run (earlier runs copied the projects) reads its few new
-    // customers first, and the destination's accounts only for them.
-    if frame.copied_through > 0 {
+    // customers first, and the destination's accounts only for them; a
+    // first copy reads the destination on a second core meanwhile.
+    let (customers, already_copied, side) = if frame.copied_through > 0 {
         let (customers, already_copied) = load_customers(tx, options, &frame)?;
-        let side = side_reads(
-            tx,
-            source_id,
-            destination_id,
-            &frame.project_ids,
-            &frame.organizations_sql,
-            frame.copied_through,
-            !customers.is_empty(),
-        )?;
-        return Ok(facts(customers, already_copied, side, frame));
-    }
-    std::thread::scope(|scope| {
-        let side = sibling.map(|other| {
-            let (projects, organizations) = (frame.project_ids.clone(), frame.organizations_sql.clone());
-            let through = frame.copied_through;
-            scope.spawn(move || {
-                other.read(|t| side_reads(t, source_id, destination_id, &projects, &organizations, through, true))
-            })
-        });
-        let (customers, already_copied) = load_customers(tx, options, &frame)?;
-        let side = match side {
-            Some(handle) => ferry_store::joined(handle)?,
-            None => side_reads(
-                tx,
-                source_id,
-                destination_id,
-                &frame.project_ids,
-                &frame.organizations_sql,
-                frame.copied_through,
-                true,
-            )?,
-        };
-        Ok(facts(customers, already_copied, side, frame))
+        let side = side_reads(tx, &frame, !customers.is_empty())?;
+        (customers, already_copied, side)
+    } else {
+        std::thread::scope(|scope| -> Result<_, CopyError> {
+            let side = sibling.map(|other| scope.spawn(|| other.read(|t| side_reads(t, &frame, true))));
+            let (customers, already_copied) = load_customers(tx, options, &frame)?;
+            let side = match side {
+                Some(handle) => ferry_store::joined(handle)?,
+                None => side_reads(tx, &frame, true)?,
+            };
+            Ok((customers, already_copied, side))
+        })?
+    };
+    let SideReads { destination, source_organizations, organization_links, requests } = side;
+    Ok(PlanFacts {
+        projects: frame.projects,
+        customers,
+        destination,
+        source_organizations,
+        organization_links,
+        requests_to_copy: requests.0,
+        source_request_limit: requests.1,
+        already_copied,
     })
 }
 

@@ -894,7 +894,7 @@ fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
     assert!(emails.len() > 100);
     for email in &emails {
         for kind in [AccountType::PortalOnly, AccountType::Atlassian] {
-            let has = |store: &mut Store| ferry_ops_like_access(store, email, kind);
+            let has = |store: &mut Store| access_if_held(store, email, kind);
             assert_eq!(has(&mut twice), has(&mut once), "{email} ({kind:?})");
         }
     }
@@ -905,7 +905,7 @@ fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
 
 /// The requests `email`'s account of `kind` can view on demo-dst, or
 /// `None` when the site has no such account.
-fn ferry_ops_like_access(store: &mut Store, email: &str, kind: AccountType) -> Option<Vec<String>> {
+fn access_if_held(store: &mut Store, email: &str, kind: AccountType) -> Option<Vec<String>> {
     let has = store
         .read(|tx| {
             let site = sites::site(tx, "demo-dst")?;
