@@ -732,8 +732,21 @@ fn jira_cloud_sites_pull_and_check_from_the_command_line(backend: Backend) {
         std::fs::read_to_string(report.join("RequiresAttention.csv")).unwrap(),
         std::fs::read_to_string(story_dir().join("RequiresAttention.csv")).unwrap()
     );
-    // Pulling again changes nothing.
+    // Pulling again changes nothing, even with its output closed at once
+    // (`… | head -0`): the pull and its import go on to their end.
     let before = ferry.ok(&["customer", "list", "eu"]);
+    let url = eu.url();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["site", "pull", "eu", "--jira", &url, "--org-id", "fake-org", "--admin-api", &url])
+        .env("FERRY_DB", &ferry.db.url)
+        .envs(env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    assert!(child.wait().unwrap().success(), "a closed output fails no pull");
+    assert_eq!(ferry.ok(&["customer", "list", "eu"]), before);
     assert!(pull("eu", &eu, &[], &env).status.success());
     assert_eq!(ferry.ok(&["customer", "list", "eu"]), before);
 
