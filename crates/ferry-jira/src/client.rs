@@ -49,6 +49,19 @@ struct Inner {
     counters: Counters,
 }
 
+/// How a list names its offset, its page size and its last page.
+#[derive(Debug, Clone, Copy)]
+struct OffsetPaging {
+    start: &'static str,
+    limit: &'static str,
+    last: &'static str,
+}
+
+impl OffsetPaging {
+    const SERVICE_DESK: OffsetPaging = OffsetPaging { start: "start", limit: "limit", last: "isLastPage" };
+    const PLATFORM: OffsetPaging = OffsetPaging { start: "startAt", limit: "maxResults", last: "isLast" };
+}
+
 /// An answer: status and parsed body (`Null` when empty or not JSON).
 pub struct Answer {
     pub status: StatusCode,
@@ -270,31 +283,9 @@ impl Client {
         &self,
         path: &str,
         query: &[(&str, String)],
-        mut on_page: impl FnMut(usize),
+        on_page: impl FnMut(usize),
     ) -> Result<Vec<T>, PullError> {
-        let mut items = Vec::new();
-        let limit = self.inner.limits.page_size;
-        loop {
-            let mut full: Vec<(&str, String)> = query.to_vec();
-            full.push(("start", items.len().to_string()));
-            full.push(("limit", limit.to_string()));
-            let page: Value = self.get(Service::Site, path, &full).await?;
-            let last = page.get("isLastPage").and_then(Value::as_bool);
-            check_offset(path, &page, "start", items.len())?;
-            let values = page_values(path, page)?;
-            let count = values.len();
-            let last = last.unwrap_or(count == 0);
-            for value in values {
-                items.push(item(path, value)?);
-            }
-            on_page(items.len());
-            if last {
-                return Ok(items);
-            }
-            if count == 0 {
-                return Err(unexpected(path, "an empty page that is not the last (isLastPage false)"));
-            }
-        }
+        self.offset_pages(path, query, OffsetPaging::SERVICE_DESK, on_page).await
     }
 
     /// Every item of a platform list paged by `startAt`/`maxResults`/`isLast`.
@@ -303,26 +294,39 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Vec<T>, PullError> {
+        self.offset_pages(path, query, OffsetPaging::PLATFORM, |_| {}).await
+    }
+
+    /// Every item of a list paged by offset in `paging`'s words. A short
+    /// page is not the last one: only the page's own flag (or, without one,
+    /// an empty page) ends the list.
+    async fn offset_pages<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        paging: OffsetPaging,
+        mut on_page: impl FnMut(usize),
+    ) -> Result<Vec<T>, PullError> {
         let mut items = Vec::new();
         let limit = self.inner.limits.page_size;
         loop {
             let mut full: Vec<(&str, String)> = query.to_vec();
-            full.push(("startAt", items.len().to_string()));
-            full.push(("maxResults", limit.to_string()));
+            full.push((paging.start, items.len().to_string()));
+            full.push((paging.limit, limit.to_string()));
             let page: Value = self.get(Service::Site, path, &full).await?;
-            let last = page.get("isLast").and_then(Value::as_bool);
-            check_offset(path, &page, "startAt", items.len())?;
+            let last = page.get(paging.last).and_then(Value::as_bool);
+            check_offset(path, &page, paging.start, items.len())?;
             let values = page_values(path, page)?;
             let count = values.len();
-            let last = last.unwrap_or(count == 0);
             for value in values {
                 items.push(item(path, value)?);
             }
-            if last {
+            on_page(items.len());
+            if last.unwrap_or(count == 0) {
                 return Ok(items);
             }
             if count == 0 {
-                return Err(unexpected(path, "an empty page that is not the last (isLast false)"));
+                return Err(unexpected(path, format!("an empty page that is not the last ({} false)", paging.last)));
             }
         }
     }
