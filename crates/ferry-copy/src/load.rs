@@ -257,39 +257,55 @@ struct Frame {
     project_ids: String,
     organizations_sql: String,
     /// Every source request of the chosen projects up to this id was
-    /// copied by earlier runs between the two sites ([`copied_through`]).
+    /// copied by earlier runs between the two sites ([`Watermarks`]).
     copied_through: i64,
+    /// The membership clock as the load began.
+    membership_mark: i64,
 }
 
 fn load_frame(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Frame, CopyError> {
+    // Read before any membership: what is stamped up to it is visible to
+    // every read after it.
+    let membership_mark = tx.clock()?;
     let projects = load_projects(tx, options)?;
     let (selected, _) = planner::select_projects(&projects, options)?;
     let project_ids = id_list(selected.iter().map(|p| p.source_id));
     let selected: Vec<i64> = selected.iter().map(|p| p.source_id).collect();
-    let copied_through = copied_through(tx, projects.source.id, projects.destination.id, &selected)?;
+    let copied_through = watermarks(tx, projects.source.id, projects.destination.id, &selected)?.requests;
     let organizations_sql = organizations_sql(&project_ids, copied_through);
-    Ok(Frame { projects, project_ids, organizations_sql, copied_through })
+    Ok(Frame { projects, project_ids, organizations_sql, copied_through, membership_mark })
 }
 
-/// The watermark of earlier runs between two sites for `projects`: a run
-/// that finished copied every request of its projects up to its
-/// `source_request_limit` (ids grow as requests arrive, and a rollback
-/// goes newest first, so a finished run's limit stays true), so every
-/// request of the projects up to the lowest of their highest limits is
-/// copied. 0 when a project was never copied in full.
-pub(crate) fn copied_through(
+/// Where earlier runs between two sites left `projects` (SPEC §2, re-run).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Watermarks {
+    /// A run that finished copied every request of its projects up to its
+    /// `source_request_limit` (ids grow as requests arrive, and a rollback
+    /// goes newest first, so a finished run's limit stays true): every
+    /// request of the projects up to the lowest of their highest limits is
+    /// copied. 0 when a project was never copied in full.
+    pub(crate) requests: i64,
+    /// Likewise for memberships: a finished run compared every membership
+    /// of its projects and organizations stamped up to its
+    /// `membership_mark` (the clock when it was planned). 0 when a project
+    /// was never copied in full, or only before memberships were stamped:
+    /// then every membership is compared.
+    pub(crate) memberships: i64,
+}
+
+pub(crate) fn watermarks(
     tx: &mut Tx<'_>,
     source: i64,
     destination: i64,
     projects: &[i64],
-) -> Result<i64, StoreError> {
+) -> Result<Watermarks, StoreError> {
     if projects.is_empty() {
-        return Ok(0);
+        return Ok(Watermarks::default());
     }
-    let mut limits: FxHashMap<i64, i64> = FxHashMap::default();
+    let mut limits: FxHashMap<i64, (i64, i64)> = FxHashMap::default();
     tx.query_each(
         &format!(
-            "SELECT cp.source_project_id, MAX(r.source_request_limit) FROM copy_runs r
+            "SELECT cp.source_project_id, MAX(r.source_request_limit), MAX(r.membership_mark) FROM copy_runs r
              JOIN copy_projects cp ON cp.run_id = r.id
              WHERE r.source_site_id = $1 AND r.destination_site_id = $2 AND r.state = '{done}'
              GROUP BY cp.source_project_id",
@@ -297,11 +313,13 @@ pub(crate) fn copied_through(
         ),
         &[Val::I(source), Val::I(destination)],
         |r| {
-            limits.insert(r.int(0)?, r.int(1)?);
+            limits.insert(r.int(0)?, (r.int(1)?, r.int(2)?));
             Ok(())
         },
     )?;
-    Ok(projects.iter().map(|p| limits.get(p).copied().unwrap_or(0)).min().unwrap_or(0))
+    let least =
+        |pick: fn(&(i64, i64)) -> i64| projects.iter().map(|p| limits.get(p).map_or(0, pick)).min().unwrap_or(0);
+    Ok(Watermarks { requests: least(|l| l.0), memberships: least(|l| l.1) })
 }
 
 /// What a plan reads beside the source's customers.
@@ -416,6 +434,7 @@ pub(crate) fn load(
     };
     let SideReads { destination, source_organizations, organization_links, requests } = side;
     Ok(PlanFacts {
+        membership_mark: frame.membership_mark,
         projects: frame.projects,
         customers,
         destination,

@@ -8,7 +8,7 @@ use std::path::Path;
 use ferry_copy::{CopyError, CopyOptions, OrganizationMode, Quiet};
 use ferry_core::model::AccountType;
 use ferry_snapshot::{export_site, import_site};
-use ferry_store::{Store, accounts, sites};
+use ferry_store::{Store, Val, accounts, sites};
 use ferry_testkit::{Backend, TestDb, access, on_both_backends, story_dir};
 
 fn options(from: &str, to: &str) -> CopyOptions {
@@ -839,6 +839,25 @@ fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
     let old_sup =
         source["customers.csv"].lines().find(|l| l.starts_with("SUP,")).unwrap().split(',').nth(1).unwrap().to_owned();
     let old_org = source["organizations.csv"].lines().nth(1).unwrap().split(',').next().unwrap().to_owned();
+    // An Atlassian account copied before joins a group that holds the
+    // Customer role on the source: a new membership of an old customer.
+    let role_group = source["customer_roles.csv"].lines().nth(1).unwrap().split(',').nth(1).unwrap().to_owned();
+    let in_group: Vec<&str> = source["groups.csv"]
+        .lines()
+        .filter(|l| l.split(',').next() == Some(role_group.as_str()))
+        .filter_map(|l| l.split(',').nth(1))
+        .collect();
+    let on_list = |key: &str| -> Vec<&str> {
+        source["customers.csv"].lines().filter_map(|l| l.strip_prefix(&format!("{key},"))).collect()
+    };
+    let (on_sup, on_its) = (on_list("SUP"), on_list("ITS"));
+    let joiner = source["accounts.csv"]
+        .lines()
+        .filter(|l| l.split(',').nth(1) == Some("atlassian"))
+        .filter_map(|l| l.split(',').next())
+        .find(|id| !in_group.contains(id) && on_sup.contains(id) && !on_its.contains(id) && *id != old_sup)
+        .unwrap()
+        .to_owned();
     let next = |key: &str| {
         source["requests.csv"]
             .lines()
@@ -860,6 +879,7 @@ fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
     );
     write("customers.csv", format!("project_key,account_id\nSUP,po-new-1\nITS,{old_sup}\nSUP,aa-new-3\n"));
     write("organizations.csv", format!("organization,account_id\n{old_org},po-new-2\n"));
+    write("groups.csv", format!("group_name,account_id\n{role_group},{joiner}\n"));
     write(
         "requests.csv",
         format!(
@@ -873,7 +893,29 @@ fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
         format!("request_key,author_id,created,body\nSUP-{sup},aa-new-3,2026-05-01T10:00:00Z,Me too\n"),
     );
 
+    let joiner_email = source["accounts.csv"]
+        .lines()
+        .find(|l| l.starts_with(&format!("{joiner},")))
+        .and_then(|l| l.split(',').nth(2))
+        .unwrap()
+        .to_owned();
     run(&mut twice, &options("demo-src", "demo-dst"));
+    // Customer access: the destination's ITS customer list holds the account.
+    let on_its_list = |store: &mut Store| -> i64 {
+        store
+            .read(|tx| {
+                tx.query_opt(
+                    "SELECT COUNT(*) FROM project_customers pc JOIN projects p ON p.id = pc.project_id
+                     JOIN sites s ON s.id = p.site_id JOIN accounts a ON a.id = pc.account_id
+                     WHERE s.slug = 'demo-dst' AND p.key = 'ITS' AND a.email_key = $1",
+                    &[Val::T(&joiner_email.to_lowercase())],
+                    |r| r.int(0),
+                )
+            })
+            .unwrap()
+            .unwrap()
+    };
+    assert_eq!(on_its_list(&mut twice), 0);
     import_site(&mut twice, "demo-src", additions.path(), &mut ferry_snapshot::Quiet).unwrap();
     let (_, delta) = run(&mut twice, &options("demo-src", "demo-dst"));
     let mut decided: Vec<&str> = delta.customers.iter().map(|c| c.source_ext_id.as_str()).collect();
@@ -892,6 +934,7 @@ fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
         .map(|r| r[2].to_owned())
         .collect();
     assert!(emails.len() > 100);
+    assert_eq!(on_its_list(&mut twice), 1, "the role group's new member reaches ITS's customer list");
     for email in &emails {
         for kind in [AccountType::PortalOnly, AccountType::Atlassian] {
             let has = |store: &mut Store| access_if_held(store, email, kind);

@@ -162,6 +162,9 @@ pub struct PlanFacts {
     /// Customers of the scope an earlier run between the two sites copied
     /// (linked): not in `customers`, counted (SPEC §2, re-run).
     pub already_copied: u64,
+    /// The database's membership clock when the facts were read: every
+    /// membership stamped at or below it is in them.
+    pub membership_mark: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,6 +225,9 @@ pub struct CopyPlan {
     pub destination_hidden_emails: u64,
     /// Customers of the scope earlier runs copied: not decided again.
     pub already_copied: u64,
+    /// The membership clock the plan was read at (see [`PlanFacts`]): a
+    /// later run between the two sites reads memberships stamped above it.
+    pub membership_mark: i64,
 }
 
 /// The projects a plan copies, in key order, with their keys on the
@@ -418,6 +424,7 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
         requests_to_copy,
         source_request_limit,
         already_copied,
+        membership_mark,
     } = facts;
 
     // An account copied earlier and since upgraded lives on as the account
@@ -488,6 +495,7 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
         source_request_limit,
         destination_hidden_emails,
         already_copied,
+        membership_mark,
     })
 }
 

@@ -172,14 +172,19 @@ pub fn decide_group(
         if changed {
             let group = Val::I(group_id);
             tx.execute("UPDATE groups SET state = $2 WHERE id = $1", &[group, Val::T(after.as_str())])?;
+            // The group's roles are stamped anew: whom they reach changed,
+            // and a later copy from this site reads a changed role as an
+            // arrival of every member.
+            let stamp = Val::I(tx.stamp()?);
+            tx.execute("UPDATE customer_roles SET seq = $2 WHERE group_id = $1", &[group, stamp])?;
             if let (GroupDecision::Approve, Some(run)) = (decision, run) {
                 // The Customer role of every project the run copied.
                 tx.execute(
-                    "INSERT INTO customer_roles (project_id, group_id)
-                     SELECT cp.destination_project_id, CAST($1 AS BIGINT) FROM copy_projects cp
+                    "INSERT INTO customer_roles (project_id, group_id, seq)
+                     SELECT cp.destination_project_id, CAST($1 AS BIGINT), CAST($3 AS BIGINT) FROM copy_projects cp
                      WHERE cp.run_id = $2 AND NOT EXISTS (SELECT 1 FROM customer_roles cr
                          WHERE cr.project_id = cp.destination_project_id AND cr.group_id = $1)",
-                    &[group, Val::I(run)],
+                    &[group, Val::I(run), stamp],
                 )?;
             }
             let review = review(tx, group_id, name.clone(), after, run)?;

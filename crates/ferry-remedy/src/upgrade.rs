@@ -522,15 +522,22 @@ fn apply_batch(
     }
     // Lists: the Atlassian account joins each list the portal-only account
     // was on (once, when it already was), then the portal-only entry goes.
-    for (table, key) in [
-        ("request_participants", "request_id"),
-        ("project_customers", "project_id"),
-        ("organization_members", "organization_id"),
+    // Memberships the Atlassian account gains are new (stamped now): a
+    // later copy from this site reads them as arrivals.
+    let stamp = tx.stamp()?;
+    for (table, key, seq) in [
+        ("request_participants", "request_id", None),
+        ("project_customers", "project_id", Some(stamp)),
+        ("organization_members", "organization_id", Some(stamp)),
     ] {
+        let (seq_column, seq_value) = match seq {
+            Some(stamp) => (", seq".to_owned(), format!(", {stamp}")),
+            None => (String::new(), String::new()),
+        };
         tx.execute(
             &format!(
-                "INSERT{or_fail} INTO {table} ({key}, account_id)
-                 SELECT x.{key}, m.atlassian_id FROM {table} x JOIN ferry_upgrade_map m ON m.portal_id = x.account_id
+                "INSERT{or_fail} INTO {table} ({key}, account_id{seq_column})
+                 SELECT x.{key}, m.atlassian_id{seq_value} FROM {table} x JOIN ferry_upgrade_map m ON m.portal_id = x.account_id
                  WHERE true ON CONFLICT DO NOTHING"
             ),
             &[],

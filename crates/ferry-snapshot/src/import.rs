@@ -114,12 +114,20 @@ pub fn import_into(
         return Err(StoreError::Conflict(sites::unfinished_run_message(run, &site.slug, "importing into it")).into());
     }
     let index = SiteIndex::load(tx, site.id)?;
+    let stamp = tx.stamp()?;
     let site_id = site.id;
     let (sender, receiver) = sync_channel::<Message>(8);
     std::thread::scope(|scope| {
         let validator = scope.spawn(move || {
-            let mut validator =
-                Validator { site_id: site.id, site_slug: site.slug, problems, index, sender, batches: Vec::new() };
+            let mut validator = Validator {
+                site_id: site.id,
+                site_slug: site.slug,
+                problems,
+                index,
+                sender,
+                batches: Vec::new(),
+                stamp,
+            };
             let summary = validator.run(dir);
             (summary, validator.problems)
         });
@@ -233,14 +241,14 @@ static GROUPS: TableSpec = TableSpec {
     on_conflict: OnConflict::Ignore,
 };
 static GROUP_MEMBERS: TableSpec =
-    TableSpec { table: "group_members", columns: &["group_id", "account_id"], on_conflict: OnConflict::Ignore };
+    TableSpec { table: "group_members", columns: &["group_id", "account_id", "seq"], on_conflict: OnConflict::Ignore };
 static CUSTOMER_ROLES: TableSpec =
-    TableSpec { table: "customer_roles", columns: &["project_id", "group_id"], on_conflict: OnConflict::Ignore };
+    TableSpec { table: "customer_roles", columns: &["project_id", "group_id", "seq"], on_conflict: OnConflict::Ignore };
 static ORGANIZATIONS: TableSpec =
     TableSpec { table: "organizations", columns: &["id", "site_id", "name"], on_conflict: OnConflict::Ignore };
 static ORGANIZATION_MEMBERS: TableSpec = TableSpec {
     table: "organization_members",
-    columns: &["organization_id", "account_id"],
+    columns: &["organization_id", "account_id", "seq"],
     on_conflict: OnConflict::Ignore,
 };
 static ORGANIZATION_PROJECTS: TableSpec = TableSpec {
@@ -248,8 +256,11 @@ static ORGANIZATION_PROJECTS: TableSpec = TableSpec {
     columns: &["organization_id", "project_id"],
     on_conflict: OnConflict::Ignore,
 };
-static PROJECT_CUSTOMERS: TableSpec =
-    TableSpec { table: "project_customers", columns: &["project_id", "account_id"], on_conflict: OnConflict::Ignore };
+static PROJECT_CUSTOMERS: TableSpec = TableSpec {
+    table: "project_customers",
+    columns: &["project_id", "account_id", "seq"],
+    on_conflict: OnConflict::Ignore,
+};
 const REQUEST_COLUMNS: &[&str] =
     &["id", "site_id", "project_id", "number", "summary", "status", "created", "reporter_id", "organization_id"];
 static REQUESTS_NEW: TableSpec =
@@ -484,6 +495,8 @@ struct Validator {
     sender: SyncSender<Message>,
     /// Pending rows of the current file, one batch per table of the file.
     batches: Vec<RowBatch>,
+    /// The arrival stamp of every membership this import writes.
+    stamp: i64,
 }
 
 impl Validator {
@@ -728,12 +741,12 @@ impl Validator {
                 if account.kind == AccountType::PortalOnly {
                     return bad(format!("portal-only account {member:?} cannot be a member of group {name:?}"));
                 }
-                self.push(1, &[Val::I(group_id), Val::I(account.id)])
+                self.push(1, &[Val::I(group_id), Val::I(account.id), Val::I(self.stamp)])
             }
             "customer_roles.csv" => {
                 let project_id = self.project(id(0))?;
                 let group_id = self.group(id(1))?;
-                self.push(0, &[Val::I(project_id), Val::I(group_id)])
+                self.push(0, &[Val::I(project_id), Val::I(group_id), Val::I(self.stamp)])
             }
             "organizations.csv" => {
                 let name = id(0);
@@ -754,7 +767,7 @@ impl Validator {
                     return Ok(());
                 }
                 let account = self.account(member, "account_id")?;
-                self.push(1, &[Val::I(organization_id), Val::I(account.id)])
+                self.push(1, &[Val::I(organization_id), Val::I(account.id), Val::I(self.stamp)])
             }
             "organization_projects.csv" => {
                 let organization_id = self.organization(id(0))?;
@@ -764,7 +777,7 @@ impl Validator {
             "customers.csv" => {
                 let project_id = self.project(id(0))?;
                 let account = self.account(id(1), "account_id")?;
-                self.push(0, &[Val::I(project_id), Val::I(account.id)])
+                self.push(0, &[Val::I(project_id), Val::I(account.id), Val::I(self.stamp)])
             }
             "requests.csv" => {
                 let result = self.request_row(line, r);

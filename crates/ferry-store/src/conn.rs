@@ -600,6 +600,22 @@ impl<'c> Tx<'c> {
         }
         Ok(())
     }
+
+    /// A stamp for the memberships this transaction writes (their `seq`):
+    /// the clock, advanced by one. On PostgreSQL the clock's row stays
+    /// locked until commit, so a stamp is always above the clock another
+    /// transaction reads ([`Tx::clock`]) before this one commits: a run's
+    /// mark never passes a membership it could not see.
+    pub fn stamp(&mut self) -> Result<i64> {
+        self.query_opt("UPDATE ferry_clock SET value = value + 1 WHERE id = 1 RETURNING value", &[], |r| r.int(0))?
+            .ok_or_else(|| StoreError::Invalid("the database has no ferry_clock row".to_owned()))
+    }
+
+    /// The clock as committed: every membership stamped at or below it is
+    /// visible to this transaction's later reads.
+    pub fn clock(&mut self) -> Result<i64> {
+        Ok(self.query_opt("SELECT value FROM ferry_clock WHERE id = 1", &[], |r| r.int(0))?.unwrap_or(0))
+    }
 }
 
 /// The advisory lock of id-allocating writers on PostgreSQL.

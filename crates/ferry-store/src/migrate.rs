@@ -38,6 +38,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_typed_runs", then canonical_times),
     migration!(10, "0010_delta_runs"),
     migration!(11, "0011_request_order"),
+    migration!(12, "0012_arrivals"),
 ];
 
 /// Times written before ferry kept one format (some carried `+00:00` and

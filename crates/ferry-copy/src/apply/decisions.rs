@@ -135,7 +135,7 @@ pub(super) fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> 
     };
     tx.execute(
         "UPDATE copy_runs SET state = $6, phase = $2, cursor = 0, source_request_limit = $3,
-                group_name = $4, group_id = $5
+                group_name = $4, group_id = $5, membership_mark = $7
          WHERE id = $1",
         &[
             Val::I(run_id),
@@ -144,6 +144,7 @@ pub(super) fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> 
             Val::from(plan.group_name.as_deref()),
             Val::from(group_id),
             Val::T(RunState::Applying.as_str()),
+            Val::I(plan.membership_mark),
         ],
     )?;
     Ok(())

@@ -111,7 +111,7 @@ pub(super) fn apply_step(
                 &[Val::I(run_id)],
                 |r| r.int(0),
             )?;
-            let start = crate::load::copied_through(tx, row.source.id, row.destination.id, &projects)?;
+            let start = crate::load::watermarks(tx, row.source.id, row.destination.id, &projects)?.requests;
             set_cursor(tx, run_id, Phase::Requests, start)?;
             progress.step("projects and memberships", 1, 1);
         }
@@ -148,53 +148,172 @@ pub(super) fn apply_step(
 /// The customer-list entries and organization memberships of the run's
 /// source projects and organizations, mapped through the run's decisions
 /// to destination ids, sorted, without repeats. The source alone: another
-/// connection may read them ahead.
+/// connection may read them ahead. A re-run ([`Arrivals`]) reads only what
+/// arrived since the earlier runs' mark; `delta` says so.
 pub(crate) struct SourceLists {
     pub(super) customers: Vec<(i64, i64)>,
     pub(super) organization_members: Vec<(i64, i64)>,
+    pub(super) delta: bool,
+}
+
+/// The memberships a run compares with the destination's, as SQL selecting
+/// (destination owner, source account) with `$1` the run. A first copy
+/// compares every one; a re-run (`Some(mark)`, with `$2` the mark) only
+/// those that arrived above the mark, the lists and organizations it meets
+/// for the first time, and the memberships of the customers it decides.
+fn membership_sql(arrivals: Option<i64>) -> (String, String) {
+    let granting = GroupState::grants_customer_role_sql("g.state");
+    // The Customer role on a source project: its customer list, and every
+    // member of a group holding the role there, unless the group is an
+    // imported group awaiting review or declined (its members have no
+    // access on the source, so get none here).
+    let roles = "SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
+             JOIN customer_roles cr ON cr.project_id = cp.source_project_id
+             JOIN groups g ON g.id = cr.group_id AND {granting}
+             JOIN group_members gm ON gm.group_id = cr.group_id";
+    let roles = roles.replace("{granting}", &granting);
+    let Some(_) = arrivals else {
+        return (
+            format!(
+                "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
+                 JOIN project_customers pc ON pc.project_id = cp.source_project_id WHERE cp.run_id = $1
+                 UNION ALL {roles} WHERE cp.run_id = $1"
+            ),
+            "SELECT co.destination_organization_id, m.account_id FROM copy_organizations co
+             JOIN organization_members m ON m.organization_id = co.source_organization_id WHERE co.run_id = $1"
+                .to_owned(),
+        );
+    };
+    (
+        format!(
+            "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
+             JOIN project_customers pc ON pc.project_id = cp.source_project_id AND pc.seq > $2 WHERE cp.run_id = $1
+             UNION ALL {roles} AND gm.seq > $2 WHERE cp.run_id = $1
+             UNION ALL {roles} WHERE cp.run_id = $1 AND cr.seq > $2
+             UNION ALL
+             SELECT cp.destination_project_id, pc.account_id FROM copy_customers cc
+             JOIN copy_projects cp ON cp.run_id = cc.run_id
+             JOIN project_customers pc ON pc.project_id = cp.source_project_id AND pc.account_id = cc.source_account_id
+             WHERE cc.run_id = $1
+             UNION ALL
+             SELECT cp.destination_project_id, gm.account_id FROM copy_customers cc
+             JOIN group_members gm ON gm.account_id = cc.source_account_id
+             JOIN customer_roles cr ON cr.group_id = gm.group_id
+             JOIN copy_projects cp ON cp.run_id = cc.run_id AND cp.source_project_id = cr.project_id
+             JOIN groups g ON g.id = gm.group_id AND {granting}
+             WHERE cc.run_id = $1"
+        ),
+        // An organization no earlier run created is compared whole.
+        "SELECT co.destination_organization_id, m.account_id FROM copy_organizations co
+         JOIN organization_members m ON m.organization_id = co.source_organization_id AND m.seq > $2
+         WHERE co.run_id = $1
+         UNION ALL
+         SELECT co.destination_organization_id, m.account_id FROM copy_organizations co
+         JOIN copy_runs r ON r.id = co.run_id
+         JOIN organization_members m ON m.organization_id = co.source_organization_id
+         WHERE co.run_id = $1 AND NOT EXISTS (SELECT 1 FROM copy_links l
+             WHERE l.source_site_id = r.source_site_id AND l.destination_site_id = r.destination_site_id
+             AND l.kind = 'organization' AND l.source_id = co.source_organization_id AND l.run_id <> co.run_id)
+         UNION ALL
+         SELECT co.destination_organization_id, m.account_id FROM copy_customers cc
+         JOIN organization_members m ON m.account_id = cc.source_account_id
+         JOIN copy_organizations co ON co.run_id = cc.run_id AND co.source_organization_id = m.organization_id
+         WHERE cc.run_id = $1"
+            .to_owned(),
+    )
+}
+
+/// A re-run's membership mark: memberships stamped up to it were compared
+/// by earlier runs between the run's two sites; `None` for a first copy
+/// (or runs from before memberships were stamped).
+pub(super) fn arrivals(tx: &mut Tx<'_>, run_id: i64) -> Result<Option<i64>, StoreError> {
+    let (marks, _) = run_watermarks(tx, run_id)?;
+    Ok((marks.memberships > 0).then_some(marks.memberships))
+}
+
+/// The watermarks of the run's projects, and the run's two sites.
+fn run_watermarks(tx: &mut Tx<'_>, run_id: i64) -> Result<(crate::load::Watermarks, (i64, i64)), StoreError> {
+    let Some(sites) = tx.query_opt(
+        "SELECT source_site_id, destination_site_id FROM copy_runs WHERE id = $1",
+        &[Val::I(run_id)],
+        |r| Ok((r.int(0)?, r.int(1)?)),
+    )?
+    else {
+        return Ok((crate::load::Watermarks::default(), (0, 0)));
+    };
+    let projects =
+        tx.query_all("SELECT source_project_id FROM copy_projects WHERE run_id = $1", &[Val::I(run_id)], |r| r.int(0))?;
+    Ok((crate::load::watermarks(tx, sites.0, sites.1, &projects)?, sites))
+}
+
+/// Reads the (owner, source account) pairs of `sql` and hands each to `each`.
+fn each_membership(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    arrivals: Option<i64>,
+    sql: &str,
+    mut each: impl FnMut(i64, i64),
+) -> Result<(), StoreError> {
+    let params: Vec<Val<'_>> = match arrivals {
+        Some(mark) => vec![Val::I(run_id), Val::I(mark)],
+        None => vec![Val::I(run_id)],
+    };
+    tx.query_each(sql, &params, |r| {
+        each(r.int(0)?, r.int(1)?);
+        Ok(())
+    })
 }
 
 pub(super) fn read_source_lists(tx: &mut Tx<'_>, run_id: i64, maps: &RunMaps) -> Result<SourceLists, StoreError> {
+    let arrivals = arrivals(tx, run_id)?;
+    let (customers_sql, members_sql) = membership_sql(arrivals);
     let mut read = |customer_list: bool, sql: &str| -> Result<Vec<(i64, i64)>, StoreError> {
         let mut pairs: Vec<(i64, i64)> = Vec::new();
-        tx.query_each(sql, &[Val::I(run_id)], |r| {
-            let account = r.int(1)?;
+        each_membership(tx, run_id, arrivals, sql, |owner, account| {
             // Portal-only customers that became Atlassian accounts reach
             // the projects through the imported group, never a list.
             let skip = customer_list && maps.via_group.contains(&account);
             if let (Some(&to), false) = (maps.accounts.get(&account), skip) {
-                pairs.push((r.int(0)?, to));
+                pairs.push((owner, to));
             }
-            Ok(())
         })?;
         pairs.sort_unstable();
         pairs.dedup();
         Ok(pairs)
     };
     Ok(SourceLists {
-        // The Customer role on a source project: its customer list, and
-        // every member of a group holding the role there, unless the group
-        // is an imported group awaiting review or declined (its members
-        // have no access on the source, so get none here).
-        customers: read(
-            true,
-            &format!(
-                "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
-             JOIN project_customers pc ON pc.project_id = cp.source_project_id WHERE cp.run_id = $1
-             UNION ALL
-             SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
-             JOIN customer_roles cr ON cr.project_id = cp.source_project_id
-             JOIN groups g ON g.id = cr.group_id AND {granting}
-             JOIN group_members gm ON gm.group_id = cr.group_id WHERE cp.run_id = $1",
-                granting = GroupState::grants_customer_role_sql("g.state")
-            ),
-        )?,
-        organization_members: read(
-            false,
-            "SELECT co.destination_organization_id, m.account_id FROM copy_organizations co
-             JOIN organization_members m ON m.organization_id = co.source_organization_id WHERE co.run_id = $1",
-        )?,
+        customers: read(true, &customers_sql)?,
+        organization_members: read(false, &members_sql)?,
+        delta: arrivals.is_some(),
     })
+}
+
+/// Which of `pairs` (sorted) `table` holds, looked up by key: a re-run
+/// compares its few candidates, not the destination's every membership.
+fn held_pairs(
+    tx: &mut Tx<'_>,
+    table: &str,
+    columns: (&str, &str),
+    pairs: &[(i64, i64)],
+) -> Result<FxHashSet<(i64, i64)>, StoreError> {
+    let mut held = FxHashSet::default();
+    for chunk in pairs.chunks(500) {
+        let values: Vec<String> = chunk.iter().map(|(a, b)| format!("({a}, {b})")).collect();
+        tx.query_each(
+            &format!(
+                "SELECT {a}, {b} FROM {table} WHERE ({a}, {b}) IN (VALUES {values})",
+                a = columns.0,
+                b = columns.1,
+                values = values.join(", ")
+            ),
+            &[],
+            |r| {
+                held.insert((r.int(0)?, r.int(1)?));
+                Ok(())
+            },
+        )?;
+    }
+    Ok(held)
 }
 
 pub(super) fn apply_structure(
@@ -205,6 +324,7 @@ pub(super) fn apply_structure(
     lists: Option<SourceLists>,
 ) -> Result<(), CopyError> {
     let (run, s, d) = (Val::I(run_id), Val::I(row.source.id), Val::I(row.destination.id));
+    let stamp = tx.stamp()?;
     tx.execute(
         "INSERT INTO projects (id, site_id, key, name)
          SELECT cp.destination_project_id, CAST($2 AS BIGINT), cp.destination_key, p.name
@@ -236,10 +356,11 @@ pub(super) fn apply_structure(
         Some(lists) => lists,
         None => read_source_lists(tx, run_id, maps)?,
     };
-    for (kind, spec, existing_sql, mut pairs) in [
+    for (kind, spec, owner, existing_sql, mut pairs) in [
         (
             "customer",
             &PROJECT_CUSTOMERS,
+            "project_id",
             "SELECT pc.project_id, pc.account_id FROM copy_projects cp
              JOIN project_customers pc ON pc.project_id = cp.destination_project_id WHERE cp.run_id = $1",
             lists.customers,
@@ -247,24 +368,31 @@ pub(super) fn apply_structure(
         (
             "organization_member",
             &ORGANIZATION_MEMBERS,
+            "organization_id",
             "SELECT m.organization_id, m.account_id FROM copy_organizations co
              JOIN organization_members m ON m.organization_id = co.destination_organization_id WHERE co.run_id = $1",
             lists.organization_members,
         ),
     ] {
         // What the destination already holds is read here, in the writer's
-        // transaction.
-        let mut existing = FxHashSet::default();
-        tx.query_each(existing_sql, &[run], |r| {
-            existing.insert((r.int(0)?, r.int(1)?));
-            Ok(())
-        })?;
+        // transaction: a re-run's few candidates by key, a first copy's
+        // every pair at once.
+        let existing = if lists.delta {
+            held_pairs(tx, spec.table, (owner, "account_id"), &pairs)?
+        } else {
+            let mut existing = FxHashSet::default();
+            tx.query_each(existing_sql, &[run], |r| {
+                existing.insert((r.int(0)?, r.int(1)?));
+                Ok(())
+            })?;
+            existing
+        };
         pairs.retain(|pair| !existing.contains(pair));
         let mut grants = RowBatch::new(&GRANTS);
         let mut members = RowBatch::new(spec);
         for (a, b) in pairs {
             grants.push(&[run, Val::T(kind), Val::I(a), Val::I(b)]);
-            members.push(&[Val::I(a), Val::I(b)]);
+            members.push(&[Val::I(a), Val::I(b), Val::I(stamp)]);
         }
         write_batch(tx, &grants)?;
         write_batch(tx, &members)?;
@@ -305,14 +433,15 @@ pub(super) fn apply_structure(
             ],
         )?;
         tx.execute(
-            "INSERT INTO group_members (group_id, account_id)
-             SELECT DISTINCT CAST($2 AS BIGINT), destination_account_id FROM copy_customers WHERE run_id = $1 AND outcome = $3",
-            &[run, Val::I(group_id), Val::I(Outcome::MatchedAtlassian.code())],
+            "INSERT INTO group_members (group_id, account_id, seq)
+             SELECT DISTINCT CAST($2 AS BIGINT), destination_account_id, CAST($4 AS BIGINT) FROM copy_customers
+             WHERE run_id = $1 AND outcome = $3",
+            &[run, Val::I(group_id), Val::I(Outcome::MatchedAtlassian.code()), Val::I(stamp)],
         )?;
         tx.execute(
-            "INSERT INTO customer_roles (project_id, group_id)
-             SELECT destination_project_id, CAST($2 AS BIGINT) FROM copy_projects WHERE run_id = $1",
-            &[run, Val::I(group_id)],
+            "INSERT INTO customer_roles (project_id, group_id, seq)
+             SELECT destination_project_id, CAST($2 AS BIGINT), CAST($3 AS BIGINT) FROM copy_projects WHERE run_id = $1",
+            &[run, Val::I(group_id), Val::I(stamp)],
         )?;
     }
     Ok(())
@@ -341,11 +470,14 @@ pub(super) static REQUEST_LINKS: TableSpec = TableSpec {
 };
 pub(super) static GRANTS: TableSpec =
     TableSpec { table: "copy_grants", columns: &["run_id", "kind", "a", "b"], on_conflict: OnConflict::Fail };
-pub(super) static PROJECT_CUSTOMERS: TableSpec =
-    TableSpec { table: "project_customers", columns: &["project_id", "account_id"], on_conflict: OnConflict::Fail };
+pub(super) static PROJECT_CUSTOMERS: TableSpec = TableSpec {
+    table: "project_customers",
+    columns: &["project_id", "account_id", "seq"],
+    on_conflict: OnConflict::Fail,
+};
 pub(super) static ORGANIZATION_MEMBERS: TableSpec = TableSpec {
     table: "organization_members",
-    columns: &["organization_id", "account_id"],
+    columns: &["organization_id", "account_id", "seq"],
     on_conflict: OnConflict::Fail,
 };
 pub(super) static PARTICIPANTS: TableSpec =
@@ -373,10 +505,12 @@ pub(crate) struct RunMaps {
 /// would map them: a destination account merged by an upgrade lives on as
 /// the account it was merged into, and a portal-only source account linked
 /// to a site user of the destination (case 3) reaches the projects through
-/// the imported group, never a customer list.
+/// the imported group, never a customer list. A first copy of a project
+/// after earlier runs reads every link; a re-run only those of `needed`.
 fn earlier_accounts(
     tx: &mut Tx<'_>,
     run_id: i64,
+    needed: Option<&FxHashSet<i64>>,
     accounts: &mut FxHashMap<i64, i64>,
     via_group: &mut FxHashSet<i64>,
 ) -> Result<(), StoreError> {
@@ -389,6 +523,33 @@ fn earlier_accounts(
         return Ok(());
     };
     let pair = [Val::I(source), Val::I(destination), Val::I(run_id)];
+    if let Some(needed) = needed {
+        let mut ids: Vec<i64> = needed.iter().copied().collect();
+        ids.sort_unstable();
+        for chunk in ids.chunks(500) {
+            tx.query_each(
+                &format!(
+                    "SELECT l.source_id, l.destination_id, CASE WHEN d.site_id = $2 THEN d.merged_into END,
+                            COALESCE(s.site_id = $1, FALSE),
+                            EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $2 AND su.account_id = l.destination_id)
+                     FROM copy_links l JOIN accounts s ON s.id = l.source_id JOIN accounts d ON d.id = l.destination_id
+                     WHERE l.source_site_id = $1 AND l.destination_site_id = $2 AND l.kind = 'account'
+                       AND l.run_id <> $3 AND l.source_id IN ({})",
+                    id_list(chunk)
+                ),
+                &pair,
+                |r| {
+                    let (from, to) = (r.int(0)?, r.int(1)?);
+                    accounts.insert(from, r.opt_int(2)?.unwrap_or(to));
+                    if r.bool(3)? && r.bool(4)? {
+                        via_group.insert(from);
+                    }
+                    Ok(())
+                },
+            )?;
+        }
+        return Ok(());
+    }
     let mut links: Vec<(i64, i64)> = Vec::new();
     tx.query_each(
         "SELECT source_id, destination_id FROM copy_links
@@ -432,11 +593,48 @@ fn earlier_accounts(
     Ok(())
 }
 
+fn id_list(ids: &[i64]) -> String {
+    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The source accounts a re-run maps: those of the memberships it compares
+/// and the people of the requests it copies (above the earlier runs'
+/// watermark).
+fn needed_accounts(tx: &mut Tx<'_>, run_id: i64, mark: i64) -> Result<FxHashSet<i64>, StoreError> {
+    let mut needed = FxHashSet::default();
+    let (customers_sql, members_sql) = membership_sql(Some(mark));
+    for sql in [&customers_sql, &members_sql] {
+        each_membership(tx, run_id, Some(mark), sql, |_, account| {
+            needed.insert(account);
+        })?;
+    }
+    let (marks, _) = run_watermarks(tx, run_id)?;
+    let after = marks.requests;
+    for sql in [
+        "SELECT r.reporter_id FROM copy_projects cp JOIN requests r ON r.project_id = cp.source_project_id
+         WHERE cp.run_id = $1 AND r.id > $2",
+        "SELECT rp.account_id FROM copy_projects cp JOIN requests r ON r.project_id = cp.source_project_id
+         JOIN request_participants rp ON rp.request_id = r.id WHERE cp.run_id = $1 AND r.id > $2",
+        "SELECT c.author_id FROM copy_projects cp JOIN requests r ON r.project_id = cp.source_project_id
+         JOIN comments c ON c.request_id = r.id WHERE cp.run_id = $1 AND r.id > $2",
+    ] {
+        tx.query_each(sql, &[Val::I(run_id), Val::I(after)], |r| {
+            needed.insert(r.int(0)?);
+            Ok(())
+        })?;
+    }
+    Ok(needed)
+}
+
 pub(super) fn load_run_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RunMaps, StoreError> {
     let run = [Val::I(run_id)];
     let mut accounts = FxHashMap::default();
     let mut via_group = FxHashSet::default();
-    earlier_accounts(tx, run_id, &mut accounts, &mut via_group)?;
+    let needed = match arrivals(tx, run_id)? {
+        Some(mark) => Some(needed_accounts(tx, run_id, mark)?),
+        None => None,
+    };
+    earlier_accounts(tx, run_id, needed.as_ref(), &mut accounts, &mut via_group)?;
     tx.query_each(
         "SELECT source_account_id, destination_account_id, via_group FROM copy_customers WHERE run_id = $1",
         &run,
