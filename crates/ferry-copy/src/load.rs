@@ -129,14 +129,20 @@ fn links(tx: &mut Tx<'_>, source: i64, destination: i64, kind: &str) -> Result<F
 
 /// Reads the destination: its accounts by email, its site users, what
 /// earlier runs linked, merged accounts, organizations and group names.
-fn load_destination(tx: &mut Tx<'_>, destination_id: i64, accounts: bool) -> Result<DestinationFacts, CopyError> {
+fn load_destination(
+    tx: &mut Tx<'_>,
+    destination_id: i64,
+    accounts: bool,
+    organizations: &str,
+) -> Result<DestinationFacts, CopyError> {
     let mut index = DestinationIndex::default();
     let mut ext_ids: FxHashMap<i64, String> = FxHashMap::default();
     let mut merged_into: FxHashMap<i64, i64> = FxHashMap::default();
     if accounts {
         read_destination_accounts(tx, destination_id, &mut index, &mut ext_ids, &mut merged_into)?;
     }
-    let organizations = organizations_with_members(tx, "o.site_id = $1", &[Val::I(destination_id)])?;
+    let organizations =
+        organizations_with_members(tx, &format!("o.site_id = $1 AND {organizations}"), &[Val::I(destination_id)])?;
     let group_keys: HashSet<String> = tx
         .query_all("SELECT name_key FROM groups WHERE site_id = $1", &[Val::I(destination_id)], |r| {
             Ok(r.text(0)?.to_owned())
@@ -220,12 +226,17 @@ fn organizations_with_members(
 
 /// Organizations linked to the projects or shared by their requests above
 /// the watermark (an organization shared by a request copied before was
-/// considered by the run that copied it).
+/// considered by the run that copied it). Above a watermark the requests
+/// are few and found through (project, id); a first copy scans them.
 fn organizations_sql(project_ids: &str, copied_through: i64) -> String {
+    let requests = if copied_through > 0 {
+        format!("id > {copied_through} AND project_id IN ({project_ids}) AND +organization_id IS NOT NULL")
+    } else {
+        format!("+project_id IN ({project_ids}) AND organization_id IS NOT NULL")
+    };
     format!(
         "SELECT organization_id FROM organization_projects WHERE project_id IN ({project_ids})
-         UNION SELECT organization_id FROM requests
-         WHERE id > {copied_through} AND +project_id IN ({project_ids}) AND organization_id IS NOT NULL"
+         UNION SELECT organization_id FROM requests WHERE {requests}"
     )
 }
 
@@ -261,6 +272,10 @@ struct Frame {
     copied_through: i64,
     /// The membership clock as the load began.
     membership_mark: i64,
+    /// Every membership of the chosen projects stamped up to this was
+    /// compared by earlier runs between the two sites ([`Watermarks`]);
+    /// 0: none or not all were.
+    members_through: i64,
 }
 
 fn load_frame(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Frame, CopyError> {
@@ -271,9 +286,17 @@ fn load_frame(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Frame, CopyError
     let (selected, _) = planner::select_projects(&projects, options)?;
     let project_ids = id_list(selected.iter().map(|p| p.source_id));
     let selected: Vec<i64> = selected.iter().map(|p| p.source_id).collect();
-    let copied_through = watermarks(tx, projects.source.id, projects.destination.id, &selected)?.requests;
+    let marks = watermarks(tx, projects.source.id, projects.destination.id, &selected)?;
+    let copied_through = marks.requests;
     let organizations_sql = organizations_sql(&project_ids, copied_through);
-    Ok(Frame { projects, project_ids, organizations_sql, copied_through, membership_mark })
+    Ok(Frame {
+        projects,
+        project_ids,
+        organizations_sql,
+        copied_through,
+        membership_mark,
+        members_through: marks.memberships,
+    })
 }
 
 /// Where earlier runs between two sites left `projects` (SPEC §2, re-run).
@@ -337,8 +360,30 @@ fn side_reads(tx: &mut Tx<'_>, frame: &Frame, accounts: bool) -> Result<SideRead
     let (source_id, destination_id) = (frame.projects.source.id, frame.projects.destination.id);
     let (project_ids, organizations_sql, copied_through) =
         (&frame.project_ids, &frame.organizations_sql, frame.copied_through);
-    let destination = load_destination(tx, destination_id, accounts)?;
-    let source_organizations = organizations_with_members(tx, &format!("o.id IN ({organizations_sql})"), &[])?;
+    // A re-run reads members only of the organizations no earlier run
+    // created (the others are linked, whatever their members), and of the
+    // destination's organizations only those named as one of them.
+    let (source_organizations, destination_organizations) = if frame.members_through > 0 {
+        let unlinked = format!(
+            "SELECT x.organization_id FROM ({organizations_sql}) x WHERE NOT EXISTS (SELECT 1 FROM copy_links l
+             WHERE l.source_site_id = {source_id} AND l.destination_site_id = {destination_id}
+             AND l.kind = 'organization' AND l.source_id = x.organization_id)"
+        );
+        let mut source = organizations_with_members(tx, &format!("o.id IN ({unlinked})"), &[])?;
+        tx.query_each(
+            &format!("SELECT o.id, o.name FROM organizations o WHERE o.id IN ({organizations_sql})"),
+            &[],
+            |r| {
+                source.entry(r.int(0)?).or_insert_with(|| (String::new(), HashSet::new())).0 = r.text(1)?.to_owned();
+                Ok(())
+            },
+        )?;
+        let named = format!("o.name IN (SELECT s.name FROM organizations s WHERE s.id IN ({unlinked}))");
+        (source, named)
+    } else {
+        (organizations_with_members(tx, &format!("o.id IN ({organizations_sql})"), &[])?, "TRUE".to_owned())
+    };
+    let destination = load_destination(tx, destination_id, accounts, &destination_organizations)?;
     let organization_links = links(tx, source_id, destination_id, "organization")?;
     let requests = tx
         .query_opt(
@@ -383,24 +428,124 @@ fn load_customers(
         "SELECT id, kind, ext_id, email, email_key, active, email_verified FROM accounts WHERE id >= $1 AND id <= $2",
         &[Val::I(low), Val::I(high)],
         |r| {
-            let account_id = r.int(0)?;
-            if in_scope.contains(account_id) {
-                customers.push(ScopedCustomer {
-                    customer: SourceCustomer {
-                        account_id,
-                        kind: r.parsed(1, "account type", AccountType::from_jira_value)?,
-                        email: r.text(3)?.to_owned(),
-                        email_key: r.text(4)?.to_owned(),
-                        active: r.bool(5)?,
-                        email_verified: r.bool(6)?,
-                    },
-                    ext_id: r.text(2)?.to_owned(),
-                });
+            if in_scope.contains(r.int(0)?) {
+                customers.push(scoped_customer(r)?);
             }
             Ok(())
         },
     )?;
     Ok((customers, already_copied))
+}
+
+/// A re-run's customers (earlier runs compared every membership of the
+/// projects up to `members_through`): the accounts of memberships that
+/// arrived since, of organizations no earlier run created, and the people
+/// of requests above the watermark, less those earlier runs linked, each
+/// looked up by key. Cost follows what arrived, not the site. The scope's
+/// other customers were linked by the earlier runs; how many customers
+/// earlier runs between the two sites copied is counted from their links.
+fn delta_customers(tx: &mut Tx<'_>, frame: &Frame) -> Result<(Vec<ScopedCustomer>, u64), CopyError> {
+    let (source, destination) = (frame.projects.source.id, frame.projects.destination.id);
+    let (projects, organizations, after, mark) =
+        (&frame.project_ids, &frame.organizations_sql, frame.copied_through, frame.members_through);
+    // SQLite: from the organizations to their members (CROSS JOIN keeps
+    // that order), not through every membership.
+    let join = match tx.backend() {
+        ferry_store::Backend::Sqlite => "CROSS JOIN",
+        ferry_store::Backend::Postgres => "JOIN",
+    };
+    let parts = [
+        format!("SELECT account_id FROM project_customers WHERE project_id IN ({projects}) AND seq > {mark}"),
+        format!(
+            "SELECT gm.account_id FROM customer_roles cr JOIN group_members gm ON gm.group_id = cr.group_id
+             WHERE cr.project_id IN ({projects}) AND gm.seq > {mark}"
+        ),
+        format!(
+            "SELECT gm.account_id FROM customer_roles cr JOIN group_members gm ON gm.group_id = cr.group_id
+             WHERE cr.project_id IN ({projects}) AND cr.seq > {mark}"
+        ),
+        format!("SELECT reporter_id FROM requests WHERE id > {after} AND project_id IN ({projects})"),
+        format!(
+            "SELECT rp.account_id FROM request_participants rp JOIN requests r ON r.id = rp.request_id
+             WHERE r.id > {after} AND r.project_id IN ({projects})"
+        ),
+        format!(
+            "SELECT c.author_id FROM comments c JOIN requests r ON r.id = c.request_id
+             WHERE r.id > {after} AND r.project_id IN ({projects})"
+        ),
+        format!(
+            "SELECT m.account_id FROM ({organizations}) x
+             {join} organization_members m ON m.organization_id = x.organization_id AND m.seq > {mark}"
+        ),
+        format!(
+            "SELECT m.account_id FROM ({organizations}) x
+             {join} organization_members m ON m.organization_id = x.organization_id
+             WHERE NOT EXISTS (SELECT 1 FROM copy_links l WHERE l.source_site_id = {source}
+                 AND l.destination_site_id = {destination} AND l.kind = 'organization' AND l.source_id = x.organization_id)"
+        ),
+    ];
+    let mut arrived: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+    for sql in parts {
+        tx.query_each(&sql, &[], |r| {
+            arrived.insert(r.int(0)?);
+            Ok(())
+        })?;
+    }
+    let arrived: Vec<i64> = arrived.into_iter().collect();
+    let mut linked: HashSet<i64> = HashSet::new();
+    for chunk in arrived.chunks(500) {
+        tx.query_each(
+            &format!(
+                "SELECT source_id FROM copy_links WHERE source_site_id = $1 AND destination_site_id = $2
+                 AND kind = 'account' AND source_id IN ({})",
+                id_list(chunk.iter().copied())
+            ),
+            &[Val::I(source), Val::I(destination)],
+            |r| {
+                linked.insert(r.int(0)?);
+                Ok(())
+            },
+        )?;
+    }
+    let new: Vec<i64> = arrived.into_iter().filter(|id| !linked.contains(id)).collect();
+    let mut customers = Vec::with_capacity(new.len());
+    for chunk in new.chunks(500) {
+        tx.query_each(
+            &format!(
+                "SELECT id, kind, ext_id, email, email_key, active, email_verified FROM accounts WHERE id IN ({})",
+                id_list(chunk.iter().copied())
+            ),
+            &[],
+            |r| {
+                customers.push(scoped_customer(r)?);
+                Ok(())
+            },
+        )?;
+    }
+    let already_copied = tx
+        .query_opt(
+            "SELECT COUNT(*) FROM copy_links WHERE source_site_id = $1 AND destination_site_id = $2 AND kind = 'account'",
+            &[Val::I(source), Val::I(destination)],
+            |r| r.int(0),
+        )?
+        .unwrap_or(0);
+    Ok((customers, u64::try_from(already_copied).unwrap_or(0)))
+}
+
+/// A source account as the planner reads it, from `id, kind, ext_id,
+/// email, email_key, active, email_verified`.
+fn scoped_customer(r: &ferry_store::Row<'_>) -> Result<ScopedCustomer, StoreError> {
+    Ok(ScopedCustomer {
+        customer: SourceCustomer {
+            account_id: r.int(0)?,
+            kind: r.parsed(1, "account type", AccountType::from_jira_value)?,
+            email: r.text(3)?.to_owned(),
+            email_key: r.text(4)?.to_owned(),
+            active: r.bool(5)?,
+            email_verified: r.bool(6)?,
+        },
+        ext_id: r.text(2)?.to_owned(),
+    })
 }
 
 /// Reads every fact a plan is decided from. With `sibling` (another
@@ -417,8 +562,12 @@ pub(crate) fn load(
     // A re-run (earlier runs copied the projects) reads its few new
     // customers first, and the destination's accounts only for them; a
     // first copy reads the destination on a second core meanwhile.
-    let (customers, already_copied, side) = if frame.copied_through > 0 {
-        let (customers, already_copied) = load_customers(tx, options, &frame)?;
+    let (customers, already_copied, side) = if frame.copied_through > 0 || frame.members_through > 0 {
+        let (customers, already_copied) = if frame.members_through > 0 && options.customers == Scope::Related {
+            delta_customers(tx, &frame)?
+        } else {
+            load_customers(tx, options, &frame)?
+        };
         let side = side_reads(tx, &frame, !customers.is_empty())?;
         (customers, already_copied, side)
     } else {
