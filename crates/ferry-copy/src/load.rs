@@ -127,19 +127,41 @@ fn links(tx: &mut Tx<'_>, source: i64, destination: i64, kind: &str) -> Result<F
     Ok(map)
 }
 
+/// Which of the destination's accounts a plan reads.
+#[derive(Clone, Copy)]
+enum AccountsRead<'a> {
+    /// None: no customer is to be decided.
+    Nothing,
+    Every,
+    /// Only those these customers can meet (by email) and those holding
+    /// the ids their new accounts may take: a re-run's few new customers
+    /// need not the destination's million.
+    For(&'a [ScopedCustomer], &'a str),
+}
+
 /// Reads the destination: its accounts by email, its site users, what
 /// earlier runs linked, merged accounts, organizations and group names.
 fn load_destination(
     tx: &mut Tx<'_>,
     destination_id: i64,
-    accounts: bool,
+    accounts: AccountsRead<'_>,
     organizations: &str,
 ) -> Result<DestinationFacts, CopyError> {
     let mut index = DestinationIndex::default();
     let mut ext_ids: FxHashMap<i64, String> = FxHashMap::default();
     let mut merged_into: FxHashMap<i64, i64> = FxHashMap::default();
-    if accounts {
-        read_destination_accounts(tx, destination_id, &mut index, &mut ext_ids, &mut merged_into)?;
+    let mut hidden_emails = None;
+    match accounts {
+        AccountsRead::Nothing => {}
+        AccountsRead::Every => {
+            read_destination_accounts(tx, destination_id, &mut index, &mut ext_ids, &mut merged_into)?;
+        }
+        AccountsRead::For(customers, source_slug) => {
+            let mut facts = DestinationFacts::default();
+            read_destination_accounts_for(tx, destination_id, customers, source_slug, &mut facts)?;
+            (index, ext_ids, merged_into) = (facts.index, facts.ext_ids, facts.merged_into);
+            hidden_emails = Some(count_hidden_emails(tx, destination_id)?);
+        }
     }
     let organizations =
         organizations_with_members(tx, &format!("o.site_id = $1 AND {organizations}"), &[Val::I(destination_id)])?;
@@ -149,7 +171,7 @@ fn load_destination(
         })?
         .into_iter()
         .collect();
-    Ok(DestinationFacts { index, ext_ids, merged_into, organizations, group_keys })
+    Ok(DestinationFacts { index, ext_ids, merged_into, organizations, group_keys, hidden_emails })
 }
 
 /// The destination's accounts by email (portal-only ones and site users),
@@ -190,6 +212,138 @@ fn read_destination_accounts(
         },
     )?;
     Ok(())
+}
+
+/// How many of the destination's accounts (unmerged portal-only ones and
+/// site users) hide their email (SPEC §8), counted by the database.
+fn count_hidden_emails(tx: &mut Tx<'_>, destination_id: i64) -> Result<u64, StoreError> {
+    // SQLite compares text byte by byte, so the prefix is a range of its
+    // email indexes; PostgreSQL's collation may not, so it matches it.
+    let (hidden, join) = match tx.backend() {
+        ferry_store::Backend::Sqlite => ("a.email_key >= 'hidden ' AND a.email_key < 'hidden!'", "CROSS JOIN"),
+        ferry_store::Backend::Postgres => ("a.email_key LIKE 'hidden %'", "JOIN"),
+    };
+    let count = tx
+        .query_opt(
+            &format!(
+                "SELECT (SELECT COUNT(*) FROM accounts a WHERE a.site_id = $1 AND {hidden} AND a.merged_into IS NULL)
+                      + (SELECT COUNT(*) FROM accounts a {join} site_users su ON su.site_id = $1 AND su.account_id = a.id
+                         WHERE a.site_id IS NULL AND {hidden})"
+            ),
+            &[Val::I(destination_id)],
+            |r| r.int(0),
+        )?
+        .unwrap_or(0);
+    Ok(u64::try_from(count).unwrap_or(0))
+}
+
+/// The ids a new portal-only account of `ext_id` may take on the
+/// destination, in the order [`planner::new_ext_id`] tries them (the first
+/// eight; a plan that needs more is checked and read again whole).
+fn ext_id_candidates(ext_id: &str, source_slug: &str) -> impl Iterator<Item = String> {
+    let first = [ext_id.to_owned(), format!("{ext_id}-{source_slug}")];
+    first.into_iter().chain((3..=8).map(move |n| format!("{ext_id}-{source_slug}-{n}")))
+}
+
+/// [`read_destination_accounts`] for `customers` only: the destination's
+/// accounts with their emails, and those holding ids their new accounts
+/// may take, each looked up by key (bound, never spliced into the SQL).
+/// Merged accounts are left out: only links follow them, and a re-run's
+/// customers have none.
+fn read_destination_accounts_for(
+    tx: &mut Tx<'_>,
+    destination_id: i64,
+    customers: &[ScopedCustomer],
+    source_slug: &str,
+    facts: &mut DestinationFacts,
+) -> Result<(), StoreError> {
+    let emails: std::collections::BTreeSet<&str> = customers.iter().map(|c| c.customer.email_key.as_str()).collect();
+    let emails: Vec<String> = emails.into_iter().map(str::to_owned).collect();
+    let candidates: std::collections::BTreeSet<String> =
+        customers.iter().flat_map(|c| ext_id_candidates(&c.ext_id, source_slug)).collect();
+    let candidates: Vec<String> = candidates.into_iter().collect();
+    let keyed = |column: &str, chunk: &[String]| -> String {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        format!("{column} IN ({})", list.join(", "))
+    };
+    fn params(destination_id: i64, chunk: &[String]) -> Vec<Val<'_>> {
+        std::iter::once(Val::I(destination_id)).chain(chunk.iter().map(|k| Val::T(k))).collect()
+    }
+    for chunk in emails.chunks(500) {
+        tx.query_each(
+            &format!(
+                "SELECT id, ext_id, email_key, active, email_verified FROM accounts
+                 WHERE site_id = $1 AND merged_into IS NULL AND {}",
+                keyed("email_key", chunk)
+            ),
+            &params(destination_id, chunk),
+            |r| {
+                let account =
+                    DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
+                facts.ext_ids.insert(account.account_id, r.text(1)?.to_owned());
+                facts.index.portal_by_email.insert(r.text(2)?.to_owned(), account);
+                Ok(())
+            },
+        )?;
+        tx.query_each(
+            &format!(
+                "SELECT a.id, a.ext_id, a.email_key, a.active, a.email_verified
+                 FROM accounts a JOIN site_users su ON su.site_id = $1 AND su.account_id = a.id
+                 WHERE a.site_id IS NULL AND {}",
+                keyed("a.email_key", chunk)
+            ),
+            &params(destination_id, chunk),
+            |r| {
+                let account =
+                    DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
+                facts.ext_ids.insert(account.account_id, r.text(1)?.to_owned());
+                facts.index.atlassian_by_email.insert(r.text(2)?.to_owned(), account);
+                Ok(())
+            },
+        )?;
+    }
+    for chunk in candidates.chunks(500) {
+        for sql in [
+            format!("SELECT id, ext_id FROM accounts WHERE site_id = $1 AND {}", keyed("ext_id", chunk)),
+            format!(
+                "SELECT a.id, a.ext_id FROM accounts a JOIN site_users su ON su.site_id = $1 AND su.account_id = a.id
+                 WHERE a.site_id IS NULL AND {}",
+                keyed("a.ext_id", chunk)
+            ),
+        ] {
+            tx.query_each(&sql, &params(destination_id, chunk), |r| {
+                facts.ext_ids.insert(r.int(0)?, r.text(1)?.to_owned());
+                Ok(())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether none of `plan`'s new portal-only accounts takes an id a
+/// destination account holds (looked up by key): what a plan read from
+/// [`AccountsRead::For`] must be before it is used.
+fn new_ids_free(tx: &mut Tx<'_>, plan: &CopyPlan) -> Result<bool, StoreError> {
+    let ids: Vec<String> = plan.customers.iter().filter_map(|c| c.new_ext_id.clone()).collect();
+    let destination_id = plan.destination.id;
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let params: Vec<Val<'_>> =
+            std::iter::once(Val::I(destination_id)).chain(chunk.iter().map(|k| Val::T(k))).collect();
+        let taken = tx.query_opt(
+            &format!(
+                "SELECT 1 FROM accounts a WHERE a.ext_id IN ({list}) AND (a.site_id = $1
+                 OR (a.site_id IS NULL AND EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id)))",
+                list = list.join(", ")
+            ),
+            &params,
+            |r| r.int(0),
+        )?;
+        if taken.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The organizations `condition` (on `o`) selects, by id: name and members'
@@ -356,7 +510,7 @@ struct SideReads {
 
 /// What a plan reads beside the source's customers; the destination's
 /// accounts only with `accounts` (a re-run with no new customer needs none).
-fn side_reads(tx: &mut Tx<'_>, frame: &Frame, accounts: bool) -> Result<SideReads, CopyError> {
+fn side_reads(tx: &mut Tx<'_>, frame: &Frame, accounts: AccountsRead<'_>) -> Result<SideReads, CopyError> {
     let (source_id, destination_id) = (frame.projects.source.id, frame.projects.destination.id);
     let (project_ids, organizations_sql, copied_through) =
         (&frame.project_ids, &frame.organizations_sql, frame.copied_through);
@@ -557,6 +711,7 @@ pub(crate) fn load(
     tx: &mut Tx<'_>,
     sibling: Option<&mut Store>,
     options: &CopyOptions,
+    keyed: bool,
 ) -> Result<PlanFacts, CopyError> {
     let frame = load_frame(tx, options)?;
     // A re-run (earlier runs copied the projects) reads its few new
@@ -568,15 +723,20 @@ pub(crate) fn load(
         } else {
             load_customers(tx, options, &frame)?
         };
-        let side = side_reads(tx, &frame, !customers.is_empty())?;
+        let accounts = match (customers.is_empty(), keyed && frame.members_through > 0) {
+            (true, _) => AccountsRead::Nothing,
+            (false, true) => AccountsRead::For(&customers, &frame.projects.source.slug),
+            (false, false) => AccountsRead::Every,
+        };
+        let side = side_reads(tx, &frame, accounts)?;
         (customers, already_copied, side)
     } else {
         std::thread::scope(|scope| -> Result<_, CopyError> {
-            let side = sibling.map(|other| scope.spawn(|| other.read(|t| side_reads(t, &frame, true))));
+            let side = sibling.map(|other| scope.spawn(|| other.read(|t| side_reads(t, &frame, AccountsRead::Every))));
             let (customers, already_copied) = load_customers(tx, options, &frame)?;
             let side = match side {
                 Some(handle) => ferry_store::joined(handle)?,
-                None => side_reads(tx, &frame, true)?,
+                None => side_reads(tx, &frame, AccountsRead::Every)?,
             };
             Ok((customers, already_copied, side))
         })?
@@ -600,14 +760,30 @@ pub fn plan_copy(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, Cop
     plan_copy_beside(tx, None, options)
 }
 
+/// [`plan_copy`] reading every destination account a plan could meet,
+/// never only those its customers' emails and ids name: what a re-run's
+/// keyed reading must agree with (tests compare the two).
+pub fn plan_copy_reading_whole_destination(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<CopyPlan, CopyError> {
+    let facts = load(tx, None, options, false)?;
+    Ok(planner::plan(facts, options)?)
+}
+
 /// [`plan_copy`], reading the destination through `sibling` (see [`load`]).
 pub(crate) fn plan_copy_beside(
     tx: &mut Tx<'_>,
     sibling: Option<&mut Store>,
     options: &CopyOptions,
 ) -> Result<CopyPlan, CopyError> {
-    let facts = load(tx, sibling, options)?;
-    Ok(planner::plan(facts, options)?)
+    let facts = load(tx, sibling, options, true)?;
+    let keyed = facts.destination.hidden_emails.is_some();
+    let plan = planner::plan(facts, options)?;
+    if keyed && !new_ids_free(tx, &plan)? {
+        // A new account's id went past the candidates read: read the
+        // destination whole and decide again.
+        let facts = load(tx, None, options, false)?;
+        return Ok(planner::plan(facts, options)?);
+    }
+    Ok(plan)
 }
 
 /// Checks everything about `options` that can be checked before a run

@@ -868,6 +868,32 @@ fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
             + 1
     };
     let (sup, its) = (next("SUP"), next("ITS"));
+    // A new Atlassian customer whose email a portal-only account of the
+    // destination holds (case 6): the destination gains a duplicate.
+    let destination = export(&mut twice, "demo-dst");
+    let atlassian_emails: Vec<String> = [&source, &destination]
+        .iter()
+        .flat_map(|site| site["accounts.csv"].lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| l.split(',').nth(1) == Some("atlassian"))
+        .filter_map(|l| l.split(',').nth(2).map(str::to_lowercase))
+        .collect();
+    let twin = destination["accounts.csv"]
+        .lines()
+        .filter(|l| l.split(',').nth(1) == Some("customer"))
+        .filter_map(|l| l.split(',').nth(2))
+        .find(|email| email.is_ascii() && !email.is_empty() && !atlassian_emails.contains(&email.to_lowercase()))
+        .unwrap()
+        .to_owned();
+    // A new portal-only customer whose id a destination account holds: its
+    // new account takes the next free id.
+    let source_ids: Vec<&str> = source["accounts.csv"].lines().filter_map(|l| l.split(',').next()).collect();
+    let collider = destination["accounts.csv"]
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .find(|id| !source_ids.contains(id))
+        .unwrap()
+        .to_owned();
     let write = |name: &str, text: String| std::fs::write(additions.path().join(name), text).unwrap();
     write(
         "accounts.csv",
@@ -875,9 +901,15 @@ fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
          po-new-1,customer,new.one@acme.test,New One,true,true\n\
          po-new-2,customer,new.two@acme.test,New Two,true,true\n\
          aa-new-3,atlassian,new.three@acme.test,New Three,true,true\n"
-            .to_owned(),
+            .to_owned()
+            + &format!(
+                "aa-new-4,atlassian,{twin},Twin,true,true\n{collider},customer,collider@acme.test,Collider,true,true\n"
+            ),
     );
-    write("customers.csv", format!("project_key,account_id\nSUP,po-new-1\nITS,{old_sup}\nSUP,aa-new-3\n"));
+    write(
+        "customers.csv",
+        format!("project_key,account_id\nSUP,po-new-1\nITS,{old_sup}\nSUP,aa-new-3\nSUP,aa-new-4\nSUP,{collider}\n"),
+    );
     write("organizations.csv", format!("organization,account_id\n{old_org},po-new-2\n"));
     write("groups.csv", format!("group_name,account_id\n{role_group},{joiner}\n"));
     write(
@@ -917,10 +949,27 @@ fn a_delta_rerun_gives_the_access_of_one_copy(backend: Backend) {
     };
     assert_eq!(on_its_list(&mut twice), 0);
     import_site(&mut twice, "demo-src", additions.path(), &mut ferry_snapshot::Quiet).unwrap();
+    // The re-run reads the destination's accounts by its customers' emails
+    // and ids only; it decides as a reading of them all would.
+    let keyed = twice.read(|tx| ferry_copy::plan_copy(tx, &options("demo-src", "demo-dst"))).unwrap();
+    let whole =
+        twice.read(|tx| ferry_copy::plan_copy_reading_whole_destination(tx, &options("demo-src", "demo-dst"))).unwrap();
+    assert_eq!(keyed.customers, whole.customers);
+    assert_eq!(keyed.destination_hidden_emails, whole.destination_hidden_emails);
+    let moved = keyed.customers.iter().find(|c| c.ext_id == collider).unwrap();
+    assert_eq!(moved.new_ext_id.as_deref(), Some(format!("{collider}-demo-src").as_str()));
     let (_, delta) = run(&mut twice, &options("demo-src", "demo-dst"));
     let mut decided: Vec<&str> = delta.customers.iter().map(|c| c.source_ext_id.as_str()).collect();
     decided.sort_unstable();
-    assert_eq!(decided, ["aa-new-3", "po-new-1", "po-new-2"], "only the new customers are decided");
+    let mut expected = vec!["aa-new-3", "aa-new-4", "po-new-1", "po-new-2", collider.as_str()];
+    expected.sort_unstable();
+    assert_eq!(decided, expected, "only the new customers are decided");
+
+    let twin_row = delta.customers.iter().find(|c| c.source_ext_id == "aa-new-4").unwrap();
+    assert_eq!(twin_row.outcome, ferry_core::plan::Outcome::BesidePortalOnly);
+    // The destination's kept counts (its duplicates among them) are the
+    // ones its rows give, though the re-run counted only its own chunk.
+    ferry_testkit::assert_counts_kept(&mut twice);
     assert_eq!(delta.requests, 2);
 
     import_site(&mut once, "demo-src", additions.path(), &mut ferry_snapshot::Quiet).unwrap();

@@ -142,6 +142,10 @@ pub struct DestinationFacts {
     /// The names of the destination's groups, as [`crate::model::name_key`]
     /// folds them.
     pub group_keys: HashSet<String>,
+    /// How many destination accounts hide their email, when the loader
+    /// counted them because `index` holds only the accounts the plan's
+    /// customers can meet (a re-run); `None`: counted from `index`.
+    pub hidden_emails: Option<u64>,
 }
 
 /// Everything a plan is decided from, read by a loader in one transaction.
@@ -418,7 +422,7 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
     let PlanFacts {
         projects: ProjectFacts { source, destination, .. },
         mut customers,
-        destination: DestinationFacts { mut index, ext_ids, merged_into, organizations, group_keys },
+        destination: DestinationFacts { mut index, ext_ids, merged_into, organizations, group_keys, hidden_emails },
         source_organizations,
         organization_links,
         requests_to_copy,
@@ -438,12 +442,14 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
         }
     }
 
-    let destination_hidden_emails = index
-        .portal_by_email
-        .keys()
-        .chain(index.atlassian_by_email.keys())
-        .filter(|key| crate::email::is_hidden(key))
-        .count() as u64;
+    let destination_hidden_emails = hidden_emails.unwrap_or_else(|| {
+        index
+            .portal_by_email
+            .keys()
+            .chain(index.atlassian_by_email.keys())
+            .filter(|key| crate::email::is_hidden(key))
+            .count() as u64
+    });
     customers.sort_unstable_by(customer_order);
     let decisions = decide_all(&customers, &index);
     let mut taken_ext: FxHashSet<String> = ext_ids.values().cloned().collect();

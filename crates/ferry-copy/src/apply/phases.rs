@@ -54,7 +54,9 @@ pub(super) fn apply_step(
                 // Every account is written: the destination's duplicates
                 // can be counted again. A run with no customers to decide
                 // (a re-run with nothing new) changed no account.
-                if row.cursor > 0 {
+                // A small re-run kept the count exact chunk by chunk.
+                let unknown = accounts::counts(tx, row.destination.id)?.duplicates.is_none();
+                if row.cursor > 0 && (unknown || !small_rerun(tx, run_id)?) {
                     accounts::recount(tx, row.destination.id)?;
                 }
                 set_cursor(tx, run_id, Phase::Structure, 0)?;
@@ -85,10 +87,13 @@ pub(super) fn apply_step(
                  SELECT a, b FROM copy_grants WHERE run_id = $1 AND kind = 'site_user' AND b > $2 AND b <= $3",
                 &range[..3],
             )?;
+            // A small re-run counts the emails its chunk gave both types
+            // (O(chunk)); otherwise the count is taken again at the end.
+            let duplicates = if small_rerun(tx, run_id)? { Some(new_duplicates(tx, &range[..4])?) } else { None };
             let change = accounts::CountChange {
                 portal_only: i64::try_from(portal_only).unwrap_or(i64::MAX),
                 atlassian: i64::try_from(site_users).unwrap_or(i64::MAX),
-                duplicates: None,
+                duplicates,
             };
             accounts::change_counts(tx, row.destination.id, change)?;
             tx.execute(
@@ -224,6 +229,34 @@ fn membership_sql(arrivals: Option<i64>) -> (String, String) {
          WHERE cc.run_id = $1"
             .to_owned(),
     )
+}
+
+/// The emails of the destination that the accounts chunk `range` (run,
+/// after, through, destination site) gave both a portal-only account and a
+/// site user: pairs whose portal-only account is new, plus pairs whose
+/// site user is new, less those where both are (counted twice).
+fn new_duplicates(tx: &mut Tx<'_>, range: &[Val<'_>]) -> Result<i64, StoreError> {
+    let new_portal = "SELECT p.email_key FROM copy_customers cc JOIN accounts p ON p.id = cc.destination_account_id
+         WHERE cc.run_id = $1 AND cc.source_account_id > $2 AND cc.source_account_id <= $3
+           AND cc.new_account_ext_id IS NOT NULL";
+    let new_site_users = "SELECT b.email_key FROM copy_grants g JOIN accounts b ON b.id = g.b
+         WHERE g.run_id = $1 AND g.kind = 'site_user' AND g.b > $2 AND g.b <= $3";
+    let count = tx
+        .query_opt(
+            &format!(
+                "SELECT
+                   (SELECT COUNT(*) FROM ({new_portal}) n WHERE EXISTS (SELECT 1 FROM accounts b
+                      JOIN site_users su ON su.site_id = $4 AND su.account_id = b.id
+                      WHERE b.site_id IS NULL AND b.email_key = n.email_key))
+                 + (SELECT COUNT(*) FROM ({new_site_users}) n WHERE EXISTS (SELECT 1 FROM accounts p
+                      WHERE p.site_id = $4 AND p.merged_into IS NULL AND p.email_key = n.email_key))
+                 - (SELECT COUNT(*) FROM ({new_portal}) n WHERE n.email_key IN ({new_site_users}))"
+            ),
+            range,
+            |r| r.int(0),
+        )?
+        .unwrap_or(0);
+    Ok(count)
 }
 
 /// A re-run (earlier runs compared the memberships) deciding fewer than
