@@ -37,10 +37,10 @@ organizations|SELECT o.id, o.site_id, o.name FROM organizations o JOIN copy_orga
 groups|SELECT g.id, g.site_id, g.name, g.name_key, g.state, g.created_by_run FROM groups g JOIN copy_runs r ON r.group_id = g.id WHERE r.id = 1
 accounts|SELECT a.id, a.kind, a.site_id, a.ext_id, a.email, a.email_key, a.display_name, a.active, a.email_verified FROM accounts a JOIN copy_customers cc ON cc.destination_account_id = a.id WHERE cc.run_id = 1 AND cc.new_account_ext_id IS NOT NULL
 site_users|SELECT a AS site_id, b AS account_id FROM copy_grants WHERE run_id = 1 AND kind = 'site_user'
-project_customers|SELECT a AS project_id, b AS account_id FROM copy_grants WHERE run_id = 1 AND kind = 'customer'
-organization_members|SELECT a AS organization_id, b AS account_id FROM copy_grants WHERE run_id = 1 AND kind = 'organization_member'
+project_customers|SELECT g.a AS project_id, g.b AS account_id, m.seq FROM copy_grants g JOIN project_customers m ON m.project_id = g.a AND m.account_id = g.b WHERE g.run_id = 1 AND g.kind = 'customer'
+organization_members|SELECT g.a AS organization_id, g.b AS account_id, m.seq FROM copy_grants g JOIN organization_members m ON m.organization_id = g.a AND m.account_id = g.b WHERE g.run_id = 1 AND g.kind = 'organization_member'
 organization_projects|SELECT a AS organization_id, b AS project_id FROM copy_grants WHERE run_id = 1 AND kind = 'organization_project'
-group_members|SELECT gm.group_id, gm.account_id FROM group_members gm JOIN copy_runs r ON r.group_id = gm.group_id WHERE r.id = 1
+group_members|SELECT gm.group_id, gm.account_id, gm.seq FROM group_members gm JOIN copy_runs r ON r.group_id = gm.group_id WHERE r.id = 1
 requests|SELECT r.id, r.site_id, r.project_id, r.number, r.summary, r.status, r.created, r.reporter_id, r.organization_id, r.copied_from FROM requests r JOIN copy_links l ON l.destination_id = r.id AND l.kind = 'request' WHERE l.run_id = 1
 request_participants|SELECT p.request_id, p.account_id FROM request_participants p JOIN copy_links l ON l.destination_id = p.request_id AND l.kind = 'request' WHERE l.run_id = 1
 comments|SELECT c.id, c.request_id, c.author_id, c.created, c.body FROM comments c JOIN copy_links l ON l.destination_id = c.request_id AND l.kind = 'request' WHERE l.run_id = 1
