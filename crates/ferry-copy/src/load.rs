@@ -518,11 +518,7 @@ fn side_reads(tx: &mut Tx<'_>, frame: &Frame, accounts: AccountsRead<'_>) -> Res
     // created (the others are linked, whatever their members), and of the
     // destination's organizations only those named as one of them.
     let (source_organizations, destination_organizations) = if frame.members_through > 0 {
-        let unlinked = format!(
-            "SELECT x.organization_id FROM ({organizations_sql}) x WHERE NOT EXISTS (SELECT 1 FROM copy_links l
-             WHERE l.source_site_id = {source_id} AND l.destination_site_id = {destination_id}
-             AND l.kind = 'organization' AND l.source_id = x.organization_id)"
-        );
+        let unlinked = unlinked_organizations_sql(frame);
         let mut source = organizations_with_members(tx, &format!("o.id IN ({unlinked})"), &[])?;
         tx.query_each(
             &format!("SELECT o.id, o.name FROM organizations o WHERE o.id IN ({organizations_sql})"),
@@ -591,6 +587,18 @@ fn load_customers(
     Ok((customers, already_copied))
 }
 
+/// The organizations of the frame that no earlier run between the two
+/// sites created (no link): a re-run reads them whole.
+fn unlinked_organizations_sql(frame: &Frame) -> String {
+    let (source, destination) = (frame.projects.source.id, frame.projects.destination.id);
+    format!(
+        "SELECT x.organization_id FROM ({organizations}) x WHERE NOT EXISTS (SELECT 1 FROM copy_links l
+         WHERE l.source_site_id = {source} AND l.destination_site_id = {destination}
+         AND l.kind = 'organization' AND l.source_id = x.organization_id)",
+        organizations = frame.organizations_sql
+    )
+}
+
 /// A re-run's customers (earlier runs compared every membership of the
 /// projects up to `members_through`): the accounts of memberships that
 /// arrived since, of organizations no earlier run created, and the people
@@ -631,11 +639,11 @@ fn delta_customers(tx: &mut Tx<'_>, frame: &Frame) -> Result<(Vec<ScopedCustomer
             "SELECT m.account_id FROM ({organizations}) x
              {join} organization_members m ON m.organization_id = x.organization_id AND m.seq > {mark}"
         ),
+        // The organizations are told apart first, then their members read.
         format!(
-            "SELECT m.account_id FROM ({organizations}) x
-             {join} organization_members m ON m.organization_id = x.organization_id
-             WHERE NOT EXISTS (SELECT 1 FROM copy_links l WHERE l.source_site_id = {source}
-                 AND l.destination_site_id = {destination} AND l.kind = 'organization' AND l.source_id = x.organization_id)"
+            "SELECT m.account_id FROM ({unlinked}) x
+             {join} organization_members m ON m.organization_id = x.organization_id",
+            unlinked = unlinked_organizations_sql(frame)
         ),
     ];
     let mut arrived: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();

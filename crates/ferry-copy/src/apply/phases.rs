@@ -114,12 +114,7 @@ pub(super) fn apply_step(
             apply_structure(tx, run_id, row, maps, lists)?;
             // Requests up to the earlier runs' watermark are copied: the
             // run starts above it, so a re-run reads only what is new.
-            let projects = tx.query_all(
-                "SELECT source_project_id FROM copy_projects WHERE run_id = $1",
-                &[Val::I(run_id)],
-                |r| r.int(0),
-            )?;
-            let start = crate::load::watermarks(tx, row.source.id, row.destination.id, &projects)?.requests;
+            let start = run_watermarks(tx, run_id)?.requests;
             set_cursor(tx, run_id, Phase::Requests, start)?;
             progress.step("projects and memberships", 1, 1);
         }
@@ -169,18 +164,19 @@ pub(crate) struct SourceLists {
 /// compares every one; a re-run (`Some(mark)`, with `$2` the mark) only
 /// those that arrived above the mark, the lists and organizations it meets
 /// for the first time, and the memberships of the customers it decides.
-fn membership_sql(arrivals: Option<i64>) -> (String, String) {
+fn membership_sql(delta: bool) -> (String, String) {
     let granting = GroupState::grants_customer_role_sql("g.state");
     // The Customer role on a source project: its customer list, and every
     // member of a group holding the role there, unless the group is an
     // imported group awaiting review or declined (its members have no
     // access on the source, so get none here).
-    let roles = "SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
+    let roles = format!(
+        "SELECT cp.destination_project_id, gm.account_id FROM copy_projects cp
              JOIN customer_roles cr ON cr.project_id = cp.source_project_id
              JOIN groups g ON g.id = cr.group_id AND {granting}
-             JOIN group_members gm ON gm.group_id = cr.group_id";
-    let roles = roles.replace("{granting}", &granting);
-    let Some(_) = arrivals else {
+             JOIN group_members gm ON gm.group_id = cr.group_id"
+    );
+    if !delta {
         return (
             format!(
                 "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
@@ -191,7 +187,7 @@ fn membership_sql(arrivals: Option<i64>) -> (String, String) {
              JOIN organization_members m ON m.organization_id = co.source_organization_id WHERE co.run_id = $1"
                 .to_owned(),
         );
-    };
+    }
     (
         format!(
             "SELECT cp.destination_project_id, pc.account_id FROM copy_projects cp
@@ -279,23 +275,23 @@ fn small_rerun(tx: &mut Tx<'_>, run_id: i64) -> Result<bool, StoreError> {
 /// by earlier runs between the run's two sites; `None` for a first copy
 /// (or runs from before memberships were stamped).
 pub(super) fn arrivals(tx: &mut Tx<'_>, run_id: i64) -> Result<Option<i64>, StoreError> {
-    let (marks, _) = run_watermarks(tx, run_id)?;
+    let marks = run_watermarks(tx, run_id)?;
     Ok((marks.memberships > 0).then_some(marks.memberships))
 }
 
-/// The watermarks of the run's projects, and the run's two sites.
-fn run_watermarks(tx: &mut Tx<'_>, run_id: i64) -> Result<(crate::load::Watermarks, (i64, i64)), StoreError> {
-    let Some(sites) = tx.query_opt(
+/// The watermarks of the run's projects (see [`crate::load::watermarks`]).
+fn run_watermarks(tx: &mut Tx<'_>, run_id: i64) -> Result<crate::load::Watermarks, StoreError> {
+    let Some((source, destination)) = tx.query_opt(
         "SELECT source_site_id, destination_site_id FROM copy_runs WHERE id = $1",
         &[Val::I(run_id)],
         |r| Ok((r.int(0)?, r.int(1)?)),
     )?
     else {
-        return Ok((crate::load::Watermarks::default(), (0, 0)));
+        return Ok(crate::load::Watermarks::default());
     };
     let projects =
         tx.query_all("SELECT source_project_id FROM copy_projects WHERE run_id = $1", &[Val::I(run_id)], |r| r.int(0))?;
-    Ok((crate::load::watermarks(tx, sites.0, sites.1, &projects)?, sites))
+    crate::load::watermarks(tx, source, destination, &projects)
 }
 
 /// Reads the (owner, source account) pairs of `sql` and hands each to `each`.
@@ -318,7 +314,7 @@ fn each_membership(
 
 pub(super) fn read_source_lists(tx: &mut Tx<'_>, run_id: i64, maps: &RunMaps) -> Result<SourceLists, StoreError> {
     let arrivals = arrivals(tx, run_id)?;
-    let (customers_sql, members_sql) = membership_sql(arrivals);
+    let (customers_sql, members_sql) = membership_sql(arrivals.is_some());
     let mut read = |customer_list: bool, sql: &str| -> Result<Vec<(i64, i64)>, StoreError> {
         let mut pairs: Vec<(i64, i64)> = Vec::new();
         each_membership(tx, run_id, arrivals, sql, |owner, account| {
@@ -654,14 +650,13 @@ fn id_list(ids: &[i64]) -> String {
 /// watermark).
 fn needed_accounts(tx: &mut Tx<'_>, run_id: i64, mark: i64) -> Result<FxHashSet<i64>, StoreError> {
     let mut needed = FxHashSet::default();
-    let (customers_sql, members_sql) = membership_sql(Some(mark));
+    let (customers_sql, members_sql) = membership_sql(true);
     for sql in [&customers_sql, &members_sql] {
         each_membership(tx, run_id, Some(mark), sql, |_, account| {
             needed.insert(account);
         })?;
     }
-    let (marks, _) = run_watermarks(tx, run_id)?;
-    let after = marks.requests;
+    let after = run_watermarks(tx, run_id)?.requests;
     for sql in [
         "SELECT r.reporter_id FROM copy_projects cp JOIN requests r ON r.project_id = cp.source_project_id
          WHERE cp.run_id = $1 AND r.id > $2",
