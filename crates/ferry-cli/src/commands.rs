@@ -16,8 +16,8 @@ pub(crate) fn print_report_summary(
         }
     }
     writeln!(out, "  {:>9}  requests", data.requests)?;
-    writeln!(out, "  {:>9}  RequiresAttention rows", data.requires_attention().len())?;
-    let uncertain = data.uncertain().count();
+    writeln!(out, "  {:>9}  RequiresAttention rows", data.totals.attention_rows)?;
+    let uncertain = data.uncertain().len();
     if uncertain > 0 {
         writeln!(
             out,
@@ -67,13 +67,22 @@ pub(crate) fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write
             }
             let mut progress = CopyProgress::new();
             let mut run_id = 0;
-            let result = ferry_copy::run(store, &options, &mut progress, |id| {
-                run_id = id;
-                let _ = writeln!(out, "run {id}");
-                let _ = out.flush();
-            });
+            let dir_of =
+                |id: i64| args.report.clone().unwrap_or_else(|| PathBuf::from(format!("ferry-reports/run-{id}")));
+            // The report's customer lines are written while the run applies.
+            let result = ferry_copy::run_reporting(
+                store,
+                &options,
+                &mut progress,
+                |id| {
+                    run_id = id;
+                    let _ = writeln!(out, "run {id}");
+                    let _ = out.flush();
+                },
+                Some(&dir_of),
+            );
             progress.done();
-            let dir = args.report.clone().unwrap_or_else(|| PathBuf::from(format!("ferry-reports/run-{run_id}")));
+            let dir = dir_of(run_id);
             match result {
                 Ok((_, data)) => {
                     ferry_copy::write_report(&data, &dir)?;
@@ -103,7 +112,7 @@ pub(crate) fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write
             }
             ferry_copy::prepare_report_dir(&dir)?;
             let mut progress = CopyProgress::new();
-            let data = ferry_copy::resume(store, run, &mut progress)?;
+            let data = ferry_copy::resume_reporting(store, run, &mut progress, Some(&dir))?;
             progress.done();
             ferry_copy::write_report(&data, &dir)?;
             writeln!(out, "run {run} {}", data.state)?;

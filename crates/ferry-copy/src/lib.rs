@@ -14,11 +14,15 @@ mod load;
 mod report;
 mod rollback;
 
-pub use apply::{RunStatus, check_can_start, check_resumable, is_claimed, list_runs, resume, run, run_report, status};
+pub use apply::{
+    RunStatus, check_can_start, check_resumable, is_claimed, list_runs, resume, resume_reporting, run, run_report,
+    run_reporting, status,
+};
 pub use ferry_core::planner::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope};
 pub use load::{check_conflicts, plan_copy, plan_copy_reading_whole_destination, validate_options};
 pub use report::{
-    ReportData, ReportKind, UNCERTAIN_REASON, prepare_report_dir, write_plan_report, write_report, write_run_report,
+    LineTotals, ReportData, ReportKind, UNCERTAIN_REASON, prepare_report_dir, write_plan_report, write_report,
+    write_run_report,
 };
 pub use rollback::{RollbackSummary, rollback, rollback_blockers};
 

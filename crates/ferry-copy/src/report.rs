@@ -3,7 +3,7 @@
 //! `check` and `run` render the same [`ReportData`], so they cannot disagree.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ferry_core::csv_guard::guard_cell;
 use ferry_core::model::AccountType;
@@ -59,7 +59,14 @@ pub struct ReportData {
     pub kind: ReportKind,
     pub options: CopyOptions,
     pub projects: Vec<(String, String)>,
+    /// The customer lines, unless they were written straight into a report
+    /// folder as they were read ([`ReportData::lines_written_to`]).
     pub customers: Vec<CustomerLine>,
+    /// What Summary.json counts of the customer lines.
+    pub totals: LineTotals,
+    /// The folder whose line files a run wrote while it applied (not yet
+    /// under their final names: [`write_report`] puts them there).
+    pub lines_written_to: Option<PathBuf>,
     pub conflicts: Vec<Conflict>,
     pub group_name: Option<String>,
     pub requests: u64,
@@ -91,12 +98,14 @@ impl ReportData {
                 destination_ext_id: c.matched_ext_id.clone(),
                 problems: c.decision.problems.clone(),
             })
-            .collect();
+            .collect::<Vec<_>>();
         ReportData {
             kind,
             options: plan.options.clone(),
             projects: plan.projects.iter().map(|p| (p.source_key.clone(), p.destination_key.clone())).collect(),
+            totals: LineTotals::of(&customers),
             customers,
+            lines_written_to: None,
             conflicts: plan.conflicts.clone(),
             group_name: plan.group_name.clone(),
             requests: plan.requests_to_copy,
@@ -140,15 +149,16 @@ impl ReportData {
     /// Customers with `outcome`: those listed, and for "already copied"
     /// also those of the scope an earlier run copied (counted, not listed).
     pub fn outcome_count(&self, outcome: Outcome) -> u64 {
-        let listed = self.customers.iter().filter(|c| c.outcome == outcome).count() as u64;
+        let listed = self.totals.outcomes.get(&outcome).copied().unwrap_or(0);
         if outcome == Outcome::AlreadyCopied { listed + self.already_copied } else { listed }
     }
 
-    /// The customers whose outcome is uncertain (SPEC §8): their source
-    /// site hides their email, so ferry matched them by account id only,
-    /// where Atlassian's copy, which sees the email, may match them by it.
-    pub fn uncertain(&self) -> impl Iterator<Item = &CustomerLine> {
-        self.customers.iter().filter(|c| ferry_core::email::is_hidden(&c.email_key))
+    /// The source account ids of the customers whose outcome is uncertain
+    /// (SPEC §8): their source site hides their email, so ferry matched them
+    /// by account id only, where Atlassian's copy, which sees the email, may
+    /// match them by it.
+    pub fn uncertain(&self) -> &[String] {
+        &self.totals.uncertain
     }
 
     /// What Summary.json holds.
@@ -159,8 +169,7 @@ impl ReportData {
         }
         let mut problems = BTreeMap::new();
         for problem in Problem::ALL {
-            let n = self.customers.iter().filter(|c| c.problems.contains(&problem)).count();
-            problems.insert(problem.text(), n);
+            problems.insert(problem.text(), self.totals.problems.get(&problem).copied().unwrap_or(0));
         }
         json!({
             "prediction": self.kind == ReportKind::Prediction,
@@ -175,20 +184,20 @@ impl ReportData {
             },
             "timings_seconds": self.timings,
             "counts": {
-                "customers": self.customers.len() as u64 + self.already_copied,
+                "customers": self.totals.listed + self.already_copied,
                 "already_copied": self.already_copied,
                 "outcomes": outcomes,
                 "problems": problems,
-                "requires_attention_rows": self.customers.iter().map(|c| c.problems.len()).sum::<usize>(),
+                "requires_attention_rows": self.totals.attention_rows,
                 "requests": self.requests,
                 "organizations": self.organizations,
                 "conflicts": self.conflicts.len(),
             },
             "imported_group": self.group_name,
             "uncertain": {
-                "customers": self.uncertain().count(),
+                "customers": self.totals.uncertain.len(),
                 "reason": UNCERTAIN_REASON,
-                "source_account_ids": self.uncertain().map(|c| c.source_ext_id.as_str()).collect::<Vec<_>>(),
+                "source_account_ids": self.totals.uncertain,
                 "destination_accounts_with_hidden_email": self.destination_hidden_emails,
             },
         })
@@ -201,9 +210,178 @@ pub const UNCERTAIN_REASON: &str = "the source site hides these customers' email
      (only an account with the same id is the same account), while Atlassian's copy, which sees the emails, may; \
      pull with the organization admin key (ATLASSIAN_ADMIN_API_KEY, --org-id) to read them, then check again";
 
+/// What Summary.json counts of a report's customer lines, kept as the lines
+/// go by, so a run's lines can stream into their files without being held.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineTotals {
+    /// Customer lines (Customers.csv rows).
+    pub listed: u64,
+    pub outcomes: BTreeMap<Outcome, u64>,
+    /// Customers with each problem.
+    pub problems: BTreeMap<Problem, u64>,
+    /// RequiresAttention.csv rows: one per customer and problem.
+    pub attention_rows: u64,
+    /// Source account ids of the customers whose email their site hides,
+    /// in report order.
+    pub uncertain: Vec<String>,
+}
+
+impl LineTotals {
+    /// Counts one customer line.
+    pub fn count(&mut self, line: &LineRef<'_>) {
+        self.listed += 1;
+        *self.outcomes.entry(line.outcome).or_default() += 1;
+        for problem in line.problems {
+            *self.problems.entry(*problem).or_default() += 1;
+        }
+        self.attention_rows += line.problems.len() as u64;
+        if ferry_core::email::is_hidden(line.email_key) {
+            self.uncertain.push(line.source_ext_id.to_owned());
+        }
+    }
+
+    /// The totals of lines held in memory.
+    pub fn of(lines: &[CustomerLine]) -> LineTotals {
+        let mut totals = LineTotals::default();
+        for line in lines {
+            totals.count(&line.borrowed());
+        }
+        totals
+    }
+}
+
+/// One customer line, borrowed from wherever it is read.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRef<'a> {
+    pub email: &'a str,
+    pub email_key: &'a str,
+    pub source_type: AccountType,
+    pub before: TypesHeld,
+    pub after: TypesHeld,
+    pub outcome: Outcome,
+    pub source_ext_id: &'a str,
+    pub destination_ext_id: Option<&'a str>,
+    pub problems: &'a [Problem],
+}
+
+impl CustomerLine {
+    pub fn borrowed(&self) -> LineRef<'_> {
+        LineRef {
+            email: &self.email,
+            email_key: &self.email_key,
+            source_type: self.source_type,
+            before: self.before,
+            after: self.after,
+            outcome: self.outcome,
+            source_ext_id: &self.source_ext_id,
+            destination_ext_id: self.destination_ext_id.as_deref(),
+            problems: &self.problems,
+        }
+    }
+}
+
+/// Where a line file is written before the report is complete: a run that
+/// fails or is killed leaves no half report under the final name.
+fn partial_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.partial"))
+}
+
+const LINE_FILES: [&str; 2] = ["Customers.csv", "RequiresAttention.csv"];
+
+/// Writes a report's two line files (Customers.csv, RequiresAttention.csv)
+/// a line at a time, under their partial names, counting what Summary.json
+/// needs; memory stays the same however many customers go by. Every cell
+/// goes through the formula guard.
+pub struct LineWriter {
+    dir: PathBuf,
+    customers: csv::Writer<std::fs::File>,
+    attention: csv::Writer<std::fs::File>,
+    group: String,
+    totals: LineTotals,
+}
+
+impl LineWriter {
+    /// Starts the line files in report folder `dir` (created if missing);
+    /// `group` is the run's imported group, which next steps name.
+    pub fn create(dir: &Path, group: Option<&str>) -> Result<LineWriter, CopyError> {
+        std::fs::create_dir_all(dir).map_err(report_error(dir))?;
+        let open = |name: &str, header: &[&str]| -> Result<csv::Writer<std::fs::File>, CopyError> {
+            let path = partial_path(dir, name);
+            let failure = |e: &dyn std::fmt::Display| CopyError::Report {
+                path: dir.join(name).display().to_string(),
+                reason: e.to_string(),
+            };
+            let file = std::fs::File::create(&path).map_err(|e| failure(&e))?;
+            let mut out = csv::WriterBuilder::new().buffer_capacity(1 << 20).from_writer(file);
+            out.write_record(header).map_err(|e| failure(&e))?;
+            Ok(out)
+        };
+        Ok(LineWriter {
+            dir: dir.to_owned(),
+            customers: open(LINE_FILES[0], &CUSTOMERS_HEADER)?,
+            attention: open(LINE_FILES[1], &REQUIRES_ATTENTION_HEADER)?,
+            group: group.unwrap_or("").to_owned(),
+            totals: LineTotals::default(),
+        })
+    }
+
+    fn failure(&self, file: &str, e: &dyn std::fmt::Display) -> CopyError {
+        CopyError::Report { path: self.dir.join(file).display().to_string(), reason: e.to_string() }
+    }
+
+    /// Writes one customer's line and a RequiresAttention row per problem.
+    pub fn line(&mut self, c: &LineRef<'_>) -> Result<(), CopyError> {
+        let row = [
+            c.email,
+            c.source_type.label(),
+            c.before.label(),
+            c.after.label(),
+            c.outcome.label(),
+            c.source_ext_id,
+            c.destination_ext_id.unwrap_or("None"),
+        ];
+        self.customers
+            .write_record(row.map(guard_cell).iter().map(|cell| cell.as_bytes()))
+            .map_err(|e| self.failure(LINE_FILES[0], &e))?;
+        for problem in c.problems {
+            let next_step = problem.next_step(&self.group);
+            let row = [c.email, c.source_type.label(), c.before.label(), c.after.label(), problem.text(), &next_step];
+            self.attention
+                .write_record(row.map(guard_cell).iter().map(|cell| cell.as_bytes()))
+                .map_err(|e| self.failure(LINE_FILES[1], &e))?;
+        }
+        self.totals.count(c);
+        Ok(())
+    }
+
+    /// Flushes both files (still under their partial names) and gives the
+    /// totals.
+    pub fn finish(mut self) -> Result<LineTotals, CopyError> {
+        self.customers.flush().map_err(|e| self.failure(LINE_FILES[0], &e))?;
+        self.attention.flush().map_err(|e| self.failure(LINE_FILES[1], &e))?;
+        Ok(self.totals)
+    }
+}
+
+/// Removes line files a run began in `dir` and did not finish.
+pub(crate) fn discard_partial_lines(dir: &Path) {
+    for name in LINE_FILES {
+        let _ = std::fs::remove_file(partial_path(dir, name));
+    }
+}
+
+/// Gives the line files written in `from` their final names in `dir`.
+fn publish_lines(from: &Path, dir: &Path) -> Result<(), CopyError> {
+    for name in LINE_FILES {
+        let target = dir.join(name);
+        std::fs::rename(partial_path(from, name), &target)
+            .map_err(|e| CopyError::Report { path: target.display().to_string(), reason: e.to_string() })?;
+    }
+    Ok(())
+}
+
 /// Writes a CSV file: the header, then each row `rows` hands to the sink,
-/// every cell through the formula guard. Cells are borrowed: a million
-/// customers make seven million of them.
+/// every cell through the formula guard. Cells are borrowed.
 fn write_csv<const N: usize>(
     path: &Path,
     header: [&str; N],
@@ -234,48 +412,21 @@ fn report_error(dir: &Path) -> impl Fn(std::io::Error) -> CopyError + '_ {
 }
 
 /// Writes the report folder for `data` into `dir` (created if missing).
+/// Lines a run already wrote into `dir` while it applied
+/// ([`ReportData::lines_written_to`]) only take their final names.
 pub fn write_report(data: &ReportData, dir: &Path) -> Result<(), CopyError> {
     std::fs::create_dir_all(dir).map_err(report_error(dir))?;
-    let group = data.group_name.as_deref().unwrap_or("");
-    // The two large files (a million customers make 200 MB) are written at
-    // once, one on another thread.
-    let (attention, customers) = std::thread::scope(|scope| {
-        let attention = scope.spawn(|| {
-            write_csv(&dir.join("RequiresAttention.csv"), REQUIRES_ATTENTION_HEADER, |row| {
-                for c in &data.customers {
-                    for problem in &c.problems {
-                        let next_step = problem.next_step(group);
-                        row([
-                            &c.email,
-                            c.source_type.label(),
-                            c.before.label(),
-                            c.after.label(),
-                            problem.text(),
-                            &next_step,
-                        ])?;
-                    }
-                }
-                Ok(())
-            })
-        });
-        let customers = write_csv(&dir.join("Customers.csv"), CUSTOMERS_HEADER, |row| {
+    match &data.lines_written_to {
+        Some(written) => publish_lines(written, dir)?,
+        None => {
+            let mut lines = LineWriter::create(dir, data.group_name.as_deref())?;
             for c in &data.customers {
-                row([
-                    &c.email,
-                    c.source_type.label(),
-                    c.before.label(),
-                    c.after.label(),
-                    c.outcome.label(),
-                    &c.source_ext_id,
-                    c.destination_ext_id.as_deref().unwrap_or("None"),
-                ])?;
+                lines.line(&c.borrowed())?;
             }
-            Ok(())
-        });
-        (ferry_store::joined(attention), customers)
-    });
-    attention?;
-    customers?;
+            lines.finish()?;
+            publish_lines(dir, dir)?;
+        }
+    }
     let conflicts = dir.join("Conflicts.csv");
     if data.conflicts.is_empty() {
         let _ = std::fs::remove_file(&conflicts);

@@ -112,6 +112,29 @@ fn check_writes_the_files_run_writes(backend: Backend) {
         let mut rebuilt = read_folder(rebuilt.path());
         rebuilt.remove("Summary.json");
         assert_eq!(rebuilt, actual);
+        // A run that writes its lines into the folder while it applies
+        // (`copy run`) writes the same files, holding no line in memory.
+        let other = TestDb::new(backend);
+        let mut other_store = other.store();
+        ferry_snapshot::demo::load_demo(&mut other_store, 240, seed, &mut ferry_snapshot::Quiet).unwrap();
+        let streamed = tempfile::tempdir().unwrap();
+        let dir_of = |_: i64| streamed.path().to_owned();
+        let (_, data) = ferry_copy::run_reporting(
+            &mut other_store,
+            &options("demo-src", "demo-dst"),
+            &mut Quiet,
+            |_| {},
+            Some(&dir_of),
+        )
+        .unwrap();
+        assert!(data.customers.is_empty(), "the lines went to the files");
+        let partial = read_folder(streamed.path());
+        assert!(partial.keys().all(|name| name.ends_with(".partial")), "{:?}", partial.keys());
+        ferry_copy::write_report(&data, streamed.path()).unwrap();
+        let mut streamed = read_folder(streamed.path());
+        let streamed_summary = streamed.remove("Summary.json").unwrap();
+        assert_eq!(streamed, actual, "seed {seed}: lines written during the apply");
+        assert_eq!(counts(&streamed_summary), counts(&actual_summary));
         // Every outcome of the matrix occurs, and the formula guard works.
         let customers = &actual["Customers.csv"];
         for n in 1..=6 {
@@ -524,8 +547,11 @@ fn a_run_that_cannot_go_on_ends_failed_and_blocks_nothing(backend: Backend) {
     )
     .unwrap();
     import_site(&mut store, "eu", changed.path(), &mut ferry_snapshot::Quiet).unwrap();
-    let error = ferry_copy::resume(&mut store, run_id, &mut Quiet).unwrap_err();
+    let report = tempfile::tempdir().unwrap();
+    let error = ferry_copy::resume_reporting(&mut store, run_id, &mut Quiet, Some(report.path())).unwrap_err();
     assert!(error.to_string().contains("the source changed during the run"), "{error}");
+    // The report lines it began writing are gone: no half report.
+    assert_eq!(read_folder(report.path()), BTreeMap::new());
     let status = ferry_copy::status(&mut store, run_id).unwrap();
     assert_eq!(status.state, ferry_core::run::RunState::Failed);
     assert!(status.error.as_deref().unwrap_or_default().contains("the source changed"), "{status:?}");
@@ -810,7 +836,7 @@ fn hidden_emails_are_never_matched_and_make_outcomes_uncertain(backend: Backend)
     // The copy runs: both hidden customers become new portal-only accounts
     // with hidden emails, and keep their requests.
     let (_, data) = run(&mut store, &options("src", "dst"));
-    assert_eq!(data.uncertain().count(), 2);
+    assert_eq!(data.uncertain().len(), 2);
     let accounts = export(&mut store, "dst")["accounts.csv"].clone();
     assert_eq!(accounts.lines().filter(|l| l.contains(",customer,,")).count(), 3, "{accounts}");
     let requests = export(&mut store, "dst")["requests.csv"].clone();

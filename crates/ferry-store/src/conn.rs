@@ -95,6 +95,8 @@ pub struct Store {
     /// Who acts through this store, for the audit log ("cli:<user>", an
     /// admin's email); "system" until set.
     actor: String,
+    /// PostgreSQL: the URL it was opened with, for [`Store::reader`].
+    url: Option<String>,
 }
 
 enum Conn {
@@ -179,7 +181,9 @@ impl Store {
             )?;
             Conn::Sqlite(conn)
         };
-        let mut store = Store { conn, broken: false, actor: "system".to_owned() };
+        let postgres = matches!(conn, Conn::Postgres(_));
+        let mut store =
+            Store { conn, broken: false, actor: "system".to_owned(), url: postgres.then(|| url.to_owned()) };
         crate::migrate::run(&mut store)?;
         Ok(store)
     }
@@ -196,6 +200,25 @@ impl Store {
                 _ => Ok(None),
             },
             Conn::Postgres(_) => Ok(None),
+        }
+    }
+
+    /// Another connection to the same database, for a long read on another
+    /// thread beside this connection's writes (a run's report lines while
+    /// it applies); `None` for an SQLite database without a file. On SQLite
+    /// its sorts and temporary tables go to temporary files, not memory, so
+    /// a read that sorts millions of rows stays small.
+    pub fn reader(&self) -> Result<Option<Store>> {
+        match (&self.conn, &self.url) {
+            (Conn::Postgres(_), Some(url)) => Store::open_existing(url).map(Some),
+            (Conn::Postgres(_), None) => Ok(None),
+            (Conn::Sqlite(_), _) => {
+                let Some(store) = self.sqlite_sibling()? else { return Ok(None) };
+                if let Conn::Sqlite(conn) = &store.conn {
+                    conn.pragma_update(None, "temp_store", "FILE")?;
+                }
+                Ok(Some(store))
+            }
         }
     }
 

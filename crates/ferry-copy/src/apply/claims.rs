@@ -20,6 +20,7 @@ pub(super) fn continue_run(
     store: &mut Store,
     run_id: i64,
     progress: &mut dyn Progress,
+    report: Option<&Path>,
 ) -> Result<ReportData, CopyError> {
     if store.backend() == Backend::Postgres {
         let params = [Val::I(RUN_CLAIM + run_id)];
@@ -42,7 +43,7 @@ pub(super) fn continue_run(
             Err(e) if e.is_lock_timeout() => return Err(CopyError::Claimed(run_id)),
             Err(e) => return Err(e.into()),
         }
-        let result = continue_claimed(store, run_id, progress);
+        let result = continue_claimed(store, run_id, progress, report);
         let released = store.read(|tx| tx.query_opt("SELECT pg_advisory_unlock($1)", &params, |r| r.bool(0)));
         return match (result, released) {
             (Err(e), _) => Err(e),
@@ -54,7 +55,8 @@ pub(super) fn continue_run(
     // while this one goes on writing: the copying and syncing of each
     // checkpoint then costs the run no time of its own.
     let Some(mut checkpointer) = store.sqlite_sibling()? else {
-        return store.with_checkpoints_every(CHECKPOINT_PAGES, |store| continue_claimed(store, run_id, progress));
+        return store
+            .with_checkpoints_every(CHECKPOINT_PAGES, |store| continue_claimed(store, run_id, progress, report));
     };
     store.with_checkpoints_every(CHECKPOINT_PAGES_BESIDE, |store| {
         std::thread::scope(|scope| {
@@ -66,7 +68,7 @@ pub(super) fn continue_run(
                     let _ = checkpointer.sqlite_checkpoint();
                 }
             });
-            let result = continue_claimed(store, run_id, progress);
+            let result = continue_claimed(store, run_id, progress, report);
             drop(stop);
             result
         })
@@ -96,7 +98,8 @@ pub(super) fn continue_claimed(
     store: &mut Store,
     run_id: i64,
     progress: &mut dyn Progress,
+    report: Option<&Path>,
 ) -> Result<ReportData, CopyError> {
-    let result = plan_and_apply(store, run_id, progress);
+    let result = plan_and_apply(store, run_id, progress, report);
     record_failure(store, run_id, result)
 }

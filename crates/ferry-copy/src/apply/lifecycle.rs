@@ -27,6 +27,19 @@ pub fn run(
     progress: &mut dyn Progress,
     started: impl FnOnce(i64),
 ) -> Result<(i64, ReportData), CopyError> {
+    run_reporting(store, options, progress, started, None)
+}
+
+/// [`run`], writing the report's customer lines into the folder
+/// `report_dir` names for the run while the run applies (the lines are not
+/// held in memory: [`crate::write_report`] then completes the folder).
+pub fn run_reporting(
+    store: &mut Store,
+    options: &CopyOptions,
+    progress: &mut dyn Progress,
+    started: impl FnOnce(i64),
+    report_dir: Option<&dyn Fn(i64) -> PathBuf>,
+) -> Result<(i64, ReportData), CopyError> {
     let options_json = serde_json::to_string(options).map_err(|e| CopyError::Invalid(e.to_string()))?;
     let actor = store.actor().to_owned();
     let run_id = store.write(|tx| -> Result<i64, CopyError> {
@@ -65,7 +78,8 @@ pub fn run(
         Ok(run_id)
     })?;
     started(run_id);
-    let data = continue_run(store, run_id, progress)?;
+    let dir = report_dir.map(|dir_of| dir_of(run_id));
+    let data = continue_run(store, run_id, progress, dir.as_deref())?;
     Ok((run_id, data))
 }
 
@@ -102,6 +116,17 @@ pub(super) fn refusal(run_id: i64, row: &RunRow) -> Option<CopyError> {
 /// Finishes an interrupted run. A finished one (done, failed, blocked,
 /// rolled back) is refused with the reason, and nothing is written.
 pub fn resume(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Result<ReportData, CopyError> {
+    resume_reporting(store, run_id, progress, None)
+}
+
+/// [`resume`], writing the report's customer lines into `report_dir` while
+/// the run applies (see [`run_reporting`]).
+pub fn resume_reporting(
+    store: &mut Store,
+    run_id: i64,
+    progress: &mut dyn Progress,
+    report_dir: Option<&Path>,
+) -> Result<ReportData, CopyError> {
     let actor = store.actor().to_owned();
     store.write(|tx| -> Result<(), CopyError> {
         let row = resumable(tx, run_id)?;
@@ -121,7 +146,7 @@ pub fn resume(store: &mut Store, run_id: i64, progress: &mut dyn Progress) -> Re
         )?;
         Ok(())
     })?;
-    continue_run(store, run_id, progress)
+    continue_run(store, run_id, progress, report_dir)
 }
 
 /// Records a failure of run `run_id` as its terminal state `failed` with
@@ -176,6 +201,7 @@ pub(super) fn plan_and_apply(
     store: &mut Store,
     run_id: i64,
     progress: &mut dyn Progress,
+    report: Option<&Path>,
 ) -> Result<ReportData, CopyError> {
     let mut timings = std::collections::BTreeMap::new();
     let row = store.read(|tx| load_run(tx, run_id))?;
@@ -191,26 +217,68 @@ pub(super) fn plan_and_apply(
         RunState::Applying | RunState::Done => {}
         _ => return Err(refusal(run_id, &row).unwrap_or_else(|| CopyError::Invalid(format!("run {run_id}")))),
     }
-    // SQLite: the report's customer lines depend only on the decisions
-    // persisted above; a second connection reads them on another core
-    // while this one applies.
+    let mut data = match report {
+        Some(dir) => {
+            let written = apply_writing_lines(store, run_id, progress, &mut timings, dir);
+            if written.is_err() {
+                discard_partial_lines(dir);
+            }
+            written?
+        }
+        None => apply_reading_lines(store, run_id, progress, &mut timings)?,
+    };
+    data.timings.extend(timings);
+    Ok(data)
+}
+
+/// Applies the run while another connection writes the report's customer
+/// lines into `dir`: they depend only on the decisions persisted when the
+/// run was planned, so they are written during the apply, on another core,
+/// straight from the database to the files.
+fn apply_writing_lines(
+    store: &mut Store,
+    run_id: i64,
+    progress: &mut dyn Progress,
+    timings: &mut std::collections::BTreeMap<String, f64>,
+    dir: &Path,
+) -> Result<ReportData, CopyError> {
+    let mut reader = store.reader()?;
+    let totals = std::thread::scope(|scope| {
+        let lines = reader.as_mut().map(|r| scope.spawn(move || r.read(|tx| write_report_lines(tx, run_id, dir))));
+        let applied = apply_phases(store, run_id, progress, timings);
+        let lines = lines.map(joined);
+        applied?;
+        match lines {
+            Some(totals) => totals,
+            None => store.read(|tx| write_report_lines(tx, run_id, dir)),
+        }
+    })?;
+    store.read(|tx| report_data(tx, run_id, ReportLines::Written(dir.to_owned(), totals)))
+}
+
+/// Applies the run and reads the report's customer lines into memory (on
+/// SQLite, on a second connection beside the apply).
+fn apply_reading_lines(
+    store: &mut Store,
+    run_id: i64,
+    progress: &mut dyn Progress,
+    timings: &mut std::collections::BTreeMap<String, f64>,
+) -> Result<ReportData, CopyError> {
     let mut sibling = store.sqlite_sibling()?;
     let version = store.read(|tx| tx.sqlite_data_version())?;
     std::thread::scope(|scope| {
         let lines = sibling.as_mut().map(|s| scope.spawn(move || s.read(|tx| report_customers(tx, run_id))));
-        apply_phases(store, run_id, progress, &mut timings)?;
+        apply_phases(store, run_id, progress, timings)?;
         let lines = match lines {
             Some(handle) => Some(ReadAhead { value: joined(handle)?, data_version: version }),
             None => None,
         };
-        let mut data = store.read(|tx| {
+        store.read(|tx| {
             let lines = match lines {
                 Some(ahead) => ahead.fresh(tx)?,
                 None => None,
             };
-            report_data(tx, run_id, lines)
-        })?;
-        data.timings.extend(timings);
-        Ok(data)
+            report_data(tx, run_id, lines.map_or(ReportLines::Read, ReportLines::Held))
+        })
     })
 }

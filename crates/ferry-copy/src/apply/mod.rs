@@ -11,7 +11,7 @@
 //! connections), `phases` (accounts and structure chunks, the run's maps),
 //! `requests` (request chunks), `status` (runs and their reports).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ferry_core::model::{AccountType, GroupState};
@@ -22,7 +22,9 @@ use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val, accounts, jo
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::load::{plan_copy_beside, validate_options};
-use crate::report::{CustomerLine, ReportData, ReportKind, write_report};
+use crate::report::{
+    CustomerLine, LineRef, LineTotals, LineWriter, ReportData, ReportKind, discard_partial_lines, write_report,
+};
 use crate::{CopyError, Progress};
 use ferry_core::model::now;
 use ferry_core::planner::{CopyOptions, CopyPlan};
@@ -42,7 +44,7 @@ mod status;
 use {claims::*, decisions::*, lifecycle::*, phases::*, read_ahead::*, requests::*, status::*};
 
 pub use claims::is_claimed;
-pub use lifecycle::{check_can_start, check_resumable, resume, run};
+pub use lifecycle::{check_can_start, check_resumable, resume, resume_reporting, run, run_reporting};
 pub use status::{RunStatus, list_runs, run_report, status, write_run_report};
 
 const ACCOUNT_CHUNK: i64 = 200_000;

@@ -25,52 +25,104 @@ pub struct RunStatus {
     pub error: Option<String>,
 }
 
-/// The report's line per customer of run `run_id`, from its persisted
-/// decisions (which never change once planned), sorted.
-pub(super) fn report_customers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<CustomerLine>, CopyError> {
-    let mut customers = tx.query_all(
+/// Hands each customer line of run `run_id` to `each`, from its persisted
+/// decisions (which never change once planned), in report order:
+/// normalized email, then account type (portal-only first), then the
+/// source's id. The database sorts, so nothing here grows with the run.
+pub(super) fn each_report_line(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    mut each: impl FnMut(&LineRef<'_>) -> Result<(), CopyError>,
+) -> Result<(), CopyError> {
+    // Byte order on both backends, as Rust compares the planner's keys;
+    // 'customer' (portal-only) sorts after 'atlassian', hence DESC.
+    let bytes = match tx.backend() {
+        Backend::Postgres => " COLLATE \"C\"",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
         "SELECT a.email, a.email_key, a.kind, a.ext_id, cc.type_before, cc.type_after, cc.outcome,
                 m.ext_id AS matched_ext_id, cc.problems
          FROM copy_customers cc
          JOIN accounts a ON a.id = cc.source_account_id
          LEFT JOIN accounts m ON m.id = cc.matched_account_id
-         WHERE cc.run_id = $1",
-        &[Val::I(run_id)],
-        |r| {
-            Ok(CustomerLine {
-                email: r.text("email")?.to_owned(),
-                email_key: r.text("email_key")?.to_owned(),
-                source_type: r.parsed("kind", "account type", AccountType::from_jira_value)?,
-                source_ext_id: r.text("ext_id")?.to_owned(),
-                before: r.parsed("type_before", "account type held", TypesHeld::parse)?,
-                after: r.parsed("type_after", "account type held", TypesHeld::parse)?,
-                outcome: r.coded("outcome", "outcome code", Outcome::from_code)?,
-                destination_ext_id: r.opt_text("matched_ext_id")?.map(str::to_owned),
-                problems: Problem::from_bits(r.int("problems")?),
-            })
-        },
-    )?;
-    // Unstable is enough: an account's site and id make every key unique.
-    customers.sort_unstable_by(|a, b| {
-        (a.email_key.as_str(), a.source_type, a.source_ext_id.as_str()).cmp(&(
-            b.email_key.as_str(),
-            b.source_type,
-            b.source_ext_id.as_str(),
-        ))
-    });
+         WHERE cc.run_id = $1
+         ORDER BY a.email_key{bytes}, a.kind DESC, a.ext_id{bytes}"
+    );
+    let mut failed = None;
+    let mut problems = Vec::new();
+    tx.query_each(&sql, &[Val::I(run_id)], |r| {
+        if failed.is_some() {
+            return Ok(());
+        }
+        problems.clear();
+        problems.extend(Problem::from_bits(r.int("problems")?));
+        let line = LineRef {
+            email: r.text("email")?,
+            email_key: r.text("email_key")?,
+            source_type: r.parsed("kind", "account type", AccountType::from_jira_value)?,
+            source_ext_id: r.text("ext_id")?,
+            before: r.parsed("type_before", "account type held", TypesHeld::parse)?,
+            after: r.parsed("type_after", "account type held", TypesHeld::parse)?,
+            outcome: r.coded("outcome", "outcome code", Outcome::from_code)?,
+            destination_ext_id: r.opt_text("matched_ext_id")?,
+            problems: &problems,
+        };
+        if let Err(e) = each(&line) {
+            failed = Some(e);
+        }
+        Ok(())
+    })?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// The report's line per customer of run `run_id`, in report order.
+pub(super) fn report_customers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<CustomerLine>, CopyError> {
+    let mut customers = Vec::new();
+    each_report_line(tx, run_id, |line| {
+        customers.push(CustomerLine {
+            email: line.email.to_owned(),
+            email_key: line.email_key.to_owned(),
+            source_type: line.source_type,
+            before: line.before,
+            after: line.after,
+            outcome: line.outcome,
+            source_ext_id: line.source_ext_id.to_owned(),
+            destination_ext_id: line.destination_ext_id.map(str::to_owned),
+            problems: line.problems.to_vec(),
+        });
+        Ok(())
+    })?;
     Ok(customers)
 }
 
+/// Writes the customer lines of run `run_id` into report folder `dir` (under
+/// their partial names) as they are read; their totals.
+pub(super) fn write_report_lines(tx: &mut Tx<'_>, run_id: i64, dir: &Path) -> Result<LineTotals, CopyError> {
+    let group = tx
+        .query_opt("SELECT group_name FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| {
+            Ok(r.opt_text(0)?.map(str::to_owned))
+        })?
+        .flatten();
+    let mut writer = LineWriter::create(dir, group.as_deref())?;
+    each_report_line(tx, run_id, |line| writer.line(line))?;
+    writer.finish()
+}
+
 /// The report of a run, from its persisted decisions.
-pub(super) fn report_data(
-    tx: &mut Tx<'_>,
-    run_id: i64,
-    customers: Option<Vec<CustomerLine>>,
-) -> Result<ReportData, CopyError> {
+pub(super) fn report_data(tx: &mut Tx<'_>, run_id: i64, lines: ReportLines) -> Result<ReportData, CopyError> {
     let row = load_run(tx, run_id)?;
-    let customers = match customers {
-        Some(lines) => lines,
-        None => report_customers(tx, run_id)?,
+    let (customers, totals, lines_written_to) = match lines {
+        ReportLines::Read => {
+            let customers = report_customers(tx, run_id)?;
+            let totals = LineTotals::of(&customers);
+            (customers, totals, None)
+        }
+        ReportLines::Held(customers) => {
+            let totals = LineTotals::of(&customers);
+            (customers, totals, None)
+        }
+        ReportLines::Written(dir, totals) => (Vec::new(), totals, Some(dir)),
     };
     let projects = tx.query_all(
         "SELECT p.key, cp.destination_key FROM copy_projects cp JOIN projects p ON p.id = cp.source_project_id
@@ -94,6 +146,8 @@ pub(super) fn report_data(
         options: row.options,
         projects,
         customers,
+        totals,
+        lines_written_to,
         conflicts: Vec::new(),
         group_name,
         requests,
@@ -105,15 +159,35 @@ pub(super) fn report_data(
     })
 }
 
-/// Writes the report folder of run `run_id`.
+/// How a run's report gets its customer lines.
+pub(super) enum ReportLines {
+    /// Read into memory (what the server shows).
+    Read,
+    /// Read into memory already.
+    Held(Vec<CustomerLine>),
+    /// Already written into this folder's partial line files.
+    Written(PathBuf, LineTotals),
+}
+
+/// Writes the report folder of run `run_id`, its lines streamed from the
+/// database into their files.
 pub fn write_run_report(store: &mut Store, run_id: i64, dir: &Path) -> Result<(), CopyError> {
-    let data = store.read(|tx| report_data(tx, run_id, None))?;
-    write_report(&data, dir)
+    let data = store.read(|tx| {
+        let totals = write_report_lines(tx, run_id, dir)?;
+        report_data(tx, run_id, ReportLines::Written(dir.to_owned(), totals))
+    });
+    match data {
+        Ok(data) => write_report(&data, dir),
+        Err(e) => {
+            discard_partial_lines(dir);
+            Err(e)
+        }
+    }
 }
 
 /// The report of run `run_id` as it stands.
 pub fn run_report(store: &mut Store, run_id: i64) -> Result<ReportData, CopyError> {
-    store.read(|tx| report_data(tx, run_id, None))
+    store.read(|tx| report_data(tx, run_id, ReportLines::Read))
 }
 
 /// Every run, newest first.

@@ -790,8 +790,8 @@ fn chart(data: &ReportData) -> Chart {
     Chart {
         bars,
         height,
-        uncertain_count: data.uncertain().count(),
-        uncertain: data.uncertain().take(UNCERTAIN_NAMED).map(|c| c.source_ext_id.clone()).collect(),
+        uncertain_count: data.uncertain().len(),
+        uncertain: data.uncertain().iter().take(UNCERTAIN_NAMED).cloned().collect(),
         uncertain_reason: ferry_copy::UNCERTAIN_REASON,
     }
 }
