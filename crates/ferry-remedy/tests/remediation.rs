@@ -572,7 +572,11 @@ fn no_upgrade_while_a_run_into_the_site_is_unfinished(backend: Backend) {
     assert_eq!(upgrade(&mut store, "us", &Selection::AllDuplicates, false, &mut Quiet).unwrap().upgraded(), 1);
 }
 
-fn a_pending_or_declined_imported_group_grants_nothing_when_copied_on(backend: Backend) {
+/// A site that received customers is copied on: an imported group awaiting
+/// review or declined grants nothing there; approved, it does, on a first
+/// copy and on a re-run of an earlier one; an upgrade's moved list entries
+/// reach a re-run too.
+fn group_reviews_and_upgrades_on_a_source_reach_its_copies_and_reruns(backend: Backend) {
     let db = TestDb::new(backend);
     let mut store = db.store();
     story(&mut store);
@@ -596,6 +600,79 @@ fn a_pending_or_declined_imported_group_grants_nothing_when_copied_on(backend: B
     assert!(!seen.is_empty());
     copy(&mut store, "oceania");
     assert_eq!(access(&mut store, "oceania", "chen@acme.test", None), seen);
+
+    // A re-run onto asia, copied while the group awaited review, brings
+    // what the approval opened: approving stamps the group's roles anew, so
+    // the re-run, which reads only memberships that arrived since, sees
+    // whom they reach now.
+    let rerun = |store: &mut Store, to: &str| {
+        ferry_copy::run(store, &CopyOptions::between("us", to), &mut ferry_copy::Quiet, |_| {}).unwrap();
+    };
+    rerun(&mut store, "asia");
+    assert_eq!(access(&mut store, "asia", "chen@acme.test", None), seen);
+    // An upgrade on us moves customer-list entries from portal-only
+    // accounts to Atlassian ones (stamped anew as well): a re-run onto asia
+    // then gives every customer the access a first copy of us gives.
+    let report = upgrade(&mut store, "us", &Selection::AllDuplicates, false, &mut Quiet).unwrap();
+    assert!(!report.lines.is_empty(), "the story has a duplicate to upgrade");
+    rerun(&mut store, "asia");
+    copy(&mut store, "europe");
+    // What `email`'s account of `kind` can view on `site`, `None` when the
+    // site has no such account.
+    let held = |store: &mut Store, site: &str, email: &str, kind: AccountType| {
+        let found = store
+            .read(|tx| {
+                let site = sites::site(tx, site)?;
+                ferry_store::accounts::find_by_email(tx, site.id, email, Some(kind))
+            })
+            .unwrap()
+            .is_some_and(|a| a.account_type == kind);
+        found.then(|| access(store, site, email, Some(kind)))
+    };
+    // What each person (an email, whichever of its accounts they use)
+    // sees: a re-run adds and never deletes, so the portal-only account
+    // asia got before the upgrade stays, with the requests copied to it (a
+    // request is copied once; upgrading asia's duplicates is asia's own
+    // step); no one sees less than one copy of us gives.
+    let person = |store: &mut Store, site: &str, email: &str| {
+        let mut seen: Vec<String> = [AccountType::PortalOnly, AccountType::Atlassian]
+            .into_iter()
+            .filter_map(|kind| held(store, site, email, kind))
+            .flatten()
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen
+    };
+    for email in STORY {
+        assert_eq!(
+            person(&mut store, "asia", email),
+            person(&mut store, "europe", email),
+            "{email}: a re-run after the upgrade gives what one copy gives"
+        );
+    }
+    // Every customer-list entry one copy gives (the Atlassian accounts'
+    // moved entries among them), the re-run gave too.
+    let lists = |store: &mut Store, site: &str| -> std::collections::BTreeSet<(String, String, String)> {
+        store
+            .read(|tx| {
+                tx.query_all(
+                    "SELECT p.key, a.email_key, a.kind FROM project_customers pc
+                     JOIN projects p ON p.id = pc.project_id JOIN sites s ON s.id = p.site_id
+                     JOIN accounts a ON a.id = pc.account_id WHERE s.slug = $1",
+                    &[Val::T(site)],
+                    |r| Ok((r.text(0)?.to_owned(), r.text(1)?.to_owned(), r.text(2)?.to_owned())),
+                )
+            })
+            .unwrap()
+            .into_iter()
+            .collect()
+    };
+    let (rerun_lists, copy_lists) = (lists(&mut store, "asia"), lists(&mut store, "europe"));
+    assert!(copy_lists.iter().any(|(_, email, kind)| email == "fay@acme.test" && kind == "atlassian"));
+    let missing: Vec<_> = copy_lists.difference(&rerun_lists).collect();
+    assert!(missing.is_empty(), "list entries one copy gives and the re-run did not: {missing:?}");
+    ferry_testkit::assert_integrity(&mut store);
 }
 
 /// The help center asks the database only for requests an account is
@@ -676,7 +753,7 @@ fn the_access_prefilter_never_hides_what_the_rule_shows(backend: Backend) {
 
 on_both_backends!(
     the_access_prefilter_never_hides_what_the_rule_shows,
-    a_pending_or_declined_imported_group_grants_nothing_when_copied_on,
+    group_reviews_and_upgrades_on_a_source_reach_its_copies_and_reruns,
     an_upgrade_makes_an_atlassian_account_of_another_site_a_user_of_this_one,
     requests_gained_is_what_approval_opens,
     copies_after_an_upgrade_follow_the_upgraded_account,
