@@ -115,6 +115,7 @@ pub fn import_into(
     }
     let index = SiteIndex::load(tx, site.id)?;
     let stamp = tx.stamp()?;
+    accounts::stage_terms(tx)?;
     let site_id = site.id;
     let (sender, receiver) = sync_channel::<Message>(8);
     std::thread::scope(|scope| {
@@ -139,8 +140,13 @@ pub fn import_into(
         written?;
         let summary = summary?;
         if problems.is_empty() {
-            let mut tables: Vec<&str> =
-                FILE_TABLES.iter().flat_map(|(_, specs)| specs.iter().map(|s| s.table)).collect();
+            accounts::index_staged_terms(tx)?;
+            let mut tables: Vec<&str> = FILE_TABLES
+                .iter()
+                .flat_map(|(_, specs)| specs.iter().map(|s| s.table))
+                .filter(|table| *table != accounts::STAGED_TERMS.table)
+                .chain([accounts::CUSTOMER_TERMS.table])
+                .collect();
             tables.dedup();
             tx.analyze(&tables)?;
             accounts::recount(tx, site_id)?;
@@ -287,7 +293,7 @@ static COMMENTS: TableSpec = TableSpec {
 
 /// The tables each file writes, parents first.
 static FILE_TABLES: [(&str, &[&TableSpec]); 9] = [
-    ("accounts.csv", &[&ACCOUNTS_NEW, &ACCOUNTS_UPDATE, &SITE_USERS, &accounts::CUSTOMER_TERMS]),
+    ("accounts.csv", &[&ACCOUNTS_NEW, &ACCOUNTS_UPDATE, &SITE_USERS, &accounts::STAGED_TERMS]),
     ("projects.csv", &[&PROJECTS]),
     ("groups.csv", &[&GROUPS, &GROUP_MEMBERS]),
     ("customer_roles.csv", &[&CUSTOMER_ROLES]),

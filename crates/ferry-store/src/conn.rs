@@ -257,6 +257,8 @@ impl Store {
     /// checked against each other (an import validates every reference).
     /// SQLite then skips its per-row foreign-key lookups, which cost more
     /// than the inserts themselves; PostgreSQL keeps checking, set-based.
+    /// SQLite's temporary tables and sorts go to temporary files meanwhile,
+    /// not memory: a bulk load may gather and sort tens of millions of rows.
     pub fn write_checked_bulk<T, E: From<StoreError>>(
         &mut self,
         work: impl FnOnce(&mut Tx<'_>) -> std::result::Result<T, E>,
@@ -264,11 +266,23 @@ impl Store {
         if let Conn::Sqlite(conn) = &self.conn {
             conn.pragma_update(None, "foreign_keys", "OFF").map_err(StoreError::from)?;
         }
-        let result = self.write(work);
+        let result = self.with_temp_files(|store| store.write(work));
         if let Conn::Sqlite(conn) = &self.conn {
             conn.pragma_update(None, "foreign_keys", "ON").map_err(StoreError::from)?;
         }
         result
+    }
+
+    /// Runs `work` with SQLite's temporary tables and sorts in temporary
+    /// files instead of memory (`temp_store`): for work that sorts or
+    /// gathers a whole site (millions of rows), whose memory would otherwise
+    /// grow with it. Small sorts stay in memory either way. PostgreSQL
+    /// spills large sorts by itself: just runs `work`.
+    pub fn with_temp_files<T, E: From<StoreError>>(
+        &mut self,
+        work: impl FnOnce(&mut Store) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.with_sqlite_setting("temp_store", 1, 2, work)
     }
 
     /// Runs `work` with SQLite reading the database file through a memory

@@ -172,9 +172,12 @@ pub(super) enum ReportLines {
 /// Writes the report folder of run `run_id`, its lines streamed from the
 /// database into their files.
 pub fn write_run_report(store: &mut Store, run_id: i64, dir: &Path) -> Result<(), CopyError> {
-    let data = store.read(|tx| {
-        let totals = write_report_lines(tx, run_id, dir)?;
-        report_data(tx, run_id, ReportLines::Written(dir.to_owned(), totals))
+    // The database sorts the lines: on SQLite in temporary files.
+    let data = store.with_temp_files(|store| {
+        store.read(|tx| {
+            let totals = write_report_lines(tx, run_id, dir)?;
+            report_data(tx, run_id, ReportLines::Written(dir.to_owned(), totals))
+        })
     });
     match data {
         Ok(data) => write_report(&data, dir),
