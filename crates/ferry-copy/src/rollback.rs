@@ -132,6 +132,12 @@ pub fn rollback_blockers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<String>, Co
 /// blocker.
 pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyError> {
     let actor = store.actor().to_owned();
+    // The large deletes below index what they match: on SQLite in
+    // temporary files, so memory does not grow with the run.
+    store.with_temp_files(|store| rollback_in(store, run_id, &actor))
+}
+
+fn rollback_in(store: &mut Store, run_id: i64, actor: &str) -> Result<RollbackSummary, CopyError> {
     store.write(|tx| {
         // Under the writers' lock: a chunk being applied (by this or another
         // process) finishes first, and sees the run rolled back after.
@@ -246,7 +252,7 @@ pub fn rollback(store: &mut Store, run_id: i64) -> Result<RollbackSummary, CopyE
         })
         .to_string();
         ferry_store::audit::record(tx, ferry_store::audit::Action {
-            actor: &actor,
+            actor,
             action: "copy.rollback",
             site_id: Some(destination),
             target: &format!("run {run_id}"),
