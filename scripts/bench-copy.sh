@@ -170,20 +170,19 @@ if [ -n "$pg_url" ]; then
     times+=("$(secs "$t0" "$t1")")
   done
   pg_bare=$(median "${times[@]}")
-  times=()
-  for _ in $(seq "$runs"); do
-    psql -q "$pg_url" -c "DROP DATABASE IF EXISTS ${db}_load" -c "CREATE DATABASE ${db}_load TEMPLATE ${db}_before" >/dev/null
-    sync; t0=$(now); psql -q -v ON_ERROR_STOP=1 "$admin/${db}_load" -f $real_sql >/dev/null; t1=$(now)
-    times+=("$(secs "$t0" "$t1")")
-  done
-  pg_real=$(median "${times[@]}")
-  times=()
-  for _ in $(seq "$runs"); do
-    psql -q "$pg_url" -c "DROP DATABASE IF EXISTS ${db}_load" -c "CREATE DATABASE ${db}_load TEMPLATE ${db}_before" >/dev/null
-    sync; t0=$(now); psql -q -v ON_ERROR_STOP=1 "$admin/${db}_load" -f $all_sql >/dev/null; t1=$(now)
-    times+=("$(secs "$t0" "$t1")")
-  done
-  pg_all=$(median "${times[@]}")
+  # Median seconds of RUNS loads of SQL file $1 into a fresh copy of the
+  # database as it was before the copy.
+  pg_load_median() {
+    local times=() t0 t1
+    for _ in $(seq "$runs"); do
+      psql -q "$pg_url" -c "DROP DATABASE IF EXISTS ${db}_load" -c "CREATE DATABASE ${db}_load TEMPLATE ${db}_before" >/dev/null
+      sync; t0=$(now); psql -q -v ON_ERROR_STOP=1 "$admin/${db}_load" -f "$1" >/dev/null; t1=$(now)
+      times+=("$(secs "$t0" "$t1")")
+    done
+    median "${times[@]}"
+  }
+  pg_real=$(pg_load_median $real_sql)
+  pg_all=$(pg_load_median $all_sql)
   for d in "$db" "${db}_before" "${db}_load"; do psql -q "$pg_url" -c "DROP DATABASE $d WITH (FORCE)" >/dev/null; done
   report "PostgreSQL" "$pg_took" "$pg_rows" "$pg_rss"
   baseline "PostgreSQL" "$pg_took" "$pg_real" "COPY into the destination's own tables (median of $runs)" "$pg_rows"

@@ -280,10 +280,12 @@ impl CustomerLine {
     }
 }
 
-/// Where a line file is written before the report is complete: a run that
-/// fails or is killed leaves no half report under the final name.
+/// Where this process writes a line file before the report is complete: a
+/// run that fails or is killed leaves no half report under the final name,
+/// and two processes finishing one run at once (two `copy resume`s on
+/// SQLite) each write their own file and each put a whole one in place.
 fn partial_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!(".{name}.partial"))
+    dir.join(format!(".{name}.{}.partial", std::process::id()))
 }
 
 const LINE_FILES: [&str; 2] = ["Customers.csv", "RequiresAttention.csv"];
@@ -412,8 +414,9 @@ fn report_error(dir: &Path) -> impl Fn(std::io::Error) -> CopyError + '_ {
 }
 
 /// Writes the report folder for `data` into `dir` (created if missing).
-/// Lines a run already wrote into `dir` while it applied
-/// ([`ReportData::lines_written_to`]) only take their final names.
+/// Lines a run already wrote while it applied
+/// ([`ReportData::lines_written_to`]) only take their final names, so such
+/// data is written once.
 pub fn write_report(data: &ReportData, dir: &Path) -> Result<(), CopyError> {
     std::fs::create_dir_all(dir).map_err(report_error(dir))?;
     match &data.lines_written_to {

@@ -205,20 +205,12 @@ impl Store {
 
     /// Another connection to the same database, for a long read on another
     /// thread beside this connection's writes (a run's report lines while
-    /// it applies); `None` for an SQLite database without a file. On SQLite
-    /// its sorts and temporary tables go to temporary files, not memory, so
-    /// a read that sorts millions of rows stays small.
+    /// it applies): [`Store::sqlite_sibling`] on SQLite, a second connection
+    /// on PostgreSQL; `None` where there is none to open.
     pub fn reader(&self) -> Result<Option<Store>> {
-        match (&self.conn, &self.url) {
-            (Conn::Postgres(_), Some(url)) => Store::open_existing(url).map(Some),
-            (Conn::Postgres(_), None) => Ok(None),
-            (Conn::Sqlite(_), _) => {
-                let Some(store) = self.sqlite_sibling()? else { return Ok(None) };
-                if let Conn::Sqlite(conn) = &store.conn {
-                    conn.pragma_update(None, "temp_store", "FILE")?;
-                }
-                Ok(Some(store))
-            }
+        match &self.url {
+            Some(url) => Store::open_existing(url).map(Some),
+            None => self.sqlite_sibling(),
         }
     }
 

@@ -244,14 +244,11 @@ fn apply_writing_lines(
 ) -> Result<ReportData, CopyError> {
     let mut reader = store.reader()?;
     let totals = std::thread::scope(|scope| {
-        let lines = reader.as_mut().map(|r| scope.spawn(move || r.read(|tx| write_report_lines(tx, run_id, dir))));
+        let lines = reader.as_mut().map(|r| scope.spawn(move || write_report_lines(r, run_id, dir)));
         let applied = apply_phases(store, run_id, progress, timings);
         let lines = lines.map(joined);
         applied?;
-        match lines {
-            Some(totals) => totals,
-            None => store.read(|tx| write_report_lines(tx, run_id, dir)),
-        }
+        lines.unwrap_or_else(|| write_report_lines(store, run_id, dir))
     })?;
     store.read(|tx| report_data(tx, run_id, ReportLines::Written(dir.to_owned(), totals)))
 }

@@ -97,16 +97,22 @@ pub(super) fn report_customers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<Custo
 }
 
 /// Writes the customer lines of run `run_id` into report folder `dir` (under
-/// their partial names) as they are read; their totals.
-pub(super) fn write_report_lines(tx: &mut Tx<'_>, run_id: i64, dir: &Path) -> Result<LineTotals, CopyError> {
-    let group = tx
-        .query_opt("SELECT group_name FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| {
-            Ok(r.opt_text(0)?.map(str::to_owned))
-        })?
-        .flatten();
-    let mut writer = LineWriter::create(dir, group.as_deref())?;
-    each_report_line(tx, run_id, |line| writer.line(line))?;
-    writer.finish()
+/// their partial names) as they are read, through `store` (a reader beside
+/// the apply, or the only connection); their totals. The database sorts the
+/// whole run: on SQLite in temporary files, so memory does not grow with it.
+pub(super) fn write_report_lines(store: &mut Store, run_id: i64, dir: &Path) -> Result<LineTotals, CopyError> {
+    store.with_temp_files(|store| {
+        store.read(|tx| {
+            let group = tx
+                .query_opt("SELECT group_name FROM copy_runs WHERE id = $1", &[Val::I(run_id)], |r| {
+                    Ok(r.opt_text(0)?.map(str::to_owned))
+                })?
+                .flatten();
+            let mut writer = LineWriter::create(dir, group.as_deref())?;
+            each_report_line(tx, run_id, |line| writer.line(line))?;
+            writer.finish()
+        })
+    })
 }
 
 /// The report of a run, from its persisted decisions.
@@ -172,13 +178,8 @@ pub(super) enum ReportLines {
 /// Writes the report folder of run `run_id`, its lines streamed from the
 /// database into their files.
 pub fn write_run_report(store: &mut Store, run_id: i64, dir: &Path) -> Result<(), CopyError> {
-    // The database sorts the lines: on SQLite in temporary files.
-    let data = store.with_temp_files(|store| {
-        store.read(|tx| {
-            let totals = write_report_lines(tx, run_id, dir)?;
-            report_data(tx, run_id, ReportLines::Written(dir.to_owned(), totals))
-        })
-    });
+    let data = write_report_lines(store, run_id, dir)
+        .and_then(|totals| store.read(|tx| report_data(tx, run_id, ReportLines::Written(dir.to_owned(), totals))));
     match data {
         Ok(data) => write_report(&data, dir),
         Err(e) => {
