@@ -163,8 +163,12 @@ fn load_destination(
             hidden_emails = Some(count_hidden_emails(tx, destination_id)?);
         }
     }
-    let organizations =
-        organizations_with_members(tx, &format!("o.site_id = $1 AND {organizations}"), &[Val::I(destination_id)])?;
+    let organizations = organizations_with_members(
+        tx,
+        &format!("o.site_id = $1 AND {organizations}"),
+        "TRUE",
+        &[Val::I(destination_id)],
+    )?;
     let group_keys: HashSet<String> = tx
         .query_all("SELECT name_key FROM groups WHERE site_id = $1", &[Val::I(destination_id)], |r| {
             Ok(r.text(0)?.to_owned())
@@ -346,18 +350,22 @@ fn new_ids_free(tx: &mut Tx<'_>, plan: &CopyPlan) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// The organizations `condition` (on `o`) selects, by id: name and members'
-/// normalized emails.
+/// The organizations `condition` (on `o`) selects, by id: name and, for
+/// those `members_when` (on `o`) holds for, members' normalized emails.
+/// Members are only ever compared between organizations of one name on
+/// both sites: a site's millions of members need not be read for the
+/// others.
 fn organizations_with_members(
     tx: &mut Tx<'_>,
     condition: &str,
+    members_when: &str,
     params: &[Val<'_>],
 ) -> Result<Organizations, CopyError> {
     let mut organizations: Organizations = BTreeMap::new();
     tx.query_each(
         &format!(
             "SELECT o.id, o.name, a.email_key FROM organizations o
-             LEFT JOIN organization_members m ON m.organization_id = o.id
+             LEFT JOIN organization_members m ON m.organization_id = o.id AND ({members_when})
              LEFT JOIN accounts a ON a.id = m.account_id
              WHERE {condition}"
         ),
@@ -508,6 +516,17 @@ struct SideReads {
     requests: (u64, i64),
 }
 
+/// For a plan that compares every organization of the frame: which source
+/// organizations' members to read (those whose name the destination also
+/// has), and which destination organizations to read (those named as one
+/// of the source site's: the frame's are among them, and naming them would
+/// scan the requests again), both as conditions on `o`.
+fn same_named_organizations(frame: &Frame) -> (String, String) {
+    let name_on =
+        |site: i64| format!("o.name IN (SELECT other.name FROM organizations other WHERE other.site_id = {site})");
+    (name_on(frame.projects.destination.id), name_on(frame.projects.source.id))
+}
+
 /// What a plan reads beside the source's customers; the destination's
 /// accounts only with `accounts` (a re-run with no new customer needs none).
 fn side_reads(tx: &mut Tx<'_>, frame: &Frame, accounts: AccountsRead<'_>) -> Result<SideReads, CopyError> {
@@ -519,7 +538,7 @@ fn side_reads(tx: &mut Tx<'_>, frame: &Frame, accounts: AccountsRead<'_>) -> Res
     // destination's organizations only those named as one of them.
     let (source_organizations, destination_organizations) = if frame.members_through > 0 {
         let unlinked = unlinked_organizations_sql(frame);
-        let mut source = organizations_with_members(tx, &format!("o.id IN ({unlinked})"), &[])?;
+        let mut source = organizations_with_members(tx, &format!("o.id IN ({unlinked})"), "TRUE", &[])?;
         tx.query_each(
             &format!("SELECT o.id, o.name FROM organizations o WHERE o.id IN ({organizations_sql})"),
             &[],
@@ -531,7 +550,8 @@ fn side_reads(tx: &mut Tx<'_>, frame: &Frame, accounts: AccountsRead<'_>) -> Res
         let named = format!("o.name IN (SELECT s.name FROM organizations s WHERE s.id IN ({unlinked}))");
         (source, named)
     } else {
-        (organizations_with_members(tx, &format!("o.id IN ({organizations_sql})"), &[])?, "TRUE".to_owned())
+        let (source, named) = same_named_organizations(frame);
+        (organizations_with_members(tx, &format!("o.id IN ({organizations_sql})"), &source, &[])?, named)
     };
     let destination = load_destination(tx, destination_id, accounts, &destination_organizations)?;
     let organization_links = links(tx, source_id, destination_id, "organization")?;
@@ -810,9 +830,12 @@ pub fn validate_options(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<(Site,
 pub fn check_conflicts(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<Vec<Conflict>, CopyError> {
     let frame = load_frame(tx, options)?;
     let (source, destination) = (frame.projects.source.id, frame.projects.destination.id);
-    let source_organizations = organizations_with_members(tx, &format!("o.id IN ({})", frame.organizations_sql), &[])?;
+    let (source_members, named) = same_named_organizations(&frame);
+    let source_organizations =
+        organizations_with_members(tx, &format!("o.id IN ({})", frame.organizations_sql), &source_members, &[])?;
     let organization_links = links(tx, source, destination, "organization")?;
-    let destination_organizations = organizations_with_members(tx, "o.site_id = $1", &[Val::I(destination)])?;
+    let destination_organizations =
+        organizations_with_members(tx, &format!("o.site_id = $1 AND {named}"), "TRUE", &[Val::I(destination)])?;
     Ok(planner::conflicts(
         &frame.projects,
         &source_organizations,

@@ -104,6 +104,12 @@ enum Conn {
     Postgres(Box<postgres::Client>),
 }
 
+/// SQLite's page cache of a connection, in KiB (negative, as the pragma
+/// takes it): 256 MB for the connection that writes.
+const WRITER_CACHE_KIB: i64 = -262_144;
+/// ... and 32 MB for a sibling that reads beside it.
+const SIBLING_CACHE_KIB: i64 = -32_768;
+
 impl Store {
     /// Names who the following actions are audited as.
     pub fn set_actor(&mut self, actor: impl Into<String>) {
@@ -167,7 +173,7 @@ impl Store {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
-            conn.pragma_update(None, "cache_size", -262_144)?;
+            conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
             conn.pragma_update(None, "temp_store", "MEMORY")?;
             conn.set_prepared_statement_cache_capacity(64);
             // Unicode lowercase, as PostgreSQL's lower() (SQLite's own folds
@@ -196,7 +202,17 @@ impl Store {
     pub fn sqlite_sibling(&self) -> Result<Option<Store>> {
         match &self.conn {
             Conn::Sqlite(conn) => match conn.path() {
-                Some(path) if !path.is_empty() => Store::open_existing(path).map(Some),
+                Some(path) if !path.is_empty() => {
+                    let sibling = Store::open_existing(path)?;
+                    if let Conn::Sqlite(conn) = &sibling.conn {
+                        // It reads beside the writer, mostly once through:
+                        // the operating system's cache holds the file, and a
+                        // page cache of the writer's size would only add to
+                        // the process's memory.
+                        conn.pragma_update(None, "cache_size", SIBLING_CACHE_KIB)?;
+                    }
+                    Ok(Some(sibling))
+                }
                 _ => Ok(None),
             },
             Conn::Postgres(_) => Ok(None),
