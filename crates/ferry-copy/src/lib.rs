@@ -16,10 +16,13 @@ mod rollback;
 
 pub use apply::{
     RunStatus, check_can_start, check_resumable, is_claimed, list_runs, resume, resume_reporting, run, run_report,
-    run_reporting, status,
+    run_reporting, set_plan_part, status,
 };
 pub use ferry_core::planner::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope};
-pub use load::{check_conflicts, plan_copy, plan_copy_reading_whole_destination, validate_options};
+pub use load::{
+    PLAN_PART, check_conflicts, plan_copy, plan_copy_reading_whole_destination, plan_in_parts, planned_in_parts,
+    validate_options,
+};
 pub use report::{
     LineTotals, ReportData, ReportKind, UNCERTAIN_REASON, prepare_report_dir, write_plan_report, write_report,
     write_run_report,

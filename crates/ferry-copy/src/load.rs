@@ -329,25 +329,7 @@ fn read_destination_accounts_for(
 /// [`AccountsRead::For`] must be before it is used.
 fn new_ids_free(tx: &mut Tx<'_>, plan: &CopyPlan) -> Result<bool, StoreError> {
     let ids: Vec<String> = plan.customers.iter().filter_map(|c| c.new_ext_id.clone()).collect();
-    let destination_id = plan.destination.id;
-    for chunk in ids.chunks(500) {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        let params: Vec<Val<'_>> =
-            std::iter::once(Val::I(destination_id)).chain(chunk.iter().map(|k| Val::T(k))).collect();
-        let taken = tx.query_opt(
-            &format!(
-                "SELECT 1 FROM accounts a WHERE a.ext_id IN ({list}) AND (a.site_id = $1
-                 OR (a.site_id IS NULL AND EXISTS (SELECT 1 FROM site_users su WHERE su.site_id = $1 AND su.account_id = a.id)))",
-                list = list.join(", ")
-            ),
-            &params,
-            |r| r.int(0),
-        )?;
-        if taken.is_some() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Ok(destination_ids_held(tx, plan.destination.id, &ids)?.is_empty())
 }
 
 /// The organizations `condition` (on `o`) selects, by id: name and, for
@@ -579,16 +561,7 @@ fn load_customers(
     options: &CopyOptions,
     frame: &Frame,
 ) -> Result<(Vec<ScopedCustomer>, u64), CopyError> {
-    let (source, destination) = (&frame.projects.source, &frame.projects.destination);
-    let mut in_scope = scope_ids(tx, options.customers, source.id, frame)?;
-    let linked = linked_accounts(tx, source.id, destination.id)?;
-    let already_copied = in_scope.common(&linked);
-    if already_copied > 0 {
-        for (word, gone) in in_scope.bits.iter_mut().zip(&linked.bits) {
-            *word &= !gone;
-        }
-        in_scope.len -= already_copied as usize;
-    }
+    let (in_scope, already_copied) = scope_not_linked(tx, options, frame)?;
     if in_scope.len == 0 {
         return Ok((Vec::new(), already_copied));
     }
@@ -605,6 +578,22 @@ fn load_customers(
         },
     )?;
     Ok((customers, already_copied))
+}
+
+/// The scope's accounts that no earlier run between the two sites copied,
+/// and how many of the scope were copied before.
+fn scope_not_linked(tx: &mut Tx<'_>, options: &CopyOptions, frame: &Frame) -> Result<(IdSet, u64), CopyError> {
+    let (source, destination) = (&frame.projects.source, &frame.projects.destination);
+    let mut in_scope = scope_ids(tx, options.customers, source.id, frame)?;
+    let linked = linked_accounts(tx, source.id, destination.id)?;
+    let already_copied = in_scope.common(&linked);
+    if already_copied > 0 {
+        for (word, gone) in in_scope.bits.iter_mut().zip(&linked.bits) {
+            *word &= !gone;
+        }
+        in_scope.len -= already_copied as usize;
+    }
+    Ok((in_scope, already_copied))
 }
 
 /// The organizations of the frame that no earlier run between the two
@@ -812,6 +801,219 @@ pub(crate) fn plan_copy_beside(
         return Ok(planner::plan(facts, options)?);
     }
     Ok(plan)
+}
+
+/// How many customers a plan decides at once ([`plan_in_parts`]): a first
+/// copy of a larger source holds one part of its customers at a time, so
+/// that memory stays flat as the site grows (SPEC §9: ten million).
+pub const PLAN_PART: usize = 1 << 20;
+
+/// Whether a plan of `options` is decided in parts of `part` customers: a
+/// first copy between the two sites whose source may hold more customers
+/// (its accounts and site users, counted by the database). Re-runs read
+/// only what arrived, and stay whole.
+pub fn planned_in_parts(tx: &mut Tx<'_>, options: &CopyOptions, part: usize) -> Result<bool, CopyError> {
+    let source = sites::site(tx, &options.from)?;
+    let count = |tx: &mut Tx<'_>, sql: &str| -> Result<i64, CopyError> {
+        Ok(tx.query_opt(sql, &[Val::I(source.id)], |r| r.int(0))?.unwrap_or(0))
+    };
+    let accounts = count(tx, "SELECT COUNT(*) FROM accounts WHERE site_id = $1")?
+        + count(tx, "SELECT COUNT(*) FROM site_users WHERE site_id = $1")?;
+    Ok(usize::try_from(accounts).unwrap_or(usize::MAX) > part)
+}
+
+/// What takes each part of a plan's customers ([`plan_in_parts`]).
+pub type PartSink<'a> = dyn FnMut(&mut Tx<'_>, Vec<planner::PlannedCustomer>) -> Result<(), CopyError> + 'a;
+
+/// [`plan_copy`] deciding the customers in parts of at most `part` (plus
+/// the rest of one email), each handed to `each` in report order, then
+/// dropped: the plan returned holds no customers (its group is decided
+/// from all of them). A re-run, or a source of at most `part` accounts, is
+/// decided whole (then handed to `each` at once). Blocking conflicts end it
+/// before any customer is decided. The parts decide as one plan would: in
+/// email order (the database sorts, as Rust compares), the destination's
+/// accounts looked up by key for each part, every new account's id
+/// checked against the destination's and those given before.
+pub fn plan_in_parts(
+    tx: &mut Tx<'_>,
+    sibling: Option<&mut Store>,
+    options: &CopyOptions,
+    part: usize,
+    each: &mut PartSink<'_>,
+) -> Result<CopyPlan, CopyError> {
+    let frame = load_frame(tx, options)?;
+    let first_copy = frame.copied_through == 0 && frame.members_through == 0;
+    if !first_copy || !planned_in_parts(tx, options, part)? {
+        let mut plan = plan_copy_beside(tx, sibling, options)?;
+        if plan.conflicts.is_empty() {
+            each(tx, std::mem::take(&mut plan.customers))?;
+        }
+        return Ok(plan);
+    }
+    let (in_scope, already_copied) = scope_not_linked(tx, options, &frame)?;
+    let SideReads { mut destination, source_organizations, organization_links, requests } =
+        side_reads(tx, &frame, AccountsRead::Nothing)?;
+    let (destination_id, source_slug) = (frame.projects.destination.id, frame.projects.source.slug.clone());
+    destination.hidden_emails = Some(count_hidden_emails(tx, destination_id)?);
+    let group_keys = destination.group_keys.clone();
+    let mut plan = planner::plan(
+        PlanFacts {
+            membership_mark: frame.membership_mark,
+            projects: frame.projects,
+            customers: Vec::new(),
+            destination,
+            source_organizations,
+            organization_links,
+            requests_to_copy: requests.0,
+            source_request_limit: requests.1,
+            already_copied,
+        },
+        options,
+    )?;
+    if !plan.conflicts.is_empty() || in_scope.len == 0 {
+        return Ok(plan);
+    }
+    let mut parts = PartPlanner { destination_id, source_slug, taken: Default::default(), joins_group: false };
+    let (low, high) = (in_scope.low.unwrap_or(0), in_scope.high.unwrap_or(-1));
+    // The scope's id range in email order (the rows in it outside the scope
+    // are passed over as they are read): numbered once, read a page at a
+    // time by number.
+    let by_bytes = match tx.backend() {
+        ferry_store::Backend::Sqlite => "",
+        ferry_store::Backend::Postgres => " COLLATE \"C\"",
+    };
+    tx.execute("DROP TABLE IF EXISTS ferry_plan_order", &[])?;
+    tx.execute("CREATE TEMP TABLE ferry_plan_order (seq BIGINT PRIMARY KEY, id BIGINT NOT NULL)", &[])?;
+    tx.execute(
+        &format!(
+            "INSERT INTO ferry_plan_order (seq, id)
+             SELECT ROW_NUMBER() OVER (ORDER BY email_key{by_bytes}, id), id FROM accounts
+             WHERE id >= {low} AND id <= {high}"
+        ),
+        &[],
+    )?;
+    let mut pending: Vec<ScopedCustomer> = Vec::new();
+    let mut from = 0i64;
+    loop {
+        let mut read = 0usize;
+        tx.query_each(
+            "SELECT a.id, a.kind, a.ext_id, a.email, a.email_key, a.active, a.email_verified
+             FROM ferry_plan_order o JOIN accounts a ON a.id = o.id
+             WHERE o.seq > $1 AND o.seq <= $2 ORDER BY o.seq",
+            &[Val::I(from), Val::I(from + part as i64)],
+            |r| {
+                read += 1;
+                if in_scope.contains(r.int(0)?) {
+                    pending.push(scoped_customer(r)?);
+                }
+                Ok(())
+            },
+        )?;
+        from += part as i64;
+        let last = read < part;
+        if last || pending.len() >= part {
+            // A part ends where an email ends: the customers of the last
+            // email read may go on in the next page.
+            let keep = if last {
+                0
+            } else {
+                let key = pending.last().map(|c| c.customer.email_key.clone()).unwrap_or_default();
+                pending.iter().rev().take_while(|c| c.customer.email_key == key).count()
+            };
+            if keep < pending.len() {
+                let rest = pending.split_off(pending.len() - keep);
+                let planned = parts.plan(tx, std::mem::replace(&mut pending, rest))?;
+                each(tx, planned)?;
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    tx.execute("DROP TABLE ferry_plan_order", &[])?;
+    if parts.joins_group {
+        plan.group_name = Some(planner::group_name_for(&plan.source.slug, &group_keys));
+    }
+    Ok(plan)
+}
+
+/// The state a plan decided in parts carries from one part to the next.
+struct PartPlanner {
+    destination_id: i64,
+    source_slug: String,
+    /// The ids the new accounts of earlier parts took, and destination ids
+    /// found taken beyond the candidates read.
+    taken: rustc_hash::FxHashSet<String>,
+    joins_group: bool,
+}
+
+impl PartPlanner {
+    /// Decides one part (whole emails), reading the destination's accounts
+    /// it can meet by key.
+    fn plan(
+        &mut self,
+        tx: &mut Tx<'_>,
+        mut customers: Vec<ScopedCustomer>,
+    ) -> Result<Vec<planner::PlannedCustomer>, CopyError> {
+        customers.sort_unstable_by(planner::customer_order);
+        let mut known = DestinationFacts::default();
+        read_destination_accounts_for(tx, self.destination_id, &customers, &self.source_slug, &mut known)?;
+        let upgraded = rustc_hash::FxHashSet::default();
+        loop {
+            // The destination's ids join those taken for this part only.
+            let added: Vec<String> =
+                known.ext_ids.values().filter(|id| self.taken.insert((*id).clone())).cloned().collect();
+            let destination =
+                planner::KnownDestination { index: &known.index, ext_ids: &known.ext_ids, upgraded_links: &upgraded };
+            let planned = planner::plan_customers(customers, &destination, &self.source_slug, &mut self.taken);
+            for id in &added {
+                self.taken.remove(id);
+            }
+            let given: Vec<String> = planned.iter().filter_map(|c| c.new_ext_id.clone()).collect();
+            let held = destination_ids_held(tx, self.destination_id, &given)?;
+            if held.is_empty() {
+                self.joins_group |= planned.iter().any(|c| c.decision.joins_imported_group());
+                return Ok(planned);
+            }
+            // An id went past the candidates read: decide the part again
+            // with what the destination holds.
+            for id in &given {
+                self.taken.remove(id);
+            }
+            known.ext_ids.extend(held);
+            customers =
+                planned.into_iter().map(|c| ScopedCustomer { customer: c.customer, ext_id: c.ext_id }).collect();
+        }
+    }
+}
+
+/// Which of `ids` destination accounts (portal-only or site users) hold,
+/// each looked up by key: account id -> id.
+fn destination_ids_held(
+    tx: &mut Tx<'_>,
+    destination_id: i64,
+    ids: &[String],
+) -> Result<FxHashMap<i64, String>, StoreError> {
+    let mut held = FxHashMap::default();
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let params: Vec<Val<'_>> =
+            std::iter::once(Val::I(destination_id)).chain(chunk.iter().map(|k| Val::T(k))).collect();
+        for sql in [
+            format!("SELECT id, ext_id FROM accounts WHERE site_id = $1 AND ext_id IN ({})", list.join(", ")),
+            format!(
+                "SELECT a.id, a.ext_id FROM accounts a JOIN site_users su ON su.site_id = $1 AND su.account_id = a.id
+                 WHERE a.site_id IS NULL AND a.ext_id IN ({})",
+                list.join(", ")
+            ),
+        ] {
+            tx.query_each(&sql, &params, |r| {
+                held.insert(r.int(0)?, r.text(1)?.to_owned());
+                Ok(())
+            })?;
+        }
+    }
+    Ok(held)
 }
 
 /// Checks everything about `options` that can be checked before a run

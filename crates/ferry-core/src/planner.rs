@@ -345,7 +345,7 @@ pub fn plan_organizations(
 
 /// The order customers are planned and reported in: normalized email, then
 /// account type, then the source's id for the account.
-fn customer_order(a: &ScopedCustomer, b: &ScopedCustomer) -> std::cmp::Ordering {
+pub fn customer_order(a: &ScopedCustomer, b: &ScopedCustomer) -> std::cmp::Ordering {
     (a.customer.email_key.as_str(), a.customer.kind, a.ext_id.as_str()).cmp(&(
         b.customer.email_key.as_str(),
         b.customer.kind,
@@ -405,6 +405,12 @@ fn settle_types_after(planned: &mut [PlannedCustomer]) {
     }
 }
 
+/// The run's imported group's name, beside the destination's groups
+/// (`group_keys`, as [`crate::model::name_key`] folds them).
+pub fn group_name_for(source_site: &str, group_keys: &HashSet<String>) -> String {
+    imported_group_name(source_site, |name| group_keys.contains(&crate::model::name_key(name)))
+}
+
 /// The imported group's name: `customers-from-<site>`, with `-2`, `-3`…
 /// when the destination already has a group of that name (case-insensitive).
 pub fn imported_group_name(source_site: &str, taken: impl Fn(&str) -> bool) -> String {
@@ -413,6 +419,57 @@ pub fn imported_group_name(source_site: &str, taken: impl Fn(&str) -> bool) -> S
         return base;
     }
     (2..).map(|n| format!("{base}-{n}")).find(|name| !taken(name)).unwrap_or(base)
+}
+
+/// What deciding customers reads of the destination: its accounts by
+/// email (those the customers can meet, at least), their ids as snapshots
+/// name them, and the source accounts whose earlier links followed an
+/// upgrade.
+pub struct KnownDestination<'a> {
+    pub index: &'a DestinationIndex,
+    pub ext_ids: &'a FxHashMap<i64, String>,
+    pub upgraded_links: &'a FxHashSet<i64>,
+}
+
+/// Decides `customers` (sorted by [`customer_order`], no email split from
+/// the customers of that email) against `known`: the planned customers in
+/// the same order. `taken` holds every id a new portal-only account may
+/// not take (the destination's, and those given before) and receives the
+/// new ones. A plan decided in parts, in order, each with `taken` carried
+/// on, decides as [`plan`] does at once.
+pub fn plan_customers(
+    customers: Vec<ScopedCustomer>,
+    known: &KnownDestination<'_>,
+    source_slug: &str,
+    taken: &mut FxHashSet<String>,
+) -> Vec<PlannedCustomer> {
+    let index = known.index;
+    let decisions = decide_all(&customers, index);
+    let site_user_ids: FxHashSet<i64> = index.atlassian_by_email.values().map(|a| a.account_id).collect();
+    let mut planned = Vec::with_capacity(customers.len());
+    for (ScopedCustomer { customer, ext_id }, decision) in customers.into_iter().zip(decisions) {
+        let new_ext_id = (decision.target == Target::NewPortalOnly).then(|| new_ext_id(&ext_id, source_slug, taken));
+        let adds_site_user = customer.kind == AccountType::Atlassian
+            && decision.outcome != Outcome::AlreadyCopied
+            && !index.atlassian_by_email.contains_key(&customer.email_key);
+        let matched_ext_id = decision.matched.and_then(|id| known.ext_ids.get(&id).cloned());
+        let via_group = decision.joins_imported_group()
+            || (decision.outcome == Outcome::AlreadyCopied
+                && customer.kind == AccountType::PortalOnly
+                && !known.upgraded_links.contains(&customer.account_id)
+                && matches!(decision.target, Target::Existing(id) if site_user_ids.contains(&id)));
+        planned.push(PlannedCustomer {
+            customer,
+            ext_id,
+            decision,
+            matched_ext_id,
+            new_ext_id,
+            adds_site_user,
+            via_group,
+        });
+    }
+    settle_types_after(&mut planned);
+    planned
 }
 
 /// Decides everything a copy will do (SPEC §2-§3). Takes the facts by value:
@@ -451,42 +508,16 @@ pub fn plan(facts: PlanFacts, options: &CopyOptions) -> Result<CopyPlan, PlanErr
             .count() as u64
     });
     customers.sort_unstable_by(customer_order);
-    let decisions = decide_all(&customers, &index);
     let mut taken_ext: FxHashSet<String> = ext_ids.values().cloned().collect();
-    let site_user_ids: FxHashSet<i64> = index.atlassian_by_email.values().map(|a| a.account_id).collect();
-    let mut planned = Vec::with_capacity(customers.len());
-    for (ScopedCustomer { customer, ext_id }, decision) in customers.into_iter().zip(decisions) {
-        let new_ext_id =
-            (decision.target == Target::NewPortalOnly).then(|| new_ext_id(&ext_id, &source.slug, &mut taken_ext));
-        let adds_site_user = customer.kind == AccountType::Atlassian
-            && decision.outcome != Outcome::AlreadyCopied
-            && !index.atlassian_by_email.contains_key(&customer.email_key);
-        let matched_ext_id = decision.matched.and_then(|id| ext_ids.get(&id).cloned());
-        let via_group = decision.joins_imported_group()
-            || (decision.outcome == Outcome::AlreadyCopied
-                && customer.kind == AccountType::PortalOnly
-                && !upgraded_links.contains(&customer.account_id)
-                && matches!(decision.target, Target::Existing(id) if site_user_ids.contains(&id)));
-        planned.push(PlannedCustomer {
-            customer,
-            ext_id,
-            decision,
-            matched_ext_id,
-            new_ext_id,
-            adds_site_user,
-            via_group,
-        });
-    }
-    settle_types_after(&mut planned);
+    let known = KnownDestination { index: &index, ext_ids: &ext_ids, upgraded_links: &upgraded_links };
+    let planned = plan_customers(customers, &known, &source.slug, &mut taken_ext);
 
     let (organizations, organization_conflicts) =
         plan_organizations(&source_organizations, &organization_links, &organizations, options, &destination.slug);
     conflicts.extend(organization_conflicts);
 
-    let group_name = planned
-        .iter()
-        .any(|c| c.decision.joins_imported_group())
-        .then(|| imported_group_name(&source.slug, |name| group_keys.contains(&crate::model::name_key(name))));
+    let group_name =
+        planned.iter().any(|c| c.decision.joins_imported_group()).then(|| group_name_for(&source.slug, &group_keys));
 
     Ok(CopyPlan {
         options: options.clone(),

@@ -30,8 +30,19 @@ pub(super) static COPY_ORGANIZATIONS: TableSpec = TableSpec {
 };
 
 /// Decides everything and writes the decisions, in one transaction; or
-/// records that blocking conflicts stopped the run.
+/// records that blocking conflicts stopped the run. A first copy of a large
+/// source is decided and written a part at a time ([`plan_in_parts`]), its
+/// sorts in temporary files.
 pub(super) fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions) -> Result<(), CopyError> {
+    let part = plan_part();
+    if store.read(|tx| planned_in_parts(tx, options, part))? {
+        store.with_temp_files(|store| persist_plan_in(store, run_id, options, part))
+    } else {
+        persist_plan_in(store, run_id, options, part)
+    }
+}
+
+fn persist_plan_in(store: &mut Store, run_id: i64, options: &CopyOptions, part: usize) -> Result<(), CopyError> {
     // SQLite: a second connection reads the destination while this one
     // reads the source (it reads only after the write lock is taken).
     let mut sibling = store.sqlite_sibling()?;
@@ -40,7 +51,8 @@ pub(super) fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions
         if load_run(tx, run_id)?.state != RunState::Planning {
             return Ok(Vec::new()); // another process planned it meanwhile
         }
-        let plan = plan_copy_beside(tx, sibling.as_mut(), options)?;
+        let mut customers = CustomerWriter::start(tx, run_id)?;
+        let plan = plan_in_parts(tx, sibling.as_mut(), options, part, &mut |tx, part| customers.write(tx, part))?;
         if !plan.conflicts.is_empty() {
             tx.execute(
                 "UPDATE copy_runs SET state = $3, finished_at = $2 WHERE id = $1",
@@ -49,54 +61,98 @@ pub(super) fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions
             tracing::info!(run = run_id, conflicts = plan.conflicts.len(), "copy run blocked by conflicts");
             return Ok(plan.conflicts);
         }
-        write_decisions(tx, run_id, &plan)?;
+        customers.finish(tx)?;
+        write_plan(tx, run_id, &plan)?;
         tx.analyze(&["copy_customers", "copy_projects", "copy_organizations", "copy_runs"])?;
         Ok(Vec::new())
     })?;
     if conflicts.is_empty() { Ok(()) } else { Err(CopyError::Conflicts(conflicts)) }
 }
 
-pub(super) fn write_decisions(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), CopyError> {
+/// The customers a run's plan decides at once, when not [`PLAN_PART`] (0).
+static PART_SET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sets how many customers the plans of this process's runs decide at once
+/// (fewer hold less memory and read the destination in more, smaller
+/// parts); 0 restores [`PLAN_PART`]. Tests plan small sites in parts.
+pub fn set_plan_part(customers: usize) {
+    PART_SET.store(customers, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn plan_part() -> usize {
+    match PART_SET.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => PLAN_PART,
+        n => n,
+    }
+}
+
+/// Writes the customers' decisions as the plan hands them over, giving the
+/// new accounts their ids.
+struct CustomerWriter {
+    run_id: i64,
+    account_ids: IdAllocator,
+    writer: BulkWriter,
+}
+
+impl CustomerWriter {
+    fn start(tx: &mut Tx<'_>, run_id: i64) -> Result<CustomerWriter, CopyError> {
+        Ok(CustomerWriter {
+            run_id,
+            account_ids: IdAllocator::start(tx, "accounts")?,
+            writer: BulkWriter::new(&COPY_CUSTOMERS),
+        })
+    }
+
+    fn write(&mut self, tx: &mut Tx<'_>, mut customers: Vec<crate::PlannedCustomer>) -> Result<(), CopyError> {
+        // In key order, so the table's b-tree grows at its end.
+        customers.sort_unstable_by_key(|c| c.customer.account_id);
+        let mut batch = RowBatch::new(&COPY_CUSTOMERS);
+        for c in &customers {
+            let destination = match c.decision.target {
+                Target::Existing(id) => id,
+                Target::NewPortalOnly => self.account_ids.next_id(),
+            };
+            let problems: i64 = c.decision.problems.iter().map(|p| p.bit()).sum();
+            batch.push(&[
+                Val::I(self.run_id),
+                Val::I(c.customer.account_id),
+                Val::I(destination),
+                Val::from(c.decision.matched),
+                Val::I(c.decision.outcome.code()),
+                Val::T(c.decision.before.label()),
+                Val::T(c.decision.after.label()),
+                Val::I(problems),
+                Val::from(c.new_ext_id.as_deref()),
+                Val::B(c.adds_site_user),
+                Val::B(c.via_group),
+            ]);
+            if batch.weight() > 1 << 20 {
+                self.writer.write(tx, &batch)?;
+                batch = RowBatch::new(&COPY_CUSTOMERS);
+            }
+        }
+        self.writer.write(tx, &batch)?;
+        Ok(())
+    }
+
+    /// Ends the writing; the new accounts' ids are reserved.
+    fn finish(self, tx: &mut Tx<'_>) -> Result<(), CopyError> {
+        let CustomerWriter { account_ids, mut writer, .. } = self;
+        writer.finish(tx)?;
+        account_ids.reserve(tx)?;
+        Ok(())
+    }
+}
+
+/// Writes what a plan decides beside its customers (already written).
+fn write_plan(tx: &mut Tx<'_>, run_id: i64, plan: &CopyPlan) -> Result<(), CopyError> {
     tx.execute(
         "UPDATE copy_runs SET already_copied = $2 WHERE id = $1",
         &[Val::I(run_id), Val::I(plan.already_copied as i64)],
     )?;
-    let mut account_ids = IdAllocator::start(tx, "accounts")?;
-    let mut writer = BulkWriter::new(&COPY_CUSTOMERS);
-    let mut batch = RowBatch::new(&COPY_CUSTOMERS);
-    // In key order, so the table's b-tree grows at its end.
-    let mut in_key_order: Vec<&crate::PlannedCustomer> = plan.customers.iter().collect();
-    in_key_order.sort_unstable_by_key(|c| c.customer.account_id);
-    for c in in_key_order {
-        let destination = match c.decision.target {
-            Target::Existing(id) => id,
-            Target::NewPortalOnly => account_ids.next_id(),
-        };
-        let problems: i64 = c.decision.problems.iter().map(|p| p.bit()).sum();
-        batch.push(&[
-            Val::I(run_id),
-            Val::I(c.customer.account_id),
-            Val::I(destination),
-            Val::from(c.decision.matched),
-            Val::I(c.decision.outcome.code()),
-            Val::T(c.decision.before.label()),
-            Val::T(c.decision.after.label()),
-            Val::I(problems),
-            Val::from(c.new_ext_id.as_deref()),
-            Val::B(c.adds_site_user),
-            Val::B(c.via_group),
-        ]);
-        if batch.weight() > 1 << 20 {
-            writer.write(tx, &batch)?;
-            batch = RowBatch::new(&COPY_CUSTOMERS);
-        }
-    }
-    writer.write(tx, &batch)?;
-    writer.finish(tx)?;
     // The new accounts, projects, organizations and group are written by
-    // later transactions: their ids are reserved now, in the transaction
-    // that hands them out, so no other writer takes them meanwhile.
-    account_ids.reserve(tx)?;
+    // later transactions: their ids are reserved in the transaction that
+    // hands them out, so no other writer takes them meanwhile.
 
     let mut project_ids = IdAllocator::start(tx, "projects")?;
     for p in &plan.projects {
