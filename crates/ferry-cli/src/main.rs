@@ -165,6 +165,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// `FERRY_PLAN_PART`: how many customers a first copy's plan decides at
+/// once (default 1,048,576; fewer hold less memory). Anything but a
+/// positive whole number is refused before any work.
+fn plan_part_from_env() -> Result<(), Failure> {
+    let Some(value) = std::env::var_os("FERRY_PLAN_PART") else { return Ok(()) };
+    match value.to_str().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0) {
+        Some(part) => {
+            ferry_copy::set_plan_part(part);
+            Ok(())
+        }
+        None => Err(Failure::invalid(format!(
+            "FERRY_PLAN_PART is {value:?}: it must be a positive whole number of customers (or unset, for {})",
+            ferry_copy::PLAN_PART
+        ))),
+    }
+}
+
 /// Whether `command` may create the database: only the commands that start
 /// one (the first organization, the demo, the server). Every other command
 /// works on an existing one and never leaves an empty file behind a typo.
@@ -176,6 +193,7 @@ fn creates_database(command: &Command) -> bool {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    plan_part_from_env()?;
     if let Command::Demo { customers, seed, snapshots_only: Some(dir) } = &cli.command {
         let counts = ferry_snapshot::demo::write_demo(
             &dir.join(ferry_snapshot::demo::SOURCE_SITE),

@@ -168,6 +168,34 @@ fn demo_then_export_and_list(backend: Backend) {
     assert!(exported.join("accounts.csv").is_file() && exported.join("comments.csv").is_file());
 }
 
+/// `FERRY_PLAN_PART` (customers a first copy's plan decides at once): a
+/// value that is not a positive number is refused by name before any work,
+/// and the next command goes on; a copy planned in parts of 40 customers
+/// writes the report and destination a copy planned whole writes.
+fn a_copy_planned_in_parts_from_the_setting(backend: Backend) {
+    let whole = Ferry::new(backend);
+    let parted = Ferry::new(backend);
+    for ferry in [&whole, &parted] {
+        ferry.ok(&["demo", "--customers", "300", "--seed", "4"]);
+    }
+    let copy = ["copy", "run", "--from", "demo-src", "--to", "demo-dst", "--report", "report"];
+    for bad in ["abc", "0", "-3", ""] {
+        let out = parted.run_with(&copy, &[("FERRY_PLAN_PART", bad)]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("FERRY_PLAN_PART") && stderr.contains("positive whole number"), "{stderr}");
+    }
+    assert!(!parted.cwd.path().join("report").exists(), "nothing was written");
+    whole.ok(&copy);
+    let out = parted.run_with(&copy, &[("FERRY_PLAN_PART", "40")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for file in ["Customers.csv", "RequiresAttention.csv"] {
+        let read = |ferry: &Ferry| std::fs::read_to_string(ferry.cwd.path().join("report").join(file)).unwrap();
+        assert_eq!(read(&parted), read(&whole), "{file}");
+    }
+    assert_same(&exports(&parted, &["demo-dst"]), &exports(&whole, &["demo-dst"]), "the destination");
+}
+
 /// SPEC §2: a run can be interrupted at any point; resume finishes it with
 /// exactly the state an uninterrupted run leaves.
 fn a_killed_copy_resumes_to_exactly_an_uninterrupted_copy(backend: Backend) {
@@ -617,6 +645,7 @@ fn logs_follow_the_log_level_and_hold_no_secrets(backend: Backend) {
 }
 
 on_both_backends!(
+    a_copy_planned_in_parts_from_the_setting,
     logs_follow_the_log_level_and_hold_no_secrets,
     non_ascii_emails_are_one_customer_in_every_form,
     concurrent_writers_end_as_one_writer_at_a_time,
