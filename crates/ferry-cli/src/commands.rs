@@ -40,15 +40,12 @@ pub(crate) fn copy(store: &mut Store, command: CopyCommand, out: &mut impl Write
                 .unwrap_or_else(|| PathBuf::from(format!("ferry-reports/check-{}-to-{}", options.from, options.to)));
             store.read(|tx| ferry_copy::validate_options(tx, &options))?;
             ferry_copy::prepare_report_dir(&dir)?;
-            let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options))?;
-            let data = ferry_copy::ReportData::from_plan(&plan, ferry_copy::ReportKind::Prediction);
-            ferry_copy::write_report(&data, &dir)?;
+            // The lines are written as the plan decides them, never held.
+            let (plan, data) = ferry_copy::check_reporting(store, &options, &dir)?;
             writeln!(
                 out,
                 "check {} -> {}: {} customers (prediction, nothing written)",
-                options.from,
-                options.to,
-                plan.customers.len()
+                options.from, options.to, data.totals.listed
             )?;
             print_report_summary(out, &data, &dir)?;
             for conflict in &plan.conflicts {

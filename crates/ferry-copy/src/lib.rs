@@ -24,8 +24,8 @@ pub use load::{
     validate_options,
 };
 pub use report::{
-    LineTotals, ReportData, ReportKind, UNCERTAIN_REASON, prepare_report_dir, write_plan_report, write_report,
-    write_run_report,
+    LineTotals, ReportData, ReportKind, UNCERTAIN_REASON, check_reporting, line_of, prepare_report_dir,
+    write_plan_report, write_report, write_run_report,
 };
 pub use rollback::{RollbackSummary, rollback, rollback_blockers};
 

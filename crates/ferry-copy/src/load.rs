@@ -937,6 +937,17 @@ pub fn plan_in_parts(
     Ok(plan)
 }
 
+/// The name a run of `options` gives its imported group, should any
+/// customer join it (as [`planner::plan`] names it).
+pub(crate) fn imported_group_for(tx: &mut Tx<'_>, options: &CopyOptions) -> Result<String, CopyError> {
+    let source = sites::site(tx, &options.from)?;
+    let destination = sites::site(tx, &options.to)?;
+    let keys = tx.query_all("SELECT name_key FROM groups WHERE site_id = $1", &[Val::I(destination.id)], |r| {
+        Ok(r.text(0)?.to_owned())
+    })?;
+    Ok(planner::group_name_for(&source.slug, &keys.into_iter().collect()))
+}
+
 /// The state a plan decided in parts carries from one part to the next.
 struct PartPlanner {
     destination_id: i64,

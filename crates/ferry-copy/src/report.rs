@@ -87,16 +87,19 @@ impl ReportData {
         let customers = plan
             .customers
             .iter()
-            .map(|c| CustomerLine {
-                email: c.customer.email.clone(),
-                email_key: c.customer.email_key.clone(),
-                source_type: c.customer.kind,
-                before: c.decision.before,
-                after: c.decision.after,
-                outcome: c.decision.outcome,
-                source_ext_id: c.ext_id.clone(),
-                destination_ext_id: c.matched_ext_id.clone(),
-                problems: c.decision.problems.clone(),
+            .map(|c| {
+                let line = line_of(c);
+                CustomerLine {
+                    email: line.email.to_owned(),
+                    email_key: line.email_key.to_owned(),
+                    source_type: line.source_type,
+                    before: line.before,
+                    after: line.after,
+                    outcome: line.outcome,
+                    source_ext_id: line.source_ext_id.to_owned(),
+                    destination_ext_id: line.destination_ext_id.map(str::to_owned),
+                    problems: line.problems.to_vec(),
+                }
             })
             .collect::<Vec<_>>();
         ReportData {
@@ -450,6 +453,62 @@ pub fn write_report(data: &ReportData, dir: &Path) -> Result<(), CopyError> {
 /// The report of a check: the plan, marked as a prediction.
 pub fn write_plan_report(plan: &CopyPlan, dir: &Path) -> Result<(), CopyError> {
     write_report(&ReportData::from_plan(plan, ReportKind::Prediction), dir)
+}
+
+/// A planned customer's report line.
+pub fn line_of(c: &ferry_core::planner::PlannedCustomer) -> LineRef<'_> {
+    LineRef {
+        email: &c.customer.email,
+        email_key: &c.customer.email_key,
+        source_type: c.customer.kind,
+        before: c.decision.before,
+        after: c.decision.after,
+        outcome: c.decision.outcome,
+        source_ext_id: &c.ext_id,
+        destination_ext_id: c.matched_ext_id.as_deref(),
+        problems: &c.decision.problems,
+    }
+}
+
+/// `copy check` into report folder `dir` (SPEC §4, a prediction; nothing
+/// is written to the database): the plan is decided as a run would decide
+/// it (in parts for a first copy of a large source, see
+/// [`crate::plan_in_parts`]) and each customer's line is written as it is
+/// decided, never held. The plan returned holds no customers; the data's
+/// totals count them.
+pub fn check_reporting(
+    store: &mut ferry_store::Store,
+    options: &CopyOptions,
+    dir: &Path,
+) -> Result<(CopyPlan, ReportData), CopyError> {
+    let part = crate::apply::plan_part();
+    let group = store.read(|tx| crate::load::imported_group_for(tx, options))?;
+    std::fs::create_dir_all(dir).map_err(report_error(dir))?;
+    let mut lines = LineWriter::create(dir, Some(&group))?;
+    let planned = store.with_temp_files(|store| {
+        store.read(|tx| {
+            crate::plan_in_parts(tx, None, options, part, &mut |_, customers| {
+                customers.iter().try_for_each(|c| lines.line(&line_of(c)))
+            })
+        })
+    });
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(e) => {
+            drop(lines);
+            discard_partial_lines(dir);
+            return Err(e);
+        }
+    };
+    let totals = lines.finish()?;
+    let mut data = ReportData::from_plan(&plan, ReportKind::Prediction);
+    data.totals = totals;
+    data.lines_written_to = Some(dir.to_owned());
+    if let Err(e) = write_report(&data, dir) {
+        discard_partial_lines(dir);
+        return Err(e);
+    }
+    Ok((plan, data))
 }
 
 pub use crate::apply::write_run_report;

@@ -162,9 +162,50 @@ fn a_run_planned_in_parts_copies_as_one_planned_whole(backend: Backend) {
     };
     let whole = copy(0);
     let parted = copy(5);
+    ferry_copy::set_plan_part(0);
     assert_eq!(parted.0, whole.0, "the destination");
     assert_eq!(parted.1, whole.1, "the report's lines");
     assert_eq!(parted.2["counts"], whole.2["counts"]);
+}
+
+/// `copy check` in parts writes every file of the report a check decided
+/// whole writes, its lines never held (the data it returns holds none).
+fn a_check_in_parts_writes_the_report_of_one_decided_whole(backend: Backend) {
+    let db = TestDb::new(backend);
+    let mut store = db.store();
+    ferry_snapshot::demo::load_demo(&mut store, 250, 8, &mut ferry_snapshot::Quiet).unwrap();
+    let options = CopyOptions::between("demo-src", "demo-dst");
+    let whole = tempfile::tempdir().unwrap();
+    let plan = store.read(|tx| ferry_copy::plan_copy(tx, &options)).unwrap();
+    ferry_copy::write_plan_report(&plan, whole.path()).unwrap();
+    let parted = tempfile::tempdir().unwrap();
+    let data = {
+        let _turn = PART.lock().unwrap_or_else(|e| e.into_inner());
+        ferry_copy::set_plan_part(7);
+        let checked = ferry_copy::check_reporting(&mut store, &options, parted.path());
+        ferry_copy::set_plan_part(0);
+        checked.unwrap().1
+    };
+    assert!(data.customers.is_empty());
+    assert_eq!(data.totals.listed, plan.customers.len() as u64);
+    let files = |dir: &Path| -> BTreeMap<String, String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
+            })
+            .collect()
+    };
+    let (one, two) = (files(whole.path()), files(parted.path()));
+    assert_eq!(one.keys().collect::<Vec<_>>(), ["Customers.csv", "RequiresAttention.csv", "Summary.json"]);
+    assert_eq!(one, two);
+    assert!(one["RequiresAttention.csv"].contains("Review group customers-from-demo-src"));
+    // And whole (a site below the part size), the same files again.
+    let again = tempfile::tempdir().unwrap();
+    let _turn = PART.lock().unwrap_or_else(|e| e.into_inner());
+    ferry_copy::check_reporting(&mut store, &options, again.path()).unwrap();
+    assert_eq!(files(again.path()), one);
 }
 
 static PART: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -173,4 +214,5 @@ on_both_backends!(
     demo_plans_alike_in_parts,
     new_ids_in_parts_are_the_ids_given_whole,
     a_run_planned_in_parts_copies_as_one_planned_whole,
+    a_check_in_parts_writes_the_report_of_one_decided_whole,
 );

@@ -79,7 +79,7 @@ pub fn set_plan_part(customers: usize) {
     PART_SET.store(customers, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn plan_part() -> usize {
+pub(crate) fn plan_part() -> usize {
     match PART_SET.load(std::sync::atomic::Ordering::Relaxed) {
         0 => PLAN_PART,
         n => n,

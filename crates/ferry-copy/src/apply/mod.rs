@@ -44,6 +44,7 @@ mod status;
 use {claims::*, decisions::*, lifecycle::*, phases::*, read_ahead::*, requests::*, status::*};
 
 pub use claims::is_claimed;
+pub(crate) use decisions::plan_part;
 pub use decisions::set_plan_part;
 pub use lifecycle::{check_can_start, check_resumable, resume, resume_reporting, run, run_reporting};
 pub use status::{RunStatus, list_runs, run_report, status, write_run_report};
