@@ -263,63 +263,92 @@ fn read_destination_accounts_for(
 ) -> Result<(), StoreError> {
     let emails: std::collections::BTreeSet<&str> = customers.iter().map(|c| c.customer.email_key.as_str()).collect();
     let emails: Vec<String> = emails.into_iter().map(str::to_owned).collect();
+    read_destination_emails(tx, destination_id, &emails, facts)?;
     let candidates: std::collections::BTreeSet<String> =
         customers.iter().flat_map(|c| ext_id_candidates(&c.ext_id, source_slug)).collect();
     let candidates: Vec<String> = candidates.into_iter().collect();
-    let keyed = |column: &str, chunk: &[String]| -> String {
-        let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-        format!("{column} IN ({})", list.join(", "))
-    };
-    fn params(destination_id: i64, chunk: &[String]) -> Vec<Val<'_>> {
-        std::iter::once(Val::I(destination_id)).chain(chunk.iter().map(|k| Val::T(k))).collect()
-    }
+    facts.ext_ids.extend(destination_ids_held(tx, destination_id, &candidates)?);
+    Ok(())
+}
+
+/// `column IN ($2, $3, …)` for a chunk of keys, and its parameters after
+/// the destination site (`$1`).
+fn keyed(column: &str, chunk: &[String]) -> String {
+    let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+    format!("{column} IN ({})", list.join(", "))
+}
+
+fn keyed_params(destination_id: i64, chunk: &[String]) -> Vec<Val<'_>> {
+    std::iter::once(Val::I(destination_id)).chain(chunk.iter().map(|k| Val::T(k))).collect()
+}
+
+/// The SQL reading the destination's unmerged portal-only accounts and its
+/// site users (`$1` the site) where `condition` holds of `a`.
+fn destination_accounts_sql(condition: &str) -> [String; 2] {
+    [
+        format!(
+            "SELECT a.id, a.ext_id, a.email_key, a.active, a.email_verified FROM accounts a
+             WHERE a.site_id = $1 AND a.merged_into IS NULL AND {condition}"
+        ),
+        format!(
+            "SELECT a.id, a.ext_id, a.email_key, a.active, a.email_verified
+             FROM accounts a JOIN site_users su ON su.site_id = $1 AND su.account_id = a.id
+             WHERE a.site_id IS NULL AND {condition}"
+        ),
+    ]
+}
+
+/// Adds a row of [`destination_accounts_sql`] (`atlassian`: its second
+/// query) to `facts`.
+fn add_destination_account(
+    facts: &mut DestinationFacts,
+    r: &ferry_store::Row<'_>,
+    atlassian: bool,
+) -> Result<(), StoreError> {
+    let account = DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
+    facts.ext_ids.insert(account.account_id, r.text(1)?.to_owned());
+    let by_email = if atlassian { &mut facts.index.atlassian_by_email } else { &mut facts.index.portal_by_email };
+    by_email.insert(r.text(2)?.to_owned(), account);
+    Ok(())
+}
+
+/// The destination's accounts (unmerged portal-only ones and site users)
+/// with these emails, each looked up by key.
+fn read_destination_emails(
+    tx: &mut Tx<'_>,
+    destination_id: i64,
+    emails: &[String],
+    facts: &mut DestinationFacts,
+) -> Result<(), StoreError> {
     for chunk in emails.chunks(500) {
-        tx.query_each(
-            &format!(
-                "SELECT id, ext_id, email_key, active, email_verified FROM accounts
-                 WHERE site_id = $1 AND merged_into IS NULL AND {}",
-                keyed("email_key", chunk)
-            ),
-            &params(destination_id, chunk),
-            |r| {
-                let account =
-                    DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
-                facts.ext_ids.insert(account.account_id, r.text(1)?.to_owned());
-                facts.index.portal_by_email.insert(r.text(2)?.to_owned(), account);
-                Ok(())
-            },
-        )?;
-        tx.query_each(
-            &format!(
-                "SELECT a.id, a.ext_id, a.email_key, a.active, a.email_verified
-                 FROM accounts a JOIN site_users su ON su.site_id = $1 AND su.account_id = a.id
-                 WHERE a.site_id IS NULL AND {}",
-                keyed("a.email_key", chunk)
-            ),
-            &params(destination_id, chunk),
-            |r| {
-                let account =
-                    DestinationAccount { account_id: r.int(0)?, active: r.bool(3)?, email_verified: r.bool(4)? };
-                facts.ext_ids.insert(account.account_id, r.text(1)?.to_owned());
-                facts.index.atlassian_by_email.insert(r.text(2)?.to_owned(), account);
-                Ok(())
-            },
-        )?;
-    }
-    for chunk in candidates.chunks(500) {
-        for sql in [
-            format!("SELECT id, ext_id FROM accounts WHERE site_id = $1 AND {}", keyed("ext_id", chunk)),
-            format!(
-                "SELECT a.id, a.ext_id FROM accounts a JOIN site_users su ON su.site_id = $1 AND su.account_id = a.id
-                 WHERE a.site_id IS NULL AND {}",
-                keyed("a.ext_id", chunk)
-            ),
-        ] {
-            tx.query_each(&sql, &params(destination_id, chunk), |r| {
-                facts.ext_ids.insert(r.int(0)?, r.text(1)?.to_owned());
-                Ok(())
+        let [portal, atlassian] = destination_accounts_sql(&keyed("a.email_key", chunk));
+        for (sql, is_atlassian) in [(portal, false), (atlassian, true)] {
+            tx.query_each(&sql, &keyed_params(destination_id, chunk), |r| {
+                add_destination_account(facts, r, is_atlassian)
             })?;
         }
+    }
+    Ok(())
+}
+
+/// The destination's accounts (unmerged portal-only ones and site users)
+/// whose emails lie from `first` to `last`: on SQLite one walk of each
+/// email index, which compares as Rust does; on PostgreSQL, whose
+/// collation may order emails otherwise, `emails` looked up by key.
+fn read_destination_email_range(
+    tx: &mut Tx<'_>,
+    destination_id: i64,
+    emails: &[String],
+    facts: &mut DestinationFacts,
+) -> Result<(), StoreError> {
+    let (Some(first), Some(last)) = (emails.first(), emails.last()) else { return Ok(()) };
+    if tx.backend() == ferry_store::Backend::Postgres {
+        return read_destination_emails(tx, destination_id, emails, facts);
+    }
+    let params = [Val::I(destination_id), Val::T(first), Val::T(last)];
+    let [portal, atlassian] = destination_accounts_sql("a.email_key >= $2 AND a.email_key <= $3");
+    for (sql, is_atlassian) in [(portal, false), (atlassian, true)] {
+        tx.query_each(&sql, &params, |r| add_destination_account(facts, r, is_atlassian))?;
     }
     Ok(())
 }
@@ -959,8 +988,10 @@ struct PartPlanner {
 }
 
 impl PartPlanner {
-    /// Decides one part (whole emails), reading the destination's accounts
-    /// it can meet by key.
+    /// Decides one part (whole emails): the destination's accounts it can
+    /// meet by email, and of the ids its new accounts want first (their
+    /// own) those the destination holds; an id further down a new account's
+    /// list of candidates is looked up once given.
     fn plan(
         &mut self,
         tx: &mut Tx<'_>,
@@ -968,7 +999,23 @@ impl PartPlanner {
     ) -> Result<Vec<planner::PlannedCustomer>, CopyError> {
         customers.sort_unstable_by(planner::customer_order);
         let mut known = DestinationFacts::default();
-        read_destination_accounts_for(tx, self.destination_id, &customers, &self.source_slug, &mut known)?;
+        let mut emails: Vec<String> = customers.iter().map(|c| c.customer.email_key.clone()).collect();
+        emails.dedup();
+        read_destination_email_range(tx, self.destination_id, &emails, &mut known)?;
+        drop(emails);
+        let own: Vec<String> = customers
+            .iter()
+            .filter(|c| {
+                ferry_core::plan::decide(&c.customer, &known.index).target == ferry_core::plan::Target::NewPortalOnly
+            })
+            .map(|c| c.ext_id.clone())
+            .collect();
+        let held = destination_ids_held(tx, self.destination_id, &own)?;
+        let mut free: rustc_hash::FxHashSet<String> = own.into_iter().collect();
+        for ext_id in held.values() {
+            free.remove(ext_id);
+        }
+        known.ext_ids.extend(held);
         let upgraded = rustc_hash::FxHashSet::default();
         loop {
             // The destination's ids join those taken for this part only.
@@ -980,17 +1027,19 @@ impl PartPlanner {
             for id in &added {
                 self.taken.remove(id);
             }
-            let given: Vec<String> = planned.iter().filter_map(|c| c.new_ext_id.clone()).collect();
-            let held = destination_ids_held(tx, self.destination_id, &given)?;
+            let unchecked: Vec<String> =
+                planned.iter().filter_map(|c| c.new_ext_id.clone()).filter(|id| !free.contains(id)).collect();
+            let held = destination_ids_held(tx, self.destination_id, &unchecked)?;
             if held.is_empty() {
                 self.joins_group |= planned.iter().any(|c| c.decision.joins_imported_group());
                 return Ok(planned);
             }
-            // An id went past the candidates read: decide the part again
-            // with what the destination holds.
-            for id in &given {
+            // A new account took an id the destination holds: decide the
+            // part again with it taken.
+            for id in planned.iter().filter_map(|c| c.new_ext_id.as_ref()) {
                 self.taken.remove(id);
             }
+            free.extend(unchecked.into_iter().filter(|id| !held.values().any(|h| h == id)));
             known.ext_ids.extend(held);
             customers =
                 planned.into_iter().map(|c| ScopedCustomer { customer: c.customer, ext_id: c.ext_id }).collect();
