@@ -321,7 +321,7 @@ pub(super) fn read_source_lists(tx: &mut Tx<'_>, run_id: i64, maps: &RunMaps) ->
             // Portal-only customers that became Atlassian accounts reach
             // the projects through the imported group, never a list.
             let skip = customer_list && maps.via_group.contains(&account);
-            if let (Some(&to), false) = (maps.accounts.get(&account), skip) {
+            if let (Some(to), false) = (maps.accounts.get(account), skip) {
                 pairs.push((owner, to));
             }
         })?;
@@ -540,7 +540,7 @@ pub(super) static COMMENTS: TableSpec = TableSpec {
 /// through; they never change once written, so they are read once per
 /// process.
 pub(crate) struct RunMaps {
-    pub(super) accounts: FxHashMap<i64, i64>,
+    pub(super) accounts: AccountMap,
     /// Source accounts whose access comes through the imported group.
     pub(super) via_group: FxHashSet<i64>,
     /// Source project -> (destination project, source key).
@@ -559,7 +559,7 @@ fn earlier_accounts(
     tx: &mut Tx<'_>,
     run_id: i64,
     needed: Option<&FxHashSet<i64>>,
-    accounts: &mut FxHashMap<i64, i64>,
+    accounts: &mut AccountMap,
     via_group: &mut FxHashSet<i64>,
 ) -> Result<(), StoreError> {
     let Some((source, destination)) = tx.query_opt(
@@ -631,7 +631,6 @@ fn earlier_accounts(
         portal.insert(r.int(0)?);
         Ok(())
     })?;
-    accounts.reserve(links.len());
     for (from, to) in links {
         accounts.insert(from, merged.get(&to).copied().unwrap_or(to));
         if portal.contains(&from) && site_users.contains(&to) {
@@ -673,9 +672,64 @@ fn needed_accounts(tx: &mut Tx<'_>, run_id: i64, mark: i64) -> Result<FxHashSet<
     Ok(needed)
 }
 
+/// Source account -> destination account: one slot per id over the range of
+/// the run's own decisions (ferry gives ids densely, so ten million
+/// customers take 80 MB, not the gigabyte a hash map of them takes), and a
+/// hash map for the accounts outside it (those of earlier runs).
+pub(crate) struct AccountMap {
+    low: i64,
+    /// The destination account of `low + i`; 0 for none (ids start at 1).
+    slots: Vec<i64>,
+    rest: FxHashMap<i64, i64>,
+}
+
+impl AccountMap {
+    /// A map with slots for `low..=high` when the range is at most four
+    /// times the `count` ids expected in it; else a hash map only.
+    fn over(low: i64, high: i64, count: i64) -> AccountMap {
+        let width = high.saturating_sub(low).saturating_add(1);
+        let slots = if count > 0 && width > 0 && width <= count.saturating_mul(4) {
+            vec![0; usize::try_from(width).unwrap_or(0)]
+        } else {
+            Vec::new()
+        };
+        AccountMap { low, slots, rest: FxHashMap::default() }
+    }
+
+    fn slot(&self, from: i64) -> Option<usize> {
+        usize::try_from(from.checked_sub(self.low)?).ok().filter(|&at| at < self.slots.len())
+    }
+
+    fn insert(&mut self, from: i64, to: i64) {
+        match self.slot(from) {
+            Some(at) if to > 0 => {
+                self.slots[at] = to;
+                self.rest.remove(&from);
+            }
+            _ => {
+                self.rest.insert(from, to);
+            }
+        }
+    }
+
+    pub(super) fn get(&self, from: i64) -> Option<i64> {
+        match self.slot(from) {
+            Some(at) if self.slots[at] > 0 => Some(self.slots[at]),
+            _ => self.rest.get(&from).copied(),
+        }
+    }
+}
+
 pub(super) fn load_run_maps(tx: &mut Tx<'_>, run_id: i64) -> Result<RunMaps, StoreError> {
     let run = [Val::I(run_id)];
-    let mut accounts = FxHashMap::default();
+    let (low, high, count) = tx
+        .query_opt(
+            "SELECT MIN(source_account_id), MAX(source_account_id), COUNT(*) FROM copy_customers WHERE run_id = $1",
+            &run,
+            |r| Ok((r.opt_int(0)?.unwrap_or(0), r.opt_int(1)?.unwrap_or(-1), r.int(2)?)),
+        )?
+        .unwrap_or((0, -1, 0));
+    let mut accounts = AccountMap::over(low, high, count);
     let mut via_group = FxHashSet::default();
     let needed = match arrivals(tx, run_id)? {
         Some(mark) => Some(needed_accounts(tx, run_id, mark)?),

@@ -184,7 +184,7 @@ pub(super) fn copy_requests(
         if linked.contains(&r.id) {
             continue;
         }
-        let reporter = *maps.accounts.get(&r.reporter).ok_or_else(|| unmapped("account", r.reporter, r.id))?;
+        let reporter = maps.accounts.get(r.reporter).ok_or_else(|| unmapped("account", r.reporter, r.id))?;
         let organization = r.organization.and_then(|o| maps.organizations.get(&o).copied());
         let next_id = request_ids.next_id();
         copied.insert(r.id, next_id);
@@ -216,7 +216,7 @@ pub(super) fn copy_requests(
     let mut participants: Vec<(i64, i64)> = Vec::new();
     for &(request, account) in &source.participants {
         if let Some(&destination) = copied.get(&request) {
-            let to = *maps.accounts.get(&account).ok_or_else(|| unmapped("account", account, request))?;
+            let to = maps.accounts.get(account).ok_or_else(|| unmapped("account", account, request))?;
             participants.push((destination, to));
         }
     }
@@ -232,7 +232,7 @@ pub(super) fn copy_requests(
     let mut comments = RowBatch::new(&COMMENTS);
     for c in &source.comments {
         if let Some(&destination) = copied.get(&c.request) {
-            let to = *maps.accounts.get(&c.author).ok_or_else(|| unmapped("account", c.author, c.request))?;
+            let to = maps.accounts.get(c.author).ok_or_else(|| unmapped("account", c.author, c.request))?;
             comments.push(&[
                 Val::I(destination),
                 Val::I(to),
