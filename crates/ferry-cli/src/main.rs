@@ -166,8 +166,9 @@ fn main() -> ExitCode {
 }
 
 /// `FERRY_PLAN_PART`: how many customers a first copy's plan decides at
-/// once (default 1,048,576; fewer hold less memory). Anything but a
-/// positive whole number is refused before any work.
+/// once, for any source larger than that (default: parts of 262,144 for
+/// sources of more than 1,048,576 accounts; fewer hold less memory).
+/// Anything but a positive whole number is refused before any work.
 fn plan_part_from_env() -> Result<(), Failure> {
     let Some(value) = std::env::var_os("FERRY_PLAN_PART") else { return Ok(()) };
     match value.to_str().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0) {
@@ -175,10 +176,14 @@ fn plan_part_from_env() -> Result<(), Failure> {
             ferry_copy::set_plan_part(part);
             Ok(())
         }
-        None => Err(Failure::invalid(format!(
-            "FERRY_PLAN_PART is {value:?}: it must be a positive whole number of customers (or unset, for {})",
-            ferry_copy::PLAN_PART
-        ))),
+        None => {
+            let default = ferry_copy::PlanParts::DEFAULT;
+            Err(Failure::invalid(format!(
+                "FERRY_PLAN_PART is {value:?}: it must be a positive whole number of customers (or unset: parts of {} \
+                 for sources of more than {} accounts)",
+                default.part, default.whole_up_to
+            )))
+        }
     }
 }
 

@@ -20,7 +20,7 @@ pub use apply::{
 };
 pub use ferry_core::planner::{Conflict, CopyOptions, CopyPlan, OrganizationMode, PlannedCustomer, Scope};
 pub use load::{
-    PLAN_PART, check_conflicts, plan_copy, plan_copy_reading_whole_destination, plan_in_parts, planned_in_parts,
+    PlanParts, check_conflicts, plan_copy, plan_copy_reading_whole_destination, plan_in_parts, planned_in_parts,
     validate_options,
 };
 pub use report::{

@@ -832,33 +832,50 @@ pub(crate) fn plan_copy_beside(
     Ok(plan)
 }
 
-/// How many customers a plan decides at once ([`plan_in_parts`]): a first
-/// copy of a larger source holds one part of its customers at a time, so
-/// that memory stays flat as the site grows (SPEC §9: ten million).
-pub const PLAN_PART: usize = 1 << 20;
+/// How a first copy's plan is cut ([`plan_in_parts`]): a source of more
+/// than `whole_up_to` accounts is decided `part` customers at a time, so
+/// that memory stays flat as the site grows (SPEC §9: ten million); a
+/// smaller one whole, which is faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanParts {
+    pub whole_up_to: usize,
+    pub part: usize,
+}
 
-/// Whether a plan of `options` is decided in parts of `part` customers: a
-/// first copy between the two sites whose source may hold more customers
-/// (its accounts and site users, counted by the database). Re-runs read
-/// only what arrived, and stay whole.
-pub fn planned_in_parts(tx: &mut Tx<'_>, options: &CopyOptions, part: usize) -> Result<bool, CopyError> {
+impl PlanParts {
+    /// Sources up to 1,048,576 accounts whole; larger ones in parts of
+    /// 262,144 customers.
+    pub const DEFAULT: PlanParts = PlanParts { whole_up_to: 1 << 20, part: 1 << 18 };
+
+    /// Parts of `part` customers for any source larger than one part.
+    pub fn of(part: usize) -> PlanParts {
+        PlanParts { whole_up_to: part, part: part.max(1) }
+    }
+}
+
+/// Whether a first copy of `options` is decided in parts: its source may
+/// hold more than `whole_up_to` customers (its accounts and site users,
+/// counted by the database). Re-runs read only what arrived, and stay
+/// whole.
+pub fn planned_in_parts(tx: &mut Tx<'_>, options: &CopyOptions, whole_up_to: usize) -> Result<bool, CopyError> {
     let source = sites::site(tx, &options.from)?;
     let count = |tx: &mut Tx<'_>, sql: &str| -> Result<i64, CopyError> {
         Ok(tx.query_opt(sql, &[Val::I(source.id)], |r| r.int(0))?.unwrap_or(0))
     };
     let accounts = count(tx, "SELECT COUNT(*) FROM accounts WHERE site_id = $1")?
         + count(tx, "SELECT COUNT(*) FROM site_users WHERE site_id = $1")?;
-    Ok(usize::try_from(accounts).unwrap_or(usize::MAX) > part)
+    Ok(usize::try_from(accounts).unwrap_or(usize::MAX) > whole_up_to)
 }
 
 /// What takes each part of a plan's customers ([`plan_in_parts`]).
 pub type PartSink<'a> = dyn FnMut(&mut Tx<'_>, Vec<planner::PlannedCustomer>) -> Result<(), CopyError> + 'a;
 
-/// [`plan_copy`] deciding the customers in parts of at most `part` (plus
-/// the rest of one email), each handed to `each` in report order, then
-/// dropped: the plan returned holds no customers (its group is decided
-/// from all of them). A re-run, or a source of at most `part` accounts, is
-/// decided whole (then handed to `each` at once). Blocking conflicts end it
+/// [`plan_copy`] deciding the customers in parts of at most `parts.part`
+/// (plus the rest of one email), each handed to `each` in report order,
+/// then dropped: the plan returned holds no customers (its group is
+/// decided from all of them). A re-run, or a source of at most
+/// `parts.whole_up_to` accounts, is decided whole (then handed to `each`
+/// at once). Blocking conflicts end it
 /// before any customer is decided. The parts decide as one plan would: in
 /// email order (the database sorts, as Rust compares), the destination's
 /// accounts looked up by key for each part, every new account's id
@@ -867,18 +884,19 @@ pub fn plan_in_parts(
     tx: &mut Tx<'_>,
     sibling: Option<&mut Store>,
     options: &CopyOptions,
-    part: usize,
+    parts: PlanParts,
     each: &mut PartSink<'_>,
 ) -> Result<CopyPlan, CopyError> {
     let frame = load_frame(tx, options)?;
     let first_copy = frame.copied_through == 0 && frame.members_through == 0;
-    if !first_copy || !planned_in_parts(tx, options, part)? {
+    if !first_copy || !planned_in_parts(tx, options, parts.whole_up_to)? {
         let mut plan = plan_copy_beside(tx, sibling, options)?;
         if plan.conflicts.is_empty() {
             each(tx, std::mem::take(&mut plan.customers))?;
         }
         return Ok(plan);
     }
+    let part = parts.part;
     let (in_scope, already_copied) = scope_not_linked(tx, options, &frame)?;
     let SideReads { mut destination, source_organizations, organization_links, requests } =
         side_reads(tx, &frame, AccountsRead::Nothing)?;

@@ -481,13 +481,13 @@ pub fn check_reporting(
     options: &CopyOptions,
     dir: &Path,
 ) -> Result<(CopyPlan, ReportData), CopyError> {
-    let part = crate::apply::plan_part();
+    let parts = crate::apply::plan_parts();
     let group = store.read(|tx| crate::load::imported_group_for(tx, options))?;
     std::fs::create_dir_all(dir).map_err(report_error(dir))?;
     let mut lines = LineWriter::create(dir, Some(&group))?;
     let planned = store.with_temp_files(|store| {
         store.read(|tx| {
-            crate::plan_in_parts(tx, None, options, part, &mut |_, customers| {
+            crate::plan_in_parts(tx, None, options, parts, &mut |_, customers| {
                 customers.iter().try_for_each(|c| lines.line(&line_of(c)))
             })
         })

@@ -23,12 +23,13 @@ fn both_ways(store: &mut Store, options: &CopyOptions, part: usize) -> (CopyPlan
             assert!(ferry_copy::planned_in_parts(tx, options, part)?, "the source has more than {part} accounts");
             let mut customers: Vec<PlannedCustomer> = Vec::new();
             let mut parts = 0;
-            let plan = ferry_copy::plan_in_parts(tx, None, options, part, &mut |_, some| {
-                assert!(!some.is_empty());
-                parts += 1;
-                customers.extend(some);
-                Ok(())
-            })?;
+            let plan =
+                ferry_copy::plan_in_parts(tx, None, options, ferry_copy::PlanParts::of(part), &mut |_, some| {
+                    assert!(!some.is_empty());
+                    parts += 1;
+                    customers.extend(some);
+                    Ok(())
+                })?;
             Ok::<_, ferry_copy::CopyError>((plan, customers, parts))
         })
         .unwrap();

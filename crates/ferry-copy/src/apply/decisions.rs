@@ -34,15 +34,15 @@ pub(super) static COPY_ORGANIZATIONS: TableSpec = TableSpec {
 /// source is decided and written a part at a time ([`plan_in_parts`]), its
 /// sorts in temporary files.
 pub(super) fn persist_plan(store: &mut Store, run_id: i64, options: &CopyOptions) -> Result<(), CopyError> {
-    let part = plan_part();
-    if store.read(|tx| planned_in_parts(tx, options, part))? {
-        store.with_temp_files(|store| persist_plan_in(store, run_id, options, part))
+    let parts = plan_parts();
+    if store.read(|tx| planned_in_parts(tx, options, parts.whole_up_to))? {
+        store.with_temp_files(|store| persist_plan_in(store, run_id, options, parts))
     } else {
-        persist_plan_in(store, run_id, options, part)
+        persist_plan_in(store, run_id, options, parts)
     }
 }
 
-fn persist_plan_in(store: &mut Store, run_id: i64, options: &CopyOptions, part: usize) -> Result<(), CopyError> {
+fn persist_plan_in(store: &mut Store, run_id: i64, options: &CopyOptions, parts: PlanParts) -> Result<(), CopyError> {
     // SQLite: a second connection reads the destination while this one
     // reads the source (it reads only after the write lock is taken).
     let mut sibling = store.sqlite_sibling()?;
@@ -52,7 +52,7 @@ fn persist_plan_in(store: &mut Store, run_id: i64, options: &CopyOptions, part: 
             return Ok(Vec::new()); // another process planned it meanwhile
         }
         let mut customers = CustomerWriter::start(tx, run_id)?;
-        let plan = plan_in_parts(tx, sibling.as_mut(), options, part, &mut |tx, part| customers.write(tx, part))?;
+        let plan = plan_in_parts(tx, sibling.as_mut(), options, parts, &mut |tx, part| customers.write(tx, part))?;
         if !plan.conflicts.is_empty() {
             tx.execute(
                 "UPDATE copy_runs SET state = $3, finished_at = $2 WHERE id = $1",
@@ -69,20 +69,21 @@ fn persist_plan_in(store: &mut Store, run_id: i64, options: &CopyOptions, part: 
     if conflicts.is_empty() { Ok(()) } else { Err(CopyError::Conflicts(conflicts)) }
 }
 
-/// The customers a run's plan decides at once, when not [`PLAN_PART`] (0).
+/// The customers a plan decides at once, when set (0: [`PlanParts::DEFAULT`]).
 static PART_SET: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// Sets how many customers the plans of this process's runs decide at once
-/// (fewer hold less memory and read the destination in more, smaller
-/// parts); 0 restores [`PLAN_PART`]. Tests plan small sites in parts.
+/// Sets how many customers the plans of this process (runs and checks)
+/// decide at once, for any source larger than that (fewer hold less memory
+/// and read the destination in more, smaller parts); 0 restores
+/// [`PlanParts::DEFAULT`]. Tests plan small sites in parts.
 pub fn set_plan_part(customers: usize) {
     PART_SET.store(customers, std::sync::atomic::Ordering::Relaxed);
 }
 
-pub(crate) fn plan_part() -> usize {
+pub(crate) fn plan_parts() -> PlanParts {
     match PART_SET.load(std::sync::atomic::Ordering::Relaxed) {
-        0 => PLAN_PART,
-        n => n,
+        0 => PlanParts::DEFAULT,
+        n => PlanParts::of(n),
     }
 }
 

@@ -21,7 +21,7 @@ use ferry_store::sites::{self, Site};
 use ferry_store::{Backend, IdAllocator, Store, StoreError, Tx, Val, accounts, joined};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::load::{PLAN_PART, plan_in_parts, planned_in_parts, validate_options};
+use crate::load::{PlanParts, plan_in_parts, planned_in_parts, validate_options};
 use crate::report::{
     CustomerLine, LineRef, LineTotals, LineWriter, ReportData, ReportKind, discard_partial_lines, write_report,
 };
@@ -44,7 +44,7 @@ mod status;
 use {claims::*, decisions::*, lifecycle::*, phases::*, read_ahead::*, requests::*, status::*};
 
 pub use claims::is_claimed;
-pub(crate) use decisions::plan_part;
+pub(crate) use decisions::plan_parts;
 pub use decisions::set_plan_part;
 pub use lifecycle::{check_can_start, check_resumable, resume, resume_reporting, run, run_reporting};
 pub use status::{RunStatus, list_runs, run_report, status, write_run_report};
