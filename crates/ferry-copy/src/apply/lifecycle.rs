@@ -217,19 +217,16 @@ pub(super) fn plan_and_apply(
         RunState::Applying | RunState::Done => {}
         _ => return Err(refusal(run_id, &row).unwrap_or_else(|| CopyError::Invalid(format!("run {run_id}")))),
     }
-    // The apply's joins that SQLite sorts or deduplicates (memberships,
-    // grants) grow with the run: they go to temporary files, as the plan's
-    // sorts do, not to memory.
-    let mut data = store.with_temp_files(|store| match report {
+    let mut data = match report {
         Some(dir) => {
             let written = apply_writing_lines(store, run_id, progress, &mut timings, dir);
             if written.is_err() {
                 discard_partial_lines(dir);
             }
-            written
+            written?
         }
-        None => apply_reading_lines(store, run_id, progress, &mut timings),
-    })?;
+        None => apply_reading_lines(store, run_id, progress, &mut timings)?,
+    };
     data.timings.extend(timings);
     Ok(data)
 }
