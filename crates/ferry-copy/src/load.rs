@@ -321,12 +321,22 @@ fn read_destination_emails(
     facts: &mut DestinationFacts,
 ) -> Result<(), StoreError> {
     for chunk in emails.chunks(500) {
-        let [portal, atlassian] = destination_accounts_sql(&keyed("a.email_key", chunk));
-        for (sql, is_atlassian) in [(portal, false), (atlassian, true)] {
-            tx.query_each(&sql, &keyed_params(destination_id, chunk), |r| {
-                add_destination_account(facts, r, is_atlassian)
-            })?;
-        }
+        read_destination_accounts_where(tx, &keyed("a.email_key", chunk), &keyed_params(destination_id, chunk), facts)?;
+    }
+    Ok(())
+}
+
+/// The destination's accounts (`$1`) where `condition` holds of `a`, into
+/// `facts`: its unmerged portal-only accounts, then its site users.
+fn read_destination_accounts_where(
+    tx: &mut Tx<'_>,
+    condition: &str,
+    params: &[Val<'_>],
+    facts: &mut DestinationFacts,
+) -> Result<(), StoreError> {
+    let [portal, atlassian] = destination_accounts_sql(condition);
+    for (sql, is_atlassian) in [(portal, false), (atlassian, true)] {
+        tx.query_each(&sql, params, |r| add_destination_account(facts, r, is_atlassian))?;
     }
     Ok(())
 }
@@ -346,11 +356,7 @@ fn read_destination_email_range(
         return read_destination_emails(tx, destination_id, emails, facts);
     }
     let params = [Val::I(destination_id), Val::T(first), Val::T(last)];
-    let [portal, atlassian] = destination_accounts_sql("a.email_key >= $2 AND a.email_key <= $3");
-    for (sql, is_atlassian) in [(portal, false), (atlassian, true)] {
-        tx.query_each(&sql, &params, |r| add_destination_account(facts, r, is_atlassian))?;
-    }
-    Ok(())
+    read_destination_accounts_where(tx, "a.email_key >= $2 AND a.email_key <= $3", &params, facts)
 }
 
 /// Whether none of `plan`'s new portal-only accounts takes an id a

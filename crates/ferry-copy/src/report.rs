@@ -84,24 +84,7 @@ pub struct ReportData {
 
 impl ReportData {
     pub fn from_plan(plan: &CopyPlan, kind: ReportKind) -> ReportData {
-        let customers = plan
-            .customers
-            .iter()
-            .map(|c| {
-                let line = line_of(c);
-                CustomerLine {
-                    email: line.email.to_owned(),
-                    email_key: line.email_key.to_owned(),
-                    source_type: line.source_type,
-                    before: line.before,
-                    after: line.after,
-                    outcome: line.outcome,
-                    source_ext_id: line.source_ext_id.to_owned(),
-                    destination_ext_id: line.destination_ext_id.map(str::to_owned),
-                    problems: line.problems.to_vec(),
-                }
-            })
-            .collect::<Vec<_>>();
+        let customers = plan.customers.iter().map(|c| line_of(c).to_owned_line()).collect::<Vec<_>>();
         ReportData {
             kind,
             options: plan.options.clone(),
@@ -265,6 +248,23 @@ pub struct LineRef<'a> {
     pub source_ext_id: &'a str,
     pub destination_ext_id: Option<&'a str>,
     pub problems: &'a [Problem],
+}
+
+impl LineRef<'_> {
+    /// The line, owning its texts (for reports held in memory).
+    pub fn to_owned_line(self) -> CustomerLine {
+        CustomerLine {
+            email: self.email.to_owned(),
+            email_key: self.email_key.to_owned(),
+            source_type: self.source_type,
+            before: self.before,
+            after: self.after,
+            outcome: self.outcome,
+            source_ext_id: self.source_ext_id.to_owned(),
+            destination_ext_id: self.destination_ext_id.map(str::to_owned),
+            problems: self.problems.to_vec(),
+        }
+    }
 }
 
 impl CustomerLine {

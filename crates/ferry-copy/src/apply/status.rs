@@ -80,17 +80,7 @@ pub(super) fn each_report_line(
 pub(super) fn report_customers(tx: &mut Tx<'_>, run_id: i64) -> Result<Vec<CustomerLine>, CopyError> {
     let mut customers = Vec::new();
     each_report_line(tx, run_id, |line| {
-        customers.push(CustomerLine {
-            email: line.email.to_owned(),
-            email_key: line.email_key.to_owned(),
-            source_type: line.source_type,
-            before: line.before,
-            after: line.after,
-            outcome: line.outcome,
-            source_ext_id: line.source_ext_id.to_owned(),
-            destination_ext_id: line.destination_ext_id.map(str::to_owned),
-            problems: line.problems.to_vec(),
-        });
+        customers.push(line.to_owned_line());
         Ok(())
     })?;
     Ok(customers)
