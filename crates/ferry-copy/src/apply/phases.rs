@@ -336,15 +336,16 @@ pub(super) fn read_source_lists(tx: &mut Tx<'_>, run_id: i64, maps: &RunMaps) ->
     })
 }
 
-/// Which of `pairs` (sorted) `table` holds, looked up by key: a re-run
-/// compares its few candidates, not the destination's every membership.
+/// Which of `pairs` (sorted) `table` holds, looked up by key, sorted: a
+/// re-run compares its few candidates, not the destination's every
+/// membership.
 fn held_pairs(
     tx: &mut Tx<'_>,
     table: &str,
     columns: (&str, &str),
     pairs: &[(i64, i64)],
-) -> Result<FxHashSet<(i64, i64)>, StoreError> {
-    let mut held = FxHashSet::default();
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let mut held = Vec::new();
     for chunk in pairs.chunks(500) {
         let values: Vec<String> = chunk.iter().map(|(a, b)| format!("({a}, {b})")).collect();
         tx.query_each(
@@ -356,11 +357,12 @@ fn held_pairs(
             ),
             &[],
             |r| {
-                held.insert((r.int(0)?, r.int(1)?));
+                held.push((r.int(0)?, r.int(1)?));
                 Ok(())
             },
         )?;
     }
+    held.sort_unstable();
     Ok(held)
 }
 
@@ -425,25 +427,22 @@ pub(super) fn apply_structure(
         // What the destination already holds is read here, in the writer's
         // transaction: a re-run's few candidates by key, a first copy's
         // every pair at once.
+        // Sorted, as the pairs are: 16 bytes a pair, where a hash set of
+        // the destination's memberships took twice that and more.
         let existing = if lists.delta {
             held_pairs(tx, spec.table, (owner, "account_id"), &pairs)?
         } else {
-            let mut existing = FxHashSet::default();
+            let mut existing = Vec::new();
             tx.query_each(existing_sql, &[run], |r| {
-                existing.insert((r.int(0)?, r.int(1)?));
+                existing.push((r.int(0)?, r.int(1)?));
                 Ok(())
             })?;
+            existing.sort_unstable();
             existing
         };
-        pairs.retain(|pair| !existing.contains(pair));
-        let mut grants = RowBatch::new(&GRANTS);
-        let mut members = RowBatch::new(spec);
-        for (a, b) in pairs {
-            grants.push(&[run, Val::T(kind), Val::I(a), Val::I(b)]);
-            members.push(&[Val::I(a), Val::I(b), Val::I(stamp)]);
-        }
-        write_batch(tx, &grants)?;
-        write_batch(tx, &members)?;
+        pairs.retain(|pair| existing.binary_search(pair).is_err());
+        drop(existing);
+        write_memberships(tx, run_id, kind, spec, stamp, &pairs)?;
     }
     tx.execute(
         "INSERT INTO copy_grants (run_id, kind, a, b)
@@ -492,6 +491,40 @@ pub(super) fn apply_structure(
             &[run, Val::I(group_id), Val::I(stamp)],
         )?;
     }
+    Ok(())
+}
+
+/// Memberships written per batch: a run's whole lists (tens of millions of
+/// rows at scale) are never held as rows, only as pairs. `FERRY_COPY_CHUNK`
+/// overrides it, as it does the other chunks.
+const MEMBERSHIP_BATCH: i64 = 65_536;
+
+/// Records `pairs` (new memberships of kind `kind` into `spec`'s table) as
+/// the run's grants and adds them, a batch at a time.
+fn write_memberships(
+    tx: &mut Tx<'_>,
+    run_id: i64,
+    kind: &str,
+    spec: &'static TableSpec,
+    stamp: i64,
+    pairs: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    let run = Val::I(run_id);
+    let mut grant_writer = BulkWriter::new(&GRANTS);
+    let mut member_writer = BulkWriter::new(spec);
+    let batch = usize::try_from(chunk(MEMBERSHIP_BATCH)).unwrap_or(1);
+    for chunk in pairs.chunks(batch) {
+        let mut grants = RowBatch::with_capacity(&GRANTS, chunk.len(), kind.len());
+        let mut members = RowBatch::with_capacity(spec, chunk.len(), 0);
+        for &(a, b) in chunk {
+            grants.push(&[run, Val::T(kind), Val::I(a), Val::I(b)]);
+            members.push(&[Val::I(a), Val::I(b), Val::I(stamp)]);
+        }
+        grant_writer.write(tx, &grants)?;
+        member_writer.write(tx, &members)?;
+    }
+    grant_writer.finish(tx)?;
+    member_writer.finish(tx)?;
     Ok(())
 }
 
