@@ -22,6 +22,7 @@ use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
 use ferry_store::{IdAllocator, Store, StoreError, Tx, Val, accounts, sites};
 use rustc_hash::FxHashMap;
 
+use crate::index::{AccountEntry, Accounts, RequestEntry, Requests};
 use crate::{FILES, Progress};
 
 /// One bad row (or file): where, and what is wrong with it.
@@ -310,33 +311,11 @@ fn tables_of(file: &str) -> &'static [&'static TableSpec] {
 
 type Key = CompactString;
 
-/// An account a row of the site may refer to.
-#[derive(Debug, Clone, Copy)]
-struct AccountEntry {
-    id: i64,
-    kind: AccountType,
-    /// Line of accounts.csv that declared it in this import; 0 if it was on
-    /// the site before.
-    line: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct RequestEntry {
-    id: i64,
-    /// Line of requests.csv that declared it in this import; 0 if none yet.
-    line: u64,
-    /// It was on the site before this import: its comments are compared
-    /// with the stored ones.
-    existed: bool,
-}
-
 /// What the site and the cloud already hold, plus what this import adds.
 struct SiteIndex {
-    site_accounts: FxHashMap<Key, AccountEntry>,
-    atlassian_by_id: FxHashMap<Key, (i64, Key)>,
-    atlassian_by_email: FxHashMap<Key, Key>,
-    portal_by_id: FxHashMap<Key, (i64, Key)>,
-    portal_by_email: FxHashMap<Key, Key>,
+    /// The site's accounts, and the Atlassian and portal-only accounts by
+    /// account id and by email.
+    accounts: Accounts,
     projects: FxHashMap<Key, (i64, u64)>,
     groups: FxHashMap<Key, i64>,
     /// Group id -> its state (on the site before, or given by its first
@@ -344,7 +323,7 @@ struct SiteIndex {
     /// line (0: on the site before).
     group_states: FxHashMap<i64, (GroupState, u64)>,
     organizations: FxHashMap<Key, i64>,
-    requests: FxHashMap<Key, RequestEntry>,
+    requests: Requests,
     account_ids: IdAllocator,
     project_ids: IdAllocator,
     group_ids: IdAllocator,
@@ -356,16 +335,12 @@ impl SiteIndex {
     fn load(tx: &mut Tx<'_>, site_id: i64) -> Result<SiteIndex, StoreError> {
         let site = [Val::I(site_id)];
         let mut index = SiteIndex {
-            site_accounts: FxHashMap::default(),
-            atlassian_by_id: FxHashMap::default(),
-            atlassian_by_email: FxHashMap::default(),
-            portal_by_id: FxHashMap::default(),
-            portal_by_email: FxHashMap::default(),
+            accounts: Accounts::new(),
             projects: FxHashMap::default(),
             groups: FxHashMap::default(),
             group_states: FxHashMap::default(),
             organizations: FxHashMap::default(),
-            requests: FxHashMap::default(),
+            requests: Requests::new(),
             account_ids: IdAllocator::start(tx, "accounts")?,
             project_ids: IdAllocator::start(tx, "projects")?,
             group_ids: IdAllocator::start(tx, "groups")?,
@@ -373,9 +348,9 @@ impl SiteIndex {
             request_ids: IdAllocator::start(tx, "requests")?,
         };
         tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id IS NULL", &[], |r| {
-            let (ext, key) = (Key::from(r.text(0)?), Key::from(r.text(2)?));
-            index.atlassian_by_email.insert(key.clone(), ext.clone());
-            index.atlassian_by_id.insert(ext, (r.int(1)?, key));
+            let (ext, key) = (r.text(0)?, r.text(2)?);
+            index.accounts.set_atlassian(ext, r.int(1)?, key);
+            index.accounts.set_atlassian_owner(key, ext);
             Ok(())
         })?;
         tx.query_each(
@@ -383,15 +358,15 @@ impl SiteIndex {
             &site,
             |r| {
                 let entry = AccountEntry { id: r.int(1)?, kind: AccountType::Atlassian, line: 0 };
-                index.site_accounts.insert(Key::from(r.text(0)?), entry);
+                index.accounts.insert_site(r.text(0)?, entry);
                 Ok(())
             },
         )?;
         tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id = $1", &site, |r| {
-            let (ext, id, key) = (Key::from(r.text(0)?), r.int(1)?, Key::from(r.text(2)?));
-            index.site_accounts.insert(ext.clone(), AccountEntry { id, kind: AccountType::PortalOnly, line: 0 });
-            index.portal_by_email.insert(key.clone(), ext.clone());
-            index.portal_by_id.insert(ext, (id, key));
+            let (ext, id, key) = (r.text(0)?, r.int(1)?, r.text(2)?);
+            index.accounts.set_portal(ext, id, key);
+            index.accounts.set_portal_owner(key, ext);
+            index.accounts.insert_site(ext, AccountEntry { id, kind: AccountType::PortalOnly, line: 0 });
             Ok(())
         })?;
         tx.query_each("SELECT key, id FROM projects WHERE site_id = $1", &site, |r| {
@@ -415,7 +390,7 @@ impl SiteIndex {
             &site,
             |r| {
                 let key = compact_str::format_compact!("{}-{}", r.text(0)?, r.int(1)?);
-                index.requests.insert(key, RequestEntry { id: r.int(2)?, line: 0, existed: true });
+                index.requests.insert(&key, RequestEntry { id: r.int(2)?, line: 0, existed: true });
                 Ok(())
             },
         )?;
@@ -537,6 +512,8 @@ impl Validator {
             }
             summary.rows.push((name, rows));
         }
+        self.index.accounts.log_size();
+        self.index.requests.log_size();
         Ok(summary)
     }
 
@@ -616,7 +593,7 @@ impl Validator {
         if id.is_empty() {
             return bad(format!("{column} is empty"));
         }
-        self.index.site_accounts.get(id).copied().ok_or_else(|| {
+        self.index.accounts.site(id).ok_or_else(|| {
             RowError::Bad(format!(
                 "{column} {id:?} is not an account of site {} (not in accounts.csv nor imported before)",
                 self.site_slug
@@ -660,7 +637,7 @@ impl Validator {
                 if let (Err(RowError::Bad(_)), Some(kind)) = (&result, AccountType::from_jira_value(id(1))) {
                     // Rows referring to a bad account would only repeat its
                     // problem; nothing is written once a row is bad anyway.
-                    self.index.site_accounts.entry(Key::from(id(0))).or_insert(AccountEntry { id: 0, kind, line });
+                    self.index.accounts.insert_site_if_absent(id(0), AccountEntry { id: 0, kind, line });
                 }
                 result
             }
@@ -790,13 +767,13 @@ impl Validator {
                 if matches!(result, Err(RowError::Bad(_))) {
                     // As for accounts: its comments need not repeat its problem.
                     let placeholder = RequestEntry { id: 0, line, existed: false };
-                    self.index.requests.entry(Key::from(id(0))).or_insert(placeholder);
+                    self.index.requests.insert_if_absent(id(0), placeholder);
                 }
                 result
             }
             "comments.csv" => {
                 let key = id(0);
-                let request = self.index.requests.get(key).copied().ok_or_else(|| {
+                let request = self.index.requests.get(key).ok_or_else(|| {
                     RowError::Bad(format!("request_key {key:?} is not a request of site {}", self.site_slug))
                 })?;
                 let author = self.account(id(1), "author_id")?;
@@ -828,7 +805,7 @@ impl Validator {
             (AccountType::PortalOnly, None) if verified.is_empty() => false,
             _ => return bad(format!("email_verified {verified:?} is not true or false")),
         };
-        if let Some(seen) = self.index.site_accounts.get(ext)
+        if let Some(seen) = self.index.accounts.site(ext)
             && seen.line > 0
         {
             return bad(format!("duplicate account_id {ext:?} (first on line {})", seen.line));
@@ -837,16 +814,18 @@ impl Validator {
         let mut created = false;
         let account_id = match kind {
             AccountType::Atlassian => {
-                if index.portal_by_id.contains_key(ext) {
+                let accounts = &mut index.accounts;
+                if accounts.portal(ext).is_some() {
                     return bad(format!(
                         "account {ext:?} is a portal-only account of site {}; it cannot also be an Atlassian account",
                         self.site_slug
                     ));
                 }
-                let existing = index.atlassian_by_id.get(ext).cloned();
-                if let Some((id, existing_key)) = &existing
-                    && existing_key != key.as_str()
+                let existing = accounts.atlassian(ext);
+                if let Some((id, existing_key)) = existing
+                    && accounts.text(existing_key) != key.as_str()
                 {
+                    let existing_key = accounts.text(existing_key);
                     if hidden {
                         // A site that hides the email of an account ferry
                         // knows from elsewhere: the account stays as that
@@ -856,15 +835,16 @@ impl Validator {
                         keep_known = true;
                     } else if is_hidden(existing_key) {
                         // The email of an account known only as hidden.
-                        index.atlassian_by_email.remove(existing_key);
-                        index.atlassian_by_id.insert(Key::from(ext), (*id, Key::from(key.as_str())));
+                        let existing_key = existing_key.to_owned();
+                        accounts.remove_atlassian_owner(&existing_key);
+                        accounts.set_atlassian(ext, id, &key);
                     } else {
                         return bad(format!(
                             "Atlassian account {ext:?} already has email {existing_key:?}; one Atlassian account has one email"
                         ));
                     }
                 }
-                if let Some(owner) = index.atlassian_by_email.get(key.as_str())
+                if let Some(owner) = accounts.atlassian_owner(&key)
                     && owner != ext
                 {
                     return bad(format!(
@@ -873,21 +853,21 @@ impl Validator {
                 }
                 match existing {
                     Some((id, _)) => {
-                        index.atlassian_by_email.insert(Key::from(key.as_str()), Key::from(ext));
+                        accounts.set_atlassian_owner(&key, ext);
                         id
                     }
                     None => {
                         created = true;
                         let id = index.account_ids.next_id();
-                        let key = Key::from(key.as_str());
-                        index.atlassian_by_id.insert(Key::from(ext), (id, key.clone()));
-                        index.atlassian_by_email.insert(key, Key::from(ext));
+                        let accounts = &mut index.accounts;
+                        accounts.set_atlassian(ext, id, &key);
+                        accounts.set_atlassian_owner(&key, ext);
                         id
                     }
                 }
             }
             AccountType::PortalOnly => {
-                if let Some(seen) = index.site_accounts.get(ext)
+                if let Some(seen) = index.accounts.site(ext)
                     && seen.kind == AccountType::Atlassian
                 {
                     return bad(format!(
@@ -895,7 +875,7 @@ impl Validator {
                         self.site_slug
                     ));
                 }
-                if let Some(owner) = index.portal_by_email.get(key.as_str())
+                if let Some(owner) = index.accounts.portal_owner(&key)
                     && owner != ext
                 {
                     return bad(format!(
@@ -903,11 +883,10 @@ impl Validator {
                         self.site_slug
                     ));
                 }
-                let id = match index.portal_by_id.get(ext) {
+                let id = match index.accounts.portal(ext) {
                     Some((existing, old_key)) => {
-                        let existing = *existing;
-                        let old_key = old_key.clone();
-                        index.portal_by_email.remove(&old_key);
+                        let old_key = index.accounts.text(old_key).to_owned();
+                        index.accounts.remove_portal_owner(&old_key);
                         existing
                     }
                     None => {
@@ -915,13 +894,12 @@ impl Validator {
                         index.account_ids.next_id()
                     }
                 };
-                let key = Key::from(key.as_str());
-                index.portal_by_id.insert(Key::from(ext), (id, key.clone()));
-                index.portal_by_email.insert(key, Key::from(ext));
+                index.accounts.set_portal(ext, id, &key);
+                index.accounts.set_portal_owner(&key, ext);
                 id
             }
         };
-        index.site_accounts.insert(Key::from(ext), AccountEntry { id: account_id, kind, line });
+        index.accounts.insert_site(ext, AccountEntry { id: account_id, kind, line });
         let site = match kind {
             AccountType::Atlassian => Val::Null,
             AccountType::PortalOnly => Val::I(self.site_id),
@@ -983,7 +961,7 @@ impl Validator {
             None => self.index.request_ids.next_id(),
         };
         let entry = RequestEntry { id: request_id, line, existed: existing.is_some() };
-        self.index.requests.insert(Key::from(key), entry);
+        self.index.requests.insert(key, entry);
         let row = [
             Val::I(request_id),
             Val::I(self.site_id),

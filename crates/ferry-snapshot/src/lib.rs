@@ -4,6 +4,7 @@
 pub mod demo;
 mod export;
 mod import;
+mod index;
 
 pub use export::export_site;
 pub use import::{ImportError, ImportSummary, Problem, import_into, import_site};
