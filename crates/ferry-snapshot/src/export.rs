@@ -17,7 +17,9 @@ use crate::import::ImportError;
 pub fn export_site(store: &mut Store, site: &str, dir: &Path) -> Result<Vec<(&'static str, u64)>, ImportError> {
     store.read(|tx| sites::site(tx, site))?;
     let existed = dir.exists();
-    let result = export_into(store, site, dir);
+    // Each file is sorted whole (millions of rows at scale): on SQLite in
+    // temporary files, so memory does not grow with the site.
+    let result = store.with_temp_files(|store| export_into(store, site, dir));
     if result.is_err() {
         for (name, _) in FILES {
             let _ = std::fs::remove_file(dir.join(format!(".{name}.partial")));
