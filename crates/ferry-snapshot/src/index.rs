@@ -10,6 +10,7 @@
 //! [`Accounts`] and [`Requests`] behave exactly like the hash maps they
 //! replace (see each method); the import never sees the difference.
 
+use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
 use compact_str::CompactString;
@@ -564,6 +565,42 @@ pub(crate) struct Requests<S = FxBuildHasher> {
     wide_lines: WideLines,
     table: HashTable<u32>,
     unparsed: FxHashMap<CompactString, RequestEntry>,
+    /// Requests held as runs: (project, first number) -> the run. A file
+    /// lists a project's requests by number, and new ones take ids (and
+    /// lines) one after another, so ten million requests are a few runs,
+    /// not ten million records.
+    runs: BTreeMap<(u32, i64), Run>,
+    /// The run the next request may extend (the last one begun or grown).
+    tail: Option<(u32, i64)>,
+}
+
+/// Requests `first..first + count` of one project whose ids and lines go
+/// up one by one from the first's (lines all 0: none declared here yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    count: i64,
+    first_id: i64,
+    first_line: u64,
+    existed: bool,
+}
+
+impl Run {
+    fn at(&self, offset: i64) -> RequestEntry {
+        let line = if self.first_line == 0 { 0 } else { self.first_line + offset as u64 };
+        RequestEntry { id: self.first_id + offset, line, existed: self.existed }
+    }
+
+    /// Whether `entry` is what request `offset` (the one after the last)
+    /// would be in this run.
+    fn continues_with(&self, offset: i64, entry: &RequestEntry) -> bool {
+        offset == self.count
+            && self.first_id.checked_add(offset) == Some(entry.id)
+            && entry.existed == self.existed
+            && {
+                let line = if self.first_line == 0 { Some(0) } else { self.first_line.checked_add(offset as u64) };
+                line == Some(entry.line)
+            }
+    }
 }
 
 impl Requests<FxBuildHasher> {
@@ -581,7 +618,15 @@ impl<S: BuildHasher> Requests<S> {
             wide_lines: WideLines::default(),
             table: HashTable::new(),
             unparsed: FxHashMap::default(),
+            runs: BTreeMap::new(),
+            tail: None,
         }
+    }
+
+    /// The run holding request `number` of `project`: its first number.
+    fn run_of(&self, project: u32, number: i64) -> Option<(i64, Run)> {
+        let (&(p, first), run) = self.runs.range(..=(project, number)).next_back()?;
+        (p == project && number - first < run.count).then_some((first, *run))
     }
 
     fn hash(hasher: &S, project: u32, number: i64) -> u64 {
@@ -608,7 +653,10 @@ impl<S: BuildHasher> Requests<S> {
         match parse_request_key(key) {
             Ok((project, number)) => {
                 let project = *self.projects.get(project)?;
-                self.find(project, number).map(|r| self.entry(r))
+                match self.find(project, number) {
+                    Some(r) => Some(self.entry(r)),
+                    None => self.run_of(project, number).map(|(first, run)| run.at(number - first)),
+                }
             }
             Err(_) => self.unparsed.get(key).copied(),
         }
@@ -628,6 +676,55 @@ impl<S: BuildHasher> Requests<S> {
                 p
             }
         };
+        if self.find(project, number).is_none() {
+            if let Some((first, run)) = self.run_of(project, number) {
+                // A request of a run changes: the run is cut around it.
+                self.runs.remove(&(project, first));
+                let offset = number - first;
+                if offset > 0 {
+                    self.runs.insert((project, first), Run { count: offset, ..run });
+                }
+                if offset + 1 < run.count {
+                    let next = run.at(offset + 1);
+                    let rest = Run {
+                        count: run.count - offset - 1,
+                        first_id: next.id,
+                        first_line: next.line,
+                        existed: run.existed,
+                    };
+                    self.runs.insert((project, number + 1), rest);
+                }
+                self.tail = None;
+            } else {
+                // A new request: the tail run's next one, or a run of its
+                // own that the requests after it may extend. A tail run of
+                // one that none extended becomes a record: requests in no
+                // order take a record each, not a run each.
+                if let Some((p, first)) = self.tail
+                    && let Some(run) = self.runs.get_mut(&(p, first))
+                {
+                    if p == project && number.checked_sub(first).is_some_and(|o| run.continues_with(o, &entry)) {
+                        run.count += 1;
+                        return;
+                    }
+                    if run.count == 1 {
+                        let alone = run.at(0);
+                        self.runs.remove(&(p, first));
+                        self.put_record(p, first, alone);
+                    }
+                }
+                let run = Run { count: 1, first_id: entry.id, first_line: entry.line, existed: entry.existed };
+                self.runs.insert((project, number), run);
+                self.tail = Some((project, number));
+                return;
+            }
+        }
+        self.put_record(project, number, entry);
+    }
+
+    /// Holds `entry` as the record of request `number` of `project` (made
+    /// if there is none).
+    fn put_record(&mut self, project: u32, number: i64, entry: RequestEntry) {
         let record = match self.find(project, number) {
             Some(r) => r,
             None => {
@@ -658,6 +755,7 @@ impl<S: BuildHasher> Requests<S> {
     /// What the index holds, for the log.
     pub(crate) fn log_size(&self) {
         tracing::debug!(
+            runs = self.runs.len(),
             requests = self.table.len(),
             unparsed = self.unparsed.len(),
             record_bytes = self.records.allocated(),
@@ -850,6 +948,67 @@ mod tests {
     #[test]
     fn requests_behave_like_maps_when_every_hash_collides() {
         requests_behave(Requests::with_hasher(Colliding));
+    }
+
+    /// Files list requests in runs (a project's numbers in order, ids and
+    /// lines one after another), with gaps, repeats, updates of requests
+    /// inside a run and keys in no order: the index answers as a map does.
+    #[test]
+    fn requests_in_runs_and_out_of_them_behave_like_a_map() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        for round in 0..40 {
+            let mut index = Requests::new();
+            let mut model: FxHashMap<String, RequestEntry> = FxHashMap::default();
+            let (mut id, mut line) = (1_000i64, 2u64);
+            let mut numbers = [0i64; 3];
+            for _ in 0..2_000 {
+                let project = rng.random_range(0..3usize);
+                let name = ["SUP", "ITS", "DESK"][project];
+                let number = match rng.random_range(0..10) {
+                    0..=5 => numbers[project] + 1,
+                    6 => numbers[project] + rng.random_range(2..5),
+                    _ => rng.random_range(1..=numbers[project].max(1) + 3),
+                };
+                numbers[project] = numbers[project].max(number);
+                let key = format!("{name}-{number}");
+                let entry = RequestEntry {
+                    id: if rng.random_range(0..8) == 0 { rng.random_range(1..50) } else { id },
+                    line: if round % 2 == 0 { line } else { 0 },
+                    existed: rng.random_range(0..6) == 0,
+                };
+                (id, line) = (id + 1, line + 1 + u64::from(rng.random_range(0..10) == 0));
+                if rng.random_range(0..5) == 0 {
+                    index.insert_if_absent(&key, entry);
+                    model.entry(key.clone()).or_insert(entry);
+                } else {
+                    index.insert(&key, entry);
+                    model.insert(key.clone(), entry);
+                }
+                assert_eq!(index.get(&key), model.get(&key).copied(), "{key}");
+            }
+            for project in ["SUP", "ITS", "DESK"] {
+                for number in 0..=numbers.iter().max().copied().unwrap_or(0) + 2 {
+                    let key = format!("{project}-{number}");
+                    assert_eq!(index.get(&key), model.get(&key).copied(), "{key} in round {round}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn consecutive_requests_take_one_run() {
+        let mut index = Requests::new();
+        for n in 1..=100_000i64 {
+            index.insert(&format!("SUP-{n}"), RequestEntry { id: 7 + n, line: 1 + n as u64, existed: false });
+        }
+        assert_eq!((index.runs.len(), index.table.len()), (1, 0));
+        assert_eq!(index.get("SUP-500"), Some(RequestEntry { id: 507, line: 501, existed: false }));
+        index.insert("SUP-500", RequestEntry { id: 507, line: 9, existed: true });
+        assert_eq!((index.runs.len(), index.table.len()), (2, 1));
+        assert_eq!(index.get("SUP-500"), Some(RequestEntry { id: 507, line: 9, existed: true }));
+        assert_eq!(index.get("SUP-501"), Some(RequestEntry { id: 508, line: 502, existed: false }));
+        assert_eq!(index.get("SUP-100001"), None);
     }
 
     #[test]
