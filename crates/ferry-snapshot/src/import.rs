@@ -22,7 +22,7 @@ use ferry_store::bulk::{BulkWriter, OnConflict, RowBatch, TableSpec};
 use ferry_store::{IdAllocator, Store, StoreError, Tx, Val, accounts, sites};
 use rustc_hash::FxHashMap;
 
-use crate::index::{AccountEntry, Accounts, RequestEntry, Requests};
+use crate::index::{AccountEntry, Accounts, Cloud, RequestEntry, Requests};
 use crate::{FILES, Progress};
 
 /// One bad row (or file): where, and what is wrong with it.
@@ -349,8 +349,8 @@ impl SiteIndex {
         };
         tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id IS NULL", &[], |r| {
             let (ext, key) = (r.text(0)?, r.text(2)?);
-            index.accounts.set_atlassian(ext, r.int(1)?, key);
-            index.accounts.set_atlassian_owner(key, ext);
+            index.accounts.set_by_id(Cloud::Atlassian, ext, r.int(1)?, key);
+            index.accounts.set_owner(Cloud::Atlassian, key, ext);
             Ok(())
         })?;
         tx.query_each(
@@ -364,8 +364,8 @@ impl SiteIndex {
         )?;
         tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id = $1", &site, |r| {
             let (ext, id, key) = (r.text(0)?, r.int(1)?, r.text(2)?);
-            index.accounts.set_portal(ext, id, key);
-            index.accounts.set_portal_owner(key, ext);
+            index.accounts.set_by_id(Cloud::Portal, ext, id, key);
+            index.accounts.set_owner(Cloud::Portal, key, ext);
             index.accounts.insert_site(ext, AccountEntry { id, kind: AccountType::PortalOnly, line: 0 });
             Ok(())
         })?;
@@ -815,13 +815,13 @@ impl Validator {
         let account_id = match kind {
             AccountType::Atlassian => {
                 let accounts = &mut index.accounts;
-                if accounts.portal(ext).is_some() {
+                if accounts.by_id(Cloud::Portal, ext).is_some() {
                     return bad(format!(
                         "account {ext:?} is a portal-only account of site {}; it cannot also be an Atlassian account",
                         self.site_slug
                     ));
                 }
-                let existing = accounts.atlassian(ext);
+                let existing = accounts.by_id(Cloud::Atlassian, ext);
                 if let Some((id, existing_key)) = existing
                     && accounts.text(existing_key) != key.as_str()
                 {
@@ -836,15 +836,15 @@ impl Validator {
                     } else if is_hidden(existing_key) {
                         // The email of an account known only as hidden.
                         let existing_key = existing_key.to_owned();
-                        accounts.remove_atlassian_owner(&existing_key);
-                        accounts.set_atlassian(ext, id, &key);
+                        accounts.remove_owner(Cloud::Atlassian, &existing_key);
+                        accounts.set_by_id(Cloud::Atlassian, ext, id, &key);
                     } else {
                         return bad(format!(
                             "Atlassian account {ext:?} already has email {existing_key:?}; one Atlassian account has one email"
                         ));
                     }
                 }
-                if let Some(owner) = accounts.atlassian_owner(&key)
+                if let Some(owner) = accounts.owner(Cloud::Atlassian, &key)
                     && owner != ext
                 {
                     return bad(format!(
@@ -853,15 +853,15 @@ impl Validator {
                 }
                 match existing {
                     Some((id, _)) => {
-                        accounts.set_atlassian_owner(&key, ext);
+                        accounts.set_owner(Cloud::Atlassian, &key, ext);
                         id
                     }
                     None => {
                         created = true;
                         let id = index.account_ids.next_id();
                         let accounts = &mut index.accounts;
-                        accounts.set_atlassian(ext, id, &key);
-                        accounts.set_atlassian_owner(&key, ext);
+                        accounts.set_by_id(Cloud::Atlassian, ext, id, &key);
+                        accounts.set_owner(Cloud::Atlassian, &key, ext);
                         id
                     }
                 }
@@ -875,7 +875,7 @@ impl Validator {
                         self.site_slug
                     ));
                 }
-                if let Some(owner) = index.accounts.portal_owner(&key)
+                if let Some(owner) = index.accounts.owner(Cloud::Portal, &key)
                     && owner != ext
                 {
                     return bad(format!(
@@ -883,10 +883,10 @@ impl Validator {
                         self.site_slug
                     ));
                 }
-                let id = match index.accounts.portal(ext) {
+                let id = match index.accounts.by_id(Cloud::Portal, ext) {
                     Some((existing, old_key)) => {
                         let old_key = index.accounts.text(old_key).to_owned();
-                        index.accounts.remove_portal_owner(&old_key);
+                        index.accounts.remove_owner(Cloud::Portal, &old_key);
                         existing
                     }
                     None => {
@@ -894,8 +894,8 @@ impl Validator {
                         index.account_ids.next_id()
                     }
                 };
-                index.accounts.set_portal(ext, id, &key);
-                index.accounts.set_portal_owner(&key, ext);
+                index.accounts.set_by_id(Cloud::Portal, ext, id, &key);
+                index.accounts.set_owner(Cloud::Portal, &key, ext);
                 id
             }
         };

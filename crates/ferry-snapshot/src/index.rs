@@ -232,7 +232,7 @@ fn record_key<'a>(arena: &'a Arena, records: &Records<Account>, record: u32, by:
 
 /// Which pair of maps an account of a type is in.
 #[derive(Clone, Copy)]
-enum Cloud {
+pub(crate) enum Cloud {
     Atlassian,
     Portal,
 }
@@ -385,14 +385,18 @@ impl<S: BuildHasher> Accounts<S> {
         }
     }
 
-    // Atlassian and portal-only accounts, by account id and by email.
+    // Atlassian and portal-only accounts, by account id and by email: the
+    // old `{atlassian,portal}_by_id` and `_by_email` maps, `cloud` naming
+    // which of the two.
 
-    fn by_id(&self, cloud: Cloud, ext: &str) -> Option<(i64, Handle)> {
+    /// `by_id.get(ext)`: the account's id and its email key.
+    pub(crate) fn by_id(&self, cloud: Cloud, ext: &str) -> Option<(i64, Handle)> {
         let r = self.records.get(self.lookup(cloud.by_id(), ext)?);
         Some((r.id, r.email))
     }
 
-    fn set_by_id(&mut self, cloud: Cloud, ext: &str, id: i64, email: &str) {
+    /// `by_id.insert(ext, (id, email))`.
+    pub(crate) fn set_by_id(&mut self, cloud: Cloud, ext: &str, id: i64, email: &str) {
         let held = self.lookup(cloud.by_id(), ext);
         if let Some(r) = held {
             let record = self.records.get(r);
@@ -407,12 +411,14 @@ impl<S: BuildHasher> Accounts<S> {
         self.put(cloud.by_id(), record);
     }
 
-    fn owner(&self, cloud: Cloud, email: &str) -> Option<&str> {
+    /// `by_email.get(email)`.
+    pub(crate) fn owner(&self, cloud: Cloud, email: &str) -> Option<&str> {
         let r = self.lookup(cloud.by_email(), email)?;
         Some(self.key_of(r, By::Ext))
     }
 
-    fn set_owner(&mut self, cloud: Cloud, email: &str, ext: &str) {
+    /// `by_email.insert(email, ext)`.
+    pub(crate) fn set_owner(&mut self, cloud: Cloud, email: &str, ext: &str) {
         // The account's own record when it has this email (always, as the
         // import uses it); else a record for the pair alone.
         let held = self.lookup(cloud.by_id(), ext);
@@ -430,54 +436,9 @@ impl<S: BuildHasher> Accounts<S> {
         self.put(cloud.by_email(), record);
     }
 
-    /// `atlassian_by_id.get(ext)`: the account's id and its email key.
-    pub(crate) fn atlassian(&self, ext: &str) -> Option<(i64, Handle)> {
-        self.by_id(Cloud::Atlassian, ext)
-    }
-
-    /// `atlassian_by_id.insert(ext, (id, email))`.
-    pub(crate) fn set_atlassian(&mut self, ext: &str, id: i64, email: &str) {
-        self.set_by_id(Cloud::Atlassian, ext, id, email);
-    }
-
-    /// `atlassian_by_email.get(email)`.
-    pub(crate) fn atlassian_owner(&self, email: &str) -> Option<&str> {
-        self.owner(Cloud::Atlassian, email)
-    }
-
-    /// `atlassian_by_email.insert(email, ext)`.
-    pub(crate) fn set_atlassian_owner(&mut self, email: &str, ext: &str) {
-        self.set_owner(Cloud::Atlassian, email, ext);
-    }
-
-    /// `atlassian_by_email.remove(email)`.
-    pub(crate) fn remove_atlassian_owner(&mut self, email: &str) {
-        self.take(Table::AtlassianByEmail, email);
-    }
-
-    /// `portal_by_id.get(ext)`.
-    pub(crate) fn portal(&self, ext: &str) -> Option<(i64, Handle)> {
-        self.by_id(Cloud::Portal, ext)
-    }
-
-    /// `portal_by_id.insert(ext, (id, email))`.
-    pub(crate) fn set_portal(&mut self, ext: &str, id: i64, email: &str) {
-        self.set_by_id(Cloud::Portal, ext, id, email);
-    }
-
-    /// `portal_by_email.get(email)`.
-    pub(crate) fn portal_owner(&self, email: &str) -> Option<&str> {
-        self.owner(Cloud::Portal, email)
-    }
-
-    /// `portal_by_email.insert(email, ext)`.
-    pub(crate) fn set_portal_owner(&mut self, email: &str, ext: &str) {
-        self.set_owner(Cloud::Portal, email, ext);
-    }
-
-    /// `portal_by_email.remove(email)`.
-    pub(crate) fn remove_portal_owner(&mut self, email: &str) {
-        self.take(Table::PortalByEmail, email);
+    /// `by_email.remove(email)`.
+    pub(crate) fn remove_owner(&mut self, cloud: Cloud, email: &str) {
+        self.take(cloud.by_email(), email);
     }
 
     /// What the index holds, for the log.
@@ -833,71 +794,71 @@ mod tests {
         assert_eq!(a.site("w").map(|e| e.line), Some(2));
 
         // Atlassian accounts: by id and by email keep their own membership.
-        a.set_atlassian("a1", 100, "one@x");
-        a.set_atlassian_owner("one@x", "a1");
-        let (id, email) = a.atlassian("a1").unwrap();
+        a.set_by_id(Cloud::Atlassian, "a1", 100, "one@x");
+        a.set_owner(Cloud::Atlassian, "one@x", "a1");
+        let (id, email) = a.by_id(Cloud::Atlassian, "a1").unwrap();
         assert_eq!((id, a.text(email)), (100, "one@x"));
-        assert_eq!(a.atlassian_owner("one@x"), Some("a1"));
-        assert_eq!(a.portal("a1"), None);
+        assert_eq!(a.owner(Cloud::Atlassian, "one@x"), Some("a1"));
+        assert_eq!(a.by_id(Cloud::Portal, "a1"), None);
         // Re-pointing: the email map drops the old key, the id map moves.
-        a.remove_atlassian_owner("one@x");
-        assert_eq!(a.atlassian_owner("one@x"), None);
-        a.set_atlassian("a1", 100, "uno@x");
-        let (id, email) = a.atlassian("a1").unwrap();
+        a.remove_owner(Cloud::Atlassian, "one@x");
+        assert_eq!(a.owner(Cloud::Atlassian, "one@x"), None);
+        a.set_by_id(Cloud::Atlassian, "a1", 100, "uno@x");
+        let (id, email) = a.by_id(Cloud::Atlassian, "a1").unwrap();
         assert_eq!((id, a.text(email)), (100, "uno@x"));
-        assert_eq!(a.atlassian_owner("uno@x"), None);
-        a.set_atlassian_owner("uno@x", "a1");
-        assert_eq!(a.atlassian_owner("uno@x"), Some("a1"));
+        assert_eq!(a.owner(Cloud::Atlassian, "uno@x"), None);
+        a.set_owner(Cloud::Atlassian, "uno@x", "a1");
+        assert_eq!(a.owner(Cloud::Atlassian, "uno@x"), Some("a1"));
         // An owner that is not the account's own email still maps.
-        a.set_atlassian_owner("other@x", "a1");
-        assert_eq!(a.atlassian_owner("other@x"), Some("a1"));
-        a.set_atlassian_owner("other@x", "a2");
-        assert_eq!(a.atlassian_owner("other@x"), Some("a2"));
-        assert_eq!(a.atlassian("a2"), None);
+        a.set_owner(Cloud::Atlassian, "other@x", "a1");
+        assert_eq!(a.owner(Cloud::Atlassian, "other@x"), Some("a1"));
+        a.set_owner(Cloud::Atlassian, "other@x", "a2");
+        assert_eq!(a.owner(Cloud::Atlassian, "other@x"), Some("a2"));
+        assert_eq!(a.by_id(Cloud::Atlassian, "a2"), None);
         // The site's entry shares the record and keeps its values after the
         // account's record moves on.
         a.insert_site("a1", entry(100, AccountType::Atlassian, 4));
-        a.set_atlassian("a1", 100, "third@x");
+        a.set_by_id(Cloud::Atlassian, "a1", 100, "third@x");
         assert_eq!(a.site("a1"), Some(entry(100, AccountType::Atlassian, 4)));
-        assert_eq!(a.atlassian_owner("uno@x"), Some("a1"));
-        a.remove_atlassian_owner("missing@x");
+        assert_eq!(a.owner(Cloud::Atlassian, "uno@x"), Some("a1"));
+        a.remove_owner(Cloud::Atlassian, "missing@x");
 
         // Portal-only accounts.
-        a.set_portal("p1", 200, "öne@x");
-        a.set_portal_owner("öne@x", "p1");
+        a.set_by_id(Cloud::Portal, "p1", 200, "öne@x");
+        a.set_owner(Cloud::Portal, "öne@x", "p1");
         a.insert_site("p1", entry(200, AccountType::PortalOnly, 0));
-        assert_eq!(a.portal_owner("öne@x"), Some("p1"));
-        assert_eq!(a.atlassian_owner("öne@x"), None);
-        a.remove_portal_owner("öne@x");
-        a.set_portal("p1", 200, "öne@x");
-        a.set_portal_owner("öne@x", "p1");
-        assert_eq!(a.portal_owner("öne@x"), Some("p1"));
+        assert_eq!(a.owner(Cloud::Portal, "öne@x"), Some("p1"));
+        assert_eq!(a.owner(Cloud::Atlassian, "öne@x"), None);
+        a.remove_owner(Cloud::Portal, "öne@x");
+        a.set_by_id(Cloud::Portal, "p1", 200, "öne@x");
+        a.set_owner(Cloud::Portal, "öne@x", "p1");
+        assert_eq!(a.owner(Cloud::Portal, "öne@x"), Some("p1"));
         a.insert_site("p1", entry(200, AccountType::PortalOnly, 12));
         assert_eq!(a.site("p1"), Some(entry(200, AccountType::PortalOnly, 12)));
-        let (id, email) = a.portal("p1").unwrap();
+        let (id, email) = a.by_id(Cloud::Portal, "p1").unwrap();
         assert_eq!((id, a.text(email)), (200, "öne@x"));
 
         // Many accounts, some keys prefixes of others.
         for i in 0..3_000i64 {
             let ext = format!("acc-{i}");
-            a.set_portal(&ext, 1_000 + i, &format!("{i}@é.test"));
-            a.set_portal_owner(&format!("{i}@é.test"), &ext);
+            a.set_by_id(Cloud::Portal, &ext, 1_000 + i, &format!("{i}@é.test"));
+            a.set_owner(Cloud::Portal, &format!("{i}@é.test"), &ext);
             a.insert_site(&ext, entry(1_000 + i, AccountType::PortalOnly, i as u64 + 1));
         }
         for i in 0..3_000i64 {
             let ext = format!("acc-{i}");
             assert_eq!(a.site(&ext), Some(entry(1_000 + i, AccountType::PortalOnly, i as u64 + 1)));
-            assert_eq!(a.portal_owner(&format!("{i}@é.test")), Some(ext.as_str()));
+            assert_eq!(a.owner(Cloud::Portal, &format!("{i}@é.test")), Some(ext.as_str()));
             if i % 2 == 0 {
-                a.remove_portal_owner(&format!("{i}@é.test"));
+                a.remove_owner(Cloud::Portal, &format!("{i}@é.test"));
             }
         }
         for i in 0..3_000i64 {
-            let owner = a.portal_owner(&format!("{i}@é.test"));
+            let owner = a.owner(Cloud::Portal, &format!("{i}@é.test"));
             assert_eq!(owner.is_some(), i % 2 == 1);
         }
         assert_eq!(a.site("acc-3000"), None);
-        assert_eq!(a.portal_owner("3000@é.test"), None);
+        assert_eq!(a.owner(Cloud::Portal, "3000@é.test"), None);
     }
 
     #[test]
