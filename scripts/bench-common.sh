@@ -22,11 +22,16 @@ sqlite_import_median() {
 }
 
 # Builds the release binary ($ferry) and moves into a scratch folder ($work)
-# removed on exit. $1 names the bench.
+# removed on exit. $1 names the bench. FERRY_BIN names a binary to measure
+# instead (a copy, so that a build meanwhile does not change it midway).
 bench_start() {
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
-  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-  ferry=$CARGO_TARGET_DIR/release/ferry
+  if [ -n "${FERRY_BIN:-}" ]; then
+    ferry=$FERRY_BIN
+  else
+    cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+    ferry=$CARGO_TARGET_DIR/release/ferry
+  fi
   work=$(mktemp -d "/tmp/ferry-bench-$1.XXXXXX")
   trap 'rm -rf "$work"' EXIT
   cd "$work"

@@ -238,15 +238,20 @@ fn a_killed_copy_resumes_to_exactly_an_uninterrupted_copy(backend: Backend) {
     };
     let mut run_id: Option<String> = None;
     let mut kills = 0;
+    let mut planning_kills = 0;
     loop {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
         match &run_id {
             None => command.args(copy),
             Some(id) => command.args(["copy", "resume", id.as_str(), "--report", "report"]),
         };
+        // The crashed copy decides its plan in parts (as a source of more
+        // than a million accounts does), the reference whole: a kill in any
+        // part, resumed, must still give the whole plan's copy.
         let mut child = command
             .env("FERRY_DB", &crashed.db.url)
             .env("FERRY_COPY_CHUNK", chunk)
+            .env("FERRY_PLAN_PART", "30000")
             .current_dir(crashed.cwd.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -261,9 +266,10 @@ fn a_killed_copy_resumes_to_exactly_an_uninterrupted_copy(backend: Backend) {
         let status = crashed.ok(&["copy", "status", run_id.as_deref().unwrap()]);
         // Planning is one transaction: give it a chance to finish; after it,
         // aim for about thirty kill points over the rest of the copy.
+        let planning_now = status.contains("state: planning");
         let bound = if kills >= 25 {
             whole * 10
-        } else if status.contains("state: planning") {
+        } else if planning_now {
             planning.mul_f64(1.6).max(Duration::from_millis(50))
         } else {
             (whole.saturating_sub(planning) / 30).max(Duration::from_millis(20))
@@ -283,6 +289,7 @@ fn a_killed_copy_resumes_to_exactly_an_uninterrupted_copy(backend: Backend) {
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
                 kills += 1;
+                planning_kills += usize::from(planning_now);
                 // Whatever the kill left, the customers page's totals are
                 // its rows' (a copy counts each chunk as it commits it).
                 ferry_testkit::assert_counts_kept(&mut crashed.db.store());
@@ -290,6 +297,7 @@ fn a_killed_copy_resumes_to_exactly_an_uninterrupted_copy(backend: Backend) {
         }
     }
     assert!(kills >= 20, "only {kills} kills landed before the copy finished");
+    eprintln!("{kills} kills, {planning_kills} of them while the run was planning (in parts)");
     crashed.ok(&["copy", "resume", run_id.as_deref().unwrap(), "--report", "report"]);
     assert!(crashed.ok(&["copy", "status", run_id.as_deref().unwrap()]).contains("state: done"));
     let (a, b) = (reference.cwd.path().join("export"), crashed.cwd.path().join("export"));

@@ -146,35 +146,37 @@ pub fn upgrade(
     // what the database holds when it is carried out, and no other writer
     // (a copy, an import, another upgrade) changes the accounts meanwhile.
     // Every id written comes from the database itself, so SQLite's per-row
-    // foreign-key lookups are skipped (as for bulk imports).
-    store.with_file_mapped(|store| {
-        store.write_checked_bulk(|tx| {
-            tx.lock_for_writing_ids()?;
-            // Resolve every account first: an unknown email is bad input and
-            // stops everything before anything is written.
-            // Sorted by normalized email.
-            let (site, planned) = resolve(tx, sibling.as_mut(), site, selection)?;
-            let mut report = UpgradeReport { lines: Vec::with_capacity(planned.len()), dry_run };
-            let total = planned.len() as u64;
-            let mut done = 0u64;
-            let mut planned = planned;
-            while !planned.is_empty() {
-                // (The whole list when it fits one round: no copy.)
-                let rest = planned.split_off(planned.len().min(BATCH));
-                let batch = std::mem::replace(&mut planned, rest);
-                done += batch.len() as u64;
-                apply_batch(tx, &site, batch, dry_run, &actor, &mut report.lines)?;
-                progress.step(done, total);
-            }
-            tracing::info!(
-                site = %site.slug,
-                dry_run,
-                upgraded = report.upgraded(),
-                blocked = report.blocked(),
-                "upgrade decided"
-            );
-            Ok(report)
-        })
+    // foreign-key lookups are skipped (as for bulk imports). The file is
+    // read through SQLite's page cache, not a memory map: a map of the whole
+    // file was 10-20% faster at 850,000 customers, but every page it touches
+    // counts in the process's resident size, once per connection (4.8 GB at
+    // 10,000,000 customers).
+    store.write_checked_bulk(|tx| {
+        tx.lock_for_writing_ids()?;
+        // Resolve every account first: an unknown email is bad input and
+        // stops everything before anything is written.
+        // Sorted by normalized email.
+        let (site, planned) = resolve(tx, sibling.as_mut(), site, selection)?;
+        let mut report = UpgradeReport { lines: Vec::with_capacity(planned.len()), dry_run };
+        let total = planned.len() as u64;
+        let mut done = 0u64;
+        let mut planned = planned;
+        while !planned.is_empty() {
+            // (The whole list when it fits one round: no copy.)
+            let rest = planned.split_off(planned.len().min(BATCH));
+            let batch = std::mem::replace(&mut planned, rest);
+            done += batch.len() as u64;
+            apply_batch(tx, &site, batch, dry_run, &actor, &mut report.lines)?;
+            progress.step(done, total);
+        }
+        tracing::info!(
+            site = %site.slug,
+            dry_run,
+            upgraded = report.upgraded(),
+            blocked = report.blocked(),
+            "upgrade decided"
+        );
+        Ok(report)
     })
 }
 
@@ -218,9 +220,7 @@ fn resolve(
                 Some(sibling) => std::thread::scope(|scope| {
                     // The sibling reads only after this transaction holds
                     // the write lock, so both halves see the same database.
-                    let other = scope.spawn(|| {
-                        sibling.with_file_mapped(|s| s.read(|other| find_duplicates(other, site.id, (2, 1))))
-                    });
+                    let other = scope.spawn(|| sibling.read(|other| find_duplicates(other, site.id, (2, 1))));
                     let mine = find_duplicates(tx, site.id, (2, 0));
                     let other = ferry_store::joined(other);
                     Ok::<_, RemedyError>(merge_by_key(mine?, other?))

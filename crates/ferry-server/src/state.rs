@@ -180,8 +180,8 @@ impl AppState {
             let mut store = pool.get().map_err(|e| ApiError::internal(format!("no database connection: {e}")))?;
             store.set_actor(actor.unwrap_or_else(|| "server".to_owned()));
             // Work that panics midway may leave the connection with a
-            // setting of its own (foreign keys off for a bulk write, a
-            // memory map): such a connection goes, it is not pooled again.
+            // setting of its own (foreign keys off for a bulk write): such a
+            // connection goes, it is not pooled again.
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut store))) {
                 Ok(result) => result,
                 Err(panic) => {

@@ -293,19 +293,6 @@ impl Store {
         self.with_sqlite_setting("temp_store", 1, 2, work)
     }
 
-    /// Runs `work` with SQLite reading the database file through a memory
-    /// map (up to SQLite's compiled-in limit, 2 GB) instead of copying each
-    /// page it reads into its own cache. Worth it for work that reads rows
-    /// scattered over the whole file (an upgrade of every duplicate); bulk
-    /// work that reads in key order gains nothing from it. PostgreSQL: just
-    /// runs `work`.
-    pub fn with_file_mapped<T, E: From<StoreError>>(
-        &mut self,
-        work: impl FnOnce(&mut Store) -> std::result::Result<T, E>,
-    ) -> std::result::Result<T, E> {
-        self.with_sqlite_setting("mmap_size", 1 << 40, 0, work)
-    }
-
     /// Runs `work` with SQLite moving its write-ahead log into the database
     /// file only once the log holds `pages` pages (the default is 1,000,
     /// about 4 MB). A long run of bulk transactions then writes each hot
