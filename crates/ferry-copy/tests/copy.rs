@@ -33,20 +33,10 @@ fn run(store: &mut Store, options: &CopyOptions) -> (i64, ferry_copy::ReportData
     done
 }
 
-fn read_folder(dir: &Path) -> BTreeMap<String, String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
-        })
-        .collect()
-}
-
 fn export(store: &mut Store, site: &str) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().unwrap();
     export_site(store, site, dir.path()).unwrap();
-    read_folder(dir.path())
+    ferry_testkit::read_folder(dir.path())
 }
 
 fn the_story_copies_as_the_seed_says(backend: Backend) {
@@ -98,7 +88,8 @@ fn check_writes_the_files_run_writes(backend: Backend) {
         let (run_id, data) = run(&mut store, &options("demo-src", "demo-dst"));
         let actual = tempfile::tempdir().unwrap();
         ferry_copy::write_report(&data, actual.path()).unwrap();
-        let (mut predicted, mut actual) = (read_folder(predicted.path()), read_folder(actual.path()));
+        let (mut predicted, mut actual) =
+            (ferry_testkit::read_folder(predicted.path()), ferry_testkit::read_folder(actual.path()));
         let (predicted_summary, actual_summary) =
             (predicted.remove("Summary.json").unwrap(), actual.remove("Summary.json").unwrap());
         assert_eq!(predicted, actual, "seed {seed}");
@@ -109,7 +100,7 @@ fn check_writes_the_files_run_writes(backend: Backend) {
         // `copy report` rebuilds the same files from what the run stored.
         let rebuilt = tempfile::tempdir().unwrap();
         ferry_copy::write_run_report(&mut store, run_id, rebuilt.path()).unwrap();
-        let mut rebuilt = read_folder(rebuilt.path());
+        let mut rebuilt = ferry_testkit::read_folder(rebuilt.path());
         rebuilt.remove("Summary.json");
         assert_eq!(rebuilt, actual);
         // A run that writes its lines into the folder while it applies
@@ -128,10 +119,10 @@ fn check_writes_the_files_run_writes(backend: Backend) {
         )
         .unwrap();
         assert!(data.customers.is_empty(), "the lines went to the files");
-        let partial = read_folder(streamed.path());
+        let partial = ferry_testkit::read_folder(streamed.path());
         assert!(partial.keys().all(|name| name.ends_with(".partial")), "{:?}", partial.keys());
         ferry_copy::write_report(&data, streamed.path()).unwrap();
-        let mut streamed = read_folder(streamed.path());
+        let mut streamed = ferry_testkit::read_folder(streamed.path());
         let streamed_summary = streamed.remove("Summary.json").unwrap();
         assert_eq!(streamed, actual, "seed {seed}: lines written during the apply");
         assert_eq!(counts(&streamed_summary), counts(&actual_summary));
@@ -551,7 +542,7 @@ fn a_run_that_cannot_go_on_ends_failed_and_blocks_nothing(backend: Backend) {
     let error = ferry_copy::resume_reporting(&mut store, run_id, &mut Quiet, Some(report.path())).unwrap_err();
     assert!(error.to_string().contains("the source changed during the run"), "{error}");
     // The report lines it began writing are gone: no half report.
-    assert_eq!(read_folder(report.path()), BTreeMap::new());
+    assert_eq!(ferry_testkit::read_folder(report.path()), BTreeMap::new());
     let status = ferry_copy::status(&mut store, run_id).unwrap();
     assert_eq!(status.state, ferry_core::run::RunState::Failed);
     assert!(status.error.as_deref().unwrap_or_default().contains("the source changed"), "{status:?}");

@@ -124,13 +124,7 @@ fn new_ids_in_parts_are_the_ids_given_whole(backend: Backend) {
 fn export(store: &mut Store, site: &str) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().unwrap();
     export_site(store, site, dir.path()).unwrap();
-    std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
-        })
-        .collect()
+    ferry_testkit::read_folder(dir.path())
 }
 
 fn report(data: &ferry_copy::ReportData) -> BTreeMap<String, String> {

@@ -35,20 +35,10 @@ fn pull(config: &PullConfig, dir: &Path) -> Result<PullReport, PullError> {
     runtime.block_on(ferry_jira::pull_snapshot(config, dir, &Silent))
 }
 
-fn read_folder(dir: &Path) -> BTreeMap<String, String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
-        })
-        .collect()
-}
-
 fn export(store: &mut Store, site: &str) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().unwrap();
     export_site(store, site, dir.path()).unwrap();
-    read_folder(dir.path())
+    ferry_testkit::read_folder(dir.path())
 }
 
 fn create_sites(store: &mut Store, names: &[&str]) {
@@ -200,7 +190,7 @@ fn projects_filter_smaller_pages_and_bounded_retries() {
     only_its.projects = Some(vec!["ITS".to_owned()]);
     let dir = tempfile::tempdir().unwrap();
     let report = pull(&only_its, dir.path()).unwrap();
-    let snapshot = read_folder(dir.path());
+    let snapshot = ferry_testkit::read_folder(dir.path());
     assert_eq!(snapshot["projects.csv"], "project_key,name\nITS,IT Service\n");
     assert!(snapshot["requests.csv"].lines().skip(1).all(|l| l.starts_with("ITS-")));
     assert!(snapshot["customers.csv"].lines().skip(1).all(|l| l.starts_with("ITS,")));

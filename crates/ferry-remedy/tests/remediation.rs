@@ -30,13 +30,7 @@ fn story(store: &mut Store) {
 fn export(store: &mut Store, site: &str) -> BTreeMap<String, String> {
     let dir = tempfile::tempdir().unwrap();
     export_site(store, site, dir.path()).unwrap();
-    std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| {
-            let path = e.unwrap().path();
-            (path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read_to_string(&path).unwrap())
-        })
-        .collect()
+    ferry_testkit::read_folder(dir.path())
 }
 
 fn audit_actions(store: &mut Store) -> Vec<(String, String)> {

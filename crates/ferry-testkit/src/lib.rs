@@ -93,6 +93,22 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Every file in `dir` by name, with its text (an export, a report).
+/// A folder that cannot be read fails the test.
+#[allow(clippy::panic)]
+pub fn read_folder(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let read = || -> std::io::Result<std::collections::BTreeMap<String, String>> {
+        let mut files = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            files.insert(name, std::fs::read_to_string(&path)?);
+        }
+        Ok(files)
+    };
+    read().unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+}
+
 /// The seed's story on six customers (`examples/story` in the repository).
 pub fn story_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/story")
