@@ -23,11 +23,13 @@ sqlite_import_median() {
 
 # Builds the release binary ($ferry) and moves into a scratch folder ($work)
 # removed on exit. $1 names the bench. FERRY_BIN names a binary to measure
-# instead (a copy, so that a build meanwhile does not change it midway).
+# instead, built beforehand (copy it out of the target folder first, so that
+# a build meanwhile does not change it midway).
 bench_start() {
   export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/ferry-target}
   if [ -n "${FERRY_BIN:-}" ]; then
-    ferry=$FERRY_BIN
+    [ -x "$FERRY_BIN" ] || { echo "FERRY_BIN=$FERRY_BIN is not an executable file" >&2; exit 1; }
+    ferry=$(realpath "$FERRY_BIN")
   else
     cargo build --release --quiet --manifest-path "$root/Cargo.toml"
     ferry=$CARGO_TARGET_DIR/release/ferry

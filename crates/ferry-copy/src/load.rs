@@ -965,7 +965,7 @@ pub fn plan_in_parts(
         ),
         &[],
     )?;
-    tx.execute(
+    let numbered = tx.execute(
         &format!(
             "INSERT INTO ferry_plan_order ({seq_column}id, kind, ext_id, email, email_key, active, email_verified)
              SELECT {seq_value}id, kind, ext_id, email, email_key, active, email_verified
@@ -974,7 +974,7 @@ pub fn plan_in_parts(
         &[],
     )?;
     let mut pending: Vec<ScopedCustomer> = Vec::new();
-    let mut from = 0i64;
+    let (mut from, mut read_in_all) = (0i64, 0u64);
     loop {
         let mut read = 0usize;
         tx.query_each(
@@ -990,6 +990,7 @@ pub fn plan_in_parts(
             },
         )?;
         from += part as i64;
+        read_in_all += read as u64;
         let last = read < part;
         if last || pending.len() >= part {
             // A part ends where an email ends: the customers of the last
@@ -1009,6 +1010,15 @@ pub fn plan_in_parts(
         if last {
             break;
         }
+    }
+    // The pages end at the first one not full: numbers with a gap would
+    // end the plan early, silently.
+    if read_in_all != numbered {
+        return Err(StoreError::decode(
+            "ferry_plan_order.seq",
+            format!("{numbered} accounts were numbered but {read_in_all} read back in order"),
+        )
+        .into());
     }
     tx.execute("DROP TABLE ferry_plan_order", &[])?;
     if parts.joins_group {
