@@ -111,19 +111,19 @@ impl Csv {
         self.out.flush()
     }
 
-    /// A file of rows only (no header), to be appended to another
-    /// ([`Csv::append`]).
-    fn part(dir: &Path, name: &str) -> std::io::Result<Csv> {
-        Ok(Csv { out: BufWriter::with_capacity(1 << 20, File::create(dir.join(name))?) })
+    /// Rows only (no header), in an unnamed temporary file, to be appended
+    /// to another ([`Csv::append`]): nothing is left behind if the demo
+    /// stops midway.
+    fn part() -> std::io::Result<Csv> {
+        Ok(Csv { out: BufWriter::with_capacity(1 << 20, tempfile::tempfile()?) })
     }
 
-    /// Appends the rows of `part` (written by [`Csv::part`] as `name` in
-    /// `dir`), then removes its file.
-    fn append(&mut self, part: Csv, dir: &Path, name: &str) -> std::io::Result<()> {
-        part.finish()?;
-        let path = dir.join(name);
-        std::io::copy(&mut File::open(&path)?, &mut self.out)?;
-        std::fs::remove_file(path)
+    /// Appends the rows of `part` (made by [`Csv::part`]).
+    fn append(&mut self, part: Csv) -> std::io::Result<()> {
+        let mut file = part.out.into_inner().map_err(|e| e.into_error())?;
+        std::io::Seek::rewind(&mut file)?;
+        std::io::copy(&mut file, &mut self.out)?;
+        Ok(())
     }
 }
 
@@ -205,8 +205,7 @@ pub fn write_demo(source_dir: &Path, destination_dir: &Path, customers: u64, see
     // as an export lists them: an import holds a run of consecutive
     // requests as one entry, not one entry per request (at ten million
     // customers, 20 million requests in random project order took 600 MB).
-    const SUP_PART: &str = ".requests-SUP.part";
-    let mut sup_requests = Csv::part(source_dir, SUP_PART)?;
+    let mut sup_requests = Csv::part()?;
     let (mut sup_number, mut its_number, mut desk_number) = (0u64, 0u64, 0u64);
     let mut previous_src_account: Option<String> = None;
     let organization_size = 50;
@@ -353,7 +352,7 @@ pub fn write_demo(source_dir: &Path, destination_dir: &Path, customers: u64, see
         organization_projects.row(&[&format!("Org {}", organization + 1), "SUP"])?;
     }
     organization_projects.finish()?;
-    src.requests.append(sup_requests, source_dir, SUP_PART)?;
+    src.requests.append(sup_requests)?;
     src.finish()?;
     dst.finish()?;
     Ok(counts)
@@ -421,6 +420,35 @@ mod tests {
         for minutes in [0, 59, 1440 * 58, 1440 * 364 + 1439] {
             assert!(ferry_core::model::canonical_timestamp(&timestamp(minutes)).is_ok());
         }
+    }
+
+    /// The source's requests come a project at a time, numbers in order
+    /// (as an export lists them), so an import holds them as a few runs.
+    #[test]
+    fn the_source_lists_its_requests_a_project_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let counts = write_demo(&dir.path().join("src"), &dir.path().join("dst"), 500, 3).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("src/requests.csv")).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let keys: Vec<(String, u64)> = reader
+            .records()
+            .map(|r| {
+                let key = r.unwrap()[0].to_owned();
+                let (project, number) = key.split_once('-').unwrap();
+                (project.to_owned(), number.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(keys.len() as u64, counts.source_requests);
+        let projects: Vec<&str> = keys.iter().map(|(p, _)| p.as_str()).collect();
+        let mut blocks = projects.clone();
+        blocks.dedup();
+        assert_eq!(blocks, ["ITS", "SUP"]);
+        for pair in keys.windows(2).filter(|w| w[0].0 == w[1].0) {
+            assert_eq!(pair[1].1, pair[0].1 + 1, "{pair:?}");
+        }
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join("src")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(names.iter().all(|n| n.to_string_lossy().ends_with(".csv")), "{names:?}");
     }
 
     #[test]
