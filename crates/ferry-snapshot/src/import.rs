@@ -349,8 +349,7 @@ impl SiteIndex {
         };
         tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id IS NULL", &[], |r| {
             let (ext, key) = (r.text(0)?, r.text(2)?);
-            index.accounts.set_by_id(Cloud::Atlassian, ext, r.int(1)?, key);
-            index.accounts.set_owner(Cloud::Atlassian, key, ext);
+            index.accounts.set(Cloud::Atlassian, ext, r.int(1)?, key);
             Ok(())
         })?;
         tx.query_each(
@@ -364,8 +363,7 @@ impl SiteIndex {
         )?;
         tx.query_each("SELECT ext_id, id, email_key FROM accounts WHERE site_id = $1", &site, |r| {
             let (ext, id, key) = (r.text(0)?, r.int(1)?, r.text(2)?);
-            index.accounts.set_by_id(Cloud::Portal, ext, id, key);
-            index.accounts.set_owner(Cloud::Portal, key, ext);
+            index.accounts.set(Cloud::Portal, ext, id, key);
             index.accounts.insert_site(ext, AccountEntry { id, kind: AccountType::PortalOnly, line: 0 });
             Ok(())
         })?;
@@ -860,8 +858,7 @@ impl Validator {
                         created = true;
                         let id = index.account_ids.next_id();
                         let accounts = &mut index.accounts;
-                        accounts.set_by_id(Cloud::Atlassian, ext, id, &key);
-                        accounts.set_owner(Cloud::Atlassian, &key, ext);
+                        accounts.set(Cloud::Atlassian, ext, id, &key);
                         id
                     }
                 }
@@ -894,8 +891,7 @@ impl Validator {
                         index.account_ids.next_id()
                     }
                 };
-                index.accounts.set_by_id(Cloud::Portal, ext, id, &key);
-                index.accounts.set_owner(Cloud::Portal, &key, ext);
+                index.accounts.set(Cloud::Portal, ext, id, &key);
                 id
             }
         };

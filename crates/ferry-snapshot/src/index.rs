@@ -436,6 +436,13 @@ impl<S: BuildHasher> Accounts<S> {
         self.put(cloud.by_email(), record);
     }
 
+    /// The account `ext` with id `id` and email `email`, owner of that
+    /// email: [`Accounts::set_by_id`], then [`Accounts::set_owner`].
+    pub(crate) fn set(&mut self, cloud: Cloud, ext: &str, id: i64, email: &str) {
+        self.set_by_id(cloud, ext, id, email);
+        self.set_owner(cloud, email, ext);
+    }
+
     /// `by_email.remove(email)`.
     pub(crate) fn remove_owner(&mut self, cloud: Cloud, email: &str) {
         self.take(cloud.by_email(), email);
